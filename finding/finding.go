@@ -1,0 +1,127 @@
+package finding
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"strings"
+)
+
+// Kind names a class of failure. The names are stable: they appear in replay output, metric
+// labels and rules.yaml.
+type Kind string
+
+// The finding kinds, most specific first (see Specificity).
+const (
+	OOMKilled         Kind = "OOMKilled"
+	SIGKILL           Kind = "SIGKILL"
+	InitStuck         Kind = "InitStuck"
+	Evicted           Kind = "Evicted"
+	TaskFailed        Kind = "TaskFailed"
+	PVCPending        Kind = "PVCPending"
+	VolumeMountFailed Kind = "VolumeMountFailed"
+	CrashLoop         Kind = "CrashLoop"
+	StuckTerminating  Kind = "StuckTerminating"
+	Unschedulable     Kind = "Unschedulable"
+	LimitRatio        Kind = "LimitRatio"
+)
+
+// Kinds lists every finding kind in a stable order.
+var Kinds = []Kind{OOMKilled, SIGKILL, InitStuck, Evicted, TaskFailed, PVCPending,
+	VolumeMountFailed, CrashLoop, StuckTerminating, Unschedulable, LimitRatio}
+
+// Valid reports whether k is one of Kinds.
+func (k Kind) Valid() bool {
+	for _, c := range Kinds {
+		if c == k {
+			return true
+		}
+	}
+	return false
+}
+
+// Severity of a finding, used for routing notices.
+type Severity string
+
+const (
+	SeverityInfo     Severity = "info"
+	SeverityWarning  Severity = "warning"
+	SeverityCritical Severity = "critical"
+)
+
+// Severities lists the valid severities.
+var Severities = []Severity{SeverityInfo, SeverityWarning, SeverityCritical}
+
+// Owner is the controller that owns the target pod ("" kind and name for a bare pod).
+type Owner struct {
+	Kind string `json:"kind"`
+	Name string `json:"name"`
+}
+
+// AirflowTask identifies an Airflow task instance run by a KubernetesExecutor worker pod.
+type AirflowTask struct {
+	DagID     string `json:"dag_id"`
+	TaskID    string `json:"task_id"`
+	RunID     string `json:"run_id"`
+	TryNumber int    `json:"try_number"`
+	MapIndex  *int   `json:"map_index,omitempty"`
+}
+
+// SparkApp identifies a Spark application a pod belongs to.
+type SparkApp struct {
+	AppName string `json:"app_name,omitempty"`
+	AppID   string `json:"app_id,omitempty"` // spark-app-selector
+	Role    string `json:"role,omitempty"`   // driver or executor
+	Owner   string `json:"owner,omitempty"`  // SparkApplication name, when owned by one
+}
+
+// Finding is one recognised failure of one object. Its JSON form is the replay output
+// contract (DESIGN.md); fields tagged "-" are internal.
+type Finding struct {
+	Kind      Kind         `json:"kind"`
+	Rule      string       `json:"rule"`
+	Severity  Severity     `json:"severity"`
+	Namespace string       `json:"namespace"`
+	Pod       string       `json:"pod"`
+	PVC       string       `json:"pvc,omitempty"`
+	Container string       `json:"container"`
+	UID       string       `json:"uid"`
+	Owner     Owner        `json:"owner"`
+	Airflow   *AirflowTask `json:"airflow"`
+	Spark     *SparkApp    `json:"spark"`
+	Evidence  []string     `json:"evidence"`
+	Action    *Action      `json:"action"`
+
+	// Occurrence distinguishes repeated failures of the same container: a termination time or a
+	// restart count. Together with kind, uid and container it identifies one failure.
+	Occurrence string `json:"-"`
+	// Route names the notification route of the rule that produced the finding.
+	Route string `json:"-"`
+}
+
+// Key identifies one failure across resyncs, restarts and replicas. It is safe to use as a NATS
+// KV key (hex only).
+func (f *Finding) Key() string {
+	h := sha256.New()
+	for _, s := range []string{string(f.Kind), f.Namespace, f.UID, f.PVC, f.Container, f.Occurrence} {
+		h.Write([]byte(s))
+		h.Write([]byte{0})
+	}
+	return hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+// Target is a short human name of what the finding is about: "ns/pod[/container]" or "ns/pvc".
+func (f *Finding) Target() string {
+	var b strings.Builder
+	b.WriteString(f.Namespace)
+	b.WriteByte('/')
+	if f.Pod != "" {
+		b.WriteString(f.Pod)
+		if f.Container != "" {
+			b.WriteByte('/')
+			b.WriteString(f.Container)
+		}
+	} else {
+		b.WriteString(f.PVC)
+	}
+	return b.String()
+}

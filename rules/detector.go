@@ -1,0 +1,117 @@
+package rules
+
+import (
+	"fmt"
+	"sort"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/podmedic/podmedic/finding"
+)
+
+// View is the small slice of cluster state a detector may consult besides the object it is
+// given: the events about an object and the PVCs a pod mounts. In the daemon it is served by
+// the watchers' informer caches; in replay by the dump.
+type View interface {
+	// Pod returns the pod, or nil when it is not known.
+	Pod(namespace, name string) *corev1.Pod
+	// PVC returns the claim, or nil when it is not known.
+	PVC(namespace, name string) *corev1.PersistentVolumeClaim
+	// EventsFor returns the events whose involvedObject is the object with this UID (or, when
+	// the event carries no UID, this kind/namespace/name), oldest first.
+	EventsFor(kind, namespace, name string, uid string) []*corev1.Event
+}
+
+// Input is what a detector evaluates: exactly one of Pod or PVC is set.
+type Input struct {
+	Pod  *corev1.Pod
+	PVC  *corev1.PersistentVolumeClaim
+	View View
+	Now  time.Time
+}
+
+// Detector recognises one kind of failure. Detect returns the findings for the input (usually
+// zero or one), with Kind, target, evidence, Occurrence and task identity filled; the engine
+// fills Rule, Severity, Route and Action.
+type Detector interface {
+	Detect(in Input) []finding.Finding
+}
+
+// DetectorFunc adapts a function to a Detector.
+type DetectorFunc func(in Input) []finding.Finding
+
+// Detect calls f.
+func (f DetectorFunc) Detect(in Input) []finding.Finding { return f(in) }
+
+// Args are a detector's thresholds from a rule's detect block. Validate reports every problem;
+// FieldError.Field names the YAML key (e.g. "init_timeout") relative to the detect block.
+type Args interface {
+	Validate() []FieldError
+}
+
+// FieldError is one problem with one field of a configuration block.
+type FieldError struct {
+	Field   string
+	Message string
+}
+
+func (e FieldError) Error() string { return e.Field + ": " + e.Message }
+
+// NoArgs is the Args of a detector without thresholds.
+type NoArgs struct{}
+
+// Validate implements Args.
+func (NoArgs) Validate() []FieldError { return nil }
+
+// Plugin registers one detector kind.
+type Plugin struct {
+	Kind finding.Kind
+	// Object is what the detector looks at: "Pod" or "PersistentVolumeClaim".
+	Object string
+	// Specificity orders the failure kinds of one pod: when several kinds with a non-zero
+	// specificity fire for the same pod, only the highest is kept (one failure, one finding).
+	// Zero means independent (an advisory such as LimitRatio).
+	Specificity int
+	// DefaultArgs returns a pointer to a new args struct filled with defaults. rules.yaml keys of
+	// the detect block (other than kind) are decoded strictly into it.
+	DefaultArgs func() Args
+	// New builds the detector from validated args.
+	New func(args Args) Detector
+}
+
+// Registry holds the detector plugins. It is built explicitly (see NewDefaultRegistry) and
+// passed in; there is no global registration.
+type Registry struct {
+	plugins map[finding.Kind]Plugin
+}
+
+// NewRegistry returns an empty registry.
+func NewRegistry() *Registry { return &Registry{plugins: map[finding.Kind]Plugin{}} }
+
+// Register adds a plugin; registering a kind twice is a programming error.
+func (r *Registry) Register(p Plugin) {
+	if _, dup := r.plugins[p.Kind]; dup {
+		panic(fmt.Sprintf("rules: detector %s registered twice", p.Kind))
+	}
+	if p.DefaultArgs == nil {
+		p.DefaultArgs = func() Args { return &NoArgs{} }
+	}
+	r.plugins[p.Kind] = p
+}
+
+// Lookup returns the plugin for a kind.
+func (r *Registry) Lookup(k finding.Kind) (Plugin, bool) {
+	p, ok := r.plugins[k]
+	return p, ok
+}
+
+// Kinds returns the registered kinds, sorted.
+func (r *Registry) Kinds() []finding.Kind {
+	out := make([]finding.Kind, 0, len(r.plugins))
+	for k := range r.plugins {
+		out = append(out, k)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	return out
+}
