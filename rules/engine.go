@@ -1,0 +1,205 @@
+package rules
+
+import (
+	"fmt"
+	"strconv"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+
+	"github.com/podmedic/podmedic/actions"
+	"github.com/podmedic/podmedic/finding"
+)
+
+// Engine runs the detectors the rules enable. It is immutable after NewEngine and safe for
+// concurrent use; a reload builds a new Engine.
+type Engine struct {
+	cfg   *Config
+	rules []compiledRule
+}
+
+type compiledRule struct {
+	rule   *Rule
+	plugin Plugin
+	det    Detector
+}
+
+// NewEngine compiles the enabled rules of a loaded config against the registry.
+func NewEngine(cfg *Config, reg *Registry) (*Engine, error) {
+	e := &Engine{cfg: cfg}
+	for i := range cfg.Rules {
+		r := &cfg.Rules[i]
+		if r.Disabled {
+			continue
+		}
+		p, ok := reg.Lookup(r.Detect.Kind)
+		if !ok {
+			return nil, fmt.Errorf("rule %q: no detector registered for kind %s", r.Name, r.Detect.Kind)
+		}
+		args := r.Detect.Args
+		if args == nil {
+			args = p.DefaultArgs()
+		}
+		e.rules = append(e.rules, compiledRule{rule: r, plugin: p, det: p.New(args)})
+	}
+	return e, nil
+}
+
+// Config returns the configuration the engine was built from.
+func (e *Engine) Config() *Config { return e.cfg }
+
+// EvaluatePod returns the findings for one pod: for each finding kind, the first enabled rule
+// whose match selects the pod runs its detector. When several failure kinds fire for the same
+// pod, only the most specific is kept (one failure, one finding). Findings carry the rule, its
+// severity and route, and the planned action.
+func (e *Engine) EvaluatePod(pod *corev1.Pod, view View, now time.Time) []finding.Finding {
+	if pod == nil || !e.cfg.Namespaces.Allows(pod.Namespace) {
+		return nil
+	}
+	in := Input{Pod: pod, View: view, Now: now}
+	return e.evaluate(KindObjectPod, &pod.ObjectMeta, in)
+}
+
+// EvaluatePVC returns the findings for one PersistentVolumeClaim.
+func (e *Engine) EvaluatePVC(pvc *corev1.PersistentVolumeClaim, view View, now time.Time) []finding.Finding {
+	if pvc == nil || !e.cfg.Namespaces.Allows(pvc.Namespace) {
+		return nil
+	}
+	in := Input{PVC: pvc, View: view, Now: now}
+	return e.evaluate(KindObjectPVC, &pvc.ObjectMeta, in)
+}
+
+// Object kinds a plugin can look at.
+const (
+	KindObjectPod = "Pod"
+	KindObjectPVC = "PersistentVolumeClaim"
+)
+
+func (e *Engine) evaluate(object string, meta *metav1.ObjectMeta, in Input) []finding.Finding {
+	var (
+		out     []finding.Finding
+		claimed = map[finding.Kind]bool{}
+		best    int
+	)
+	for _, cr := range e.rules {
+		if cr.plugin.Object != object || claimed[cr.plugin.Kind] || !Matches(&cr.rule.Match, meta) {
+			continue
+		}
+		claimed[cr.plugin.Kind] = true
+		for _, f := range cr.det.Detect(in) {
+			e.complete(&f, cr, in)
+			out = append(out, f)
+			best = max(best, cr.plugin.Specificity)
+		}
+	}
+	if best == 0 {
+		return out
+	}
+	kept := out[:0]
+	for _, f := range out {
+		if s := e.specificity(f.Kind); s == 0 || s == best {
+			kept = append(kept, f)
+		}
+	}
+	return kept
+}
+
+func (e *Engine) specificity(k finding.Kind) int {
+	for _, cr := range e.rules {
+		if cr.plugin.Kind == k {
+			return cr.plugin.Specificity
+		}
+	}
+	return 0
+}
+
+// Matches reports whether a rule's match block selects an object.
+func Matches(m *Match, meta *metav1.ObjectMeta) bool {
+	if !m.Namespaces.Allows(meta.Namespace) {
+		return false
+	}
+	if m.LabelSelector != nil && !m.LabelSelector.Matches(labels.Set(meta.Labels)) {
+		return false
+	}
+	switch m.Workload {
+	case WorkloadAirflow:
+		return IsAirflowWorker(meta)
+	case WorkloadSpark:
+		return IsSpark(meta)
+	}
+	return true
+}
+
+// complete fills what the rule contributes to a finding: name, severity, route and action.
+func (e *Engine) complete(f *finding.Finding, cr compiledRule, in Input) {
+	r := cr.rule
+	f.Rule = r.Name
+	f.Severity = r.Severity
+	if f.Severity == "" {
+		f.Severity = finding.SeverityWarning
+	}
+	f.Route = r.Notify.Route
+	if f.Evidence == nil {
+		f.Evidence = []string{}
+	}
+	if r.Action == nil || r.Action.Type == finding.ActionNotify {
+		return
+	}
+	mode := r.Action.Mode
+	if mode == "" {
+		mode = finding.ModeApprove
+	}
+	a := &finding.Action{Type: r.Action.Type, Mode: mode, Params: map[string]string{}}
+	switch a.Type {
+	case finding.ActionDeletePod, finding.ActionEvictPod:
+		if gp := r.Action.Params.GracePeriod; gp != nil {
+			a.Params["grace_period"] = strconv.FormatInt(*gp, 10)
+		}
+		if r.Action.Params.Force {
+			a.Params["force"] = "true"
+		}
+	case finding.ActionProposeMemoryLimit:
+		c := containerSpec(in.Pod, f.Container)
+		if c == nil {
+			f.Evidence = append(f.Evidence, "no memory limit proposed: container spec not found")
+			return
+		}
+		p, err := actions.ProposeMemoryLimit(c, memoryPolicy(r.Action.Params))
+		if err != nil {
+			f.Evidence = append(f.Evidence, "no memory limit proposed: "+err.Error())
+			return
+		}
+		a.Params = p.Params()
+	case finding.ActionAirflowClearTask:
+		if f.Airflow == nil {
+			f.Evidence = append(f.Evidence, "no Airflow task to clear: the pod carries no dag_id/task_id")
+			return
+		}
+		a.Params["dag_id"] = f.Airflow.DagID
+		a.Params["task_id"] = f.Airflow.TaskID
+		a.Params["dag_run_id"] = f.Airflow.RunID
+		onlyFailed := r.Action.Params.OnlyFailed == nil || *r.Action.Params.OnlyFailed
+		a.Params["only_failed"] = strconv.FormatBool(onlyFailed)
+	}
+	f.Action = a
+}
+
+// memoryPolicy maps a rule's params onto the action's policy, keeping defaults for unset ones.
+func memoryPolicy(p ActionParams) actions.MemoryPolicy {
+	mp := actions.DefaultMemoryPolicy()
+	if p.BumpRatio != nil {
+		mp.BumpRatio = *p.BumpRatio
+	}
+	if p.MinBump != nil {
+		mp.MinBump = p.MinBump.Quantity
+	}
+	if p.MaxLimit != nil {
+		mp.MaxLimit = p.MaxLimit.Quantity
+	}
+	if p.MaxLimitRequestRatio != nil {
+		mp.MaxLimitRequestRatio = *p.MaxLimitRequestRatio
+	}
+	return mp
+}

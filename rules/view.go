@@ -1,0 +1,87 @@
+package rules
+
+import (
+	"sort"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+)
+
+// StaticView is a View over a fixed set of objects, as read from a dump.
+type StaticView struct {
+	pods   map[string]*corev1.Pod
+	pvcs   map[string]*corev1.PersistentVolumeClaim
+	events map[string][]*corev1.Event // by involvedObject uid, and by kind/namespace/name
+}
+
+var _ View = (*StaticView)(nil)
+
+// NewStaticView indexes the objects. Events are kept oldest first.
+func NewStaticView(pods []*corev1.Pod, pvcs []*corev1.PersistentVolumeClaim, events []*corev1.Event) *StaticView {
+	v := &StaticView{
+		pods:   make(map[string]*corev1.Pod, len(pods)),
+		pvcs:   make(map[string]*corev1.PersistentVolumeClaim, len(pvcs)),
+		events: map[string][]*corev1.Event{},
+	}
+	for _, p := range pods {
+		v.pods[p.Namespace+"/"+p.Name] = p
+	}
+	for _, c := range pvcs {
+		v.pvcs[c.Namespace+"/"+c.Name] = c
+	}
+	sorted := append([]*corev1.Event(nil), events...)
+	sort.SliceStable(sorted, func(i, j int) bool { return EventTime(sorted[i]).Before(EventTime(sorted[j])) })
+	for _, e := range sorted {
+		for _, k := range EventKeys(e) {
+			v.events[k] = append(v.events[k], e)
+		}
+	}
+	return v
+}
+
+// Pod implements View.
+func (v *StaticView) Pod(namespace, name string) *corev1.Pod { return v.pods[namespace+"/"+name] }
+
+// PVC implements View.
+func (v *StaticView) PVC(namespace, name string) *corev1.PersistentVolumeClaim {
+	return v.pvcs[namespace+"/"+name]
+}
+
+// EventsFor implements View.
+func (v *StaticView) EventsFor(kind, namespace, name, uid string) []*corev1.Event {
+	if uid != "" {
+		if evs := v.events["uid/"+uid]; len(evs) > 0 {
+			return evs
+		}
+	}
+	return v.events[ObjectKey(kind, namespace, name)]
+}
+
+// EventKeys returns the index keys of an event's involved object: by UID when it has one, and
+// always by kind/namespace/name (kubelet events about volumes sometimes carry no UID).
+func EventKeys(e *corev1.Event) []string {
+	io := e.InvolvedObject
+	keys := []string{ObjectKey(io.Kind, io.Namespace, io.Name)}
+	if io.UID != "" {
+		keys = append(keys, "uid/"+string(io.UID))
+	}
+	return keys
+}
+
+// ObjectKey is the kind/namespace/name index key of an involved object.
+func ObjectKey(kind, namespace, name string) string {
+	return "obj/" + kind + "/" + namespace + "/" + name
+}
+
+// EventTime is the best time of an event: last seen, else event time, else creation.
+func EventTime(e *corev1.Event) time.Time {
+	switch {
+	case !e.LastTimestamp.IsZero():
+		return e.LastTimestamp.Time
+	case !e.EventTime.IsZero():
+		return e.EventTime.Time
+	case !e.FirstTimestamp.IsZero():
+		return e.FirstTimestamp.Time
+	}
+	return e.CreationTimestamp.Time
+}
