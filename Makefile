@@ -1,0 +1,55 @@
+# podmedic — build, test, demo, bench, lint. Everything it needs comes from the Go module proxy.
+GO        ?= go
+BIN       := bin/podmedic
+PKGS      := ./...
+# Packages with concurrency run under the race detector.
+RACE_PKGS := ./bus/... ./watchers/... ./app/... ./notifier/... ./actions/...
+TESTBINS  := .cache/bin
+export PODMEDIC_TESTBIN_DIR := $(CURDIR)/$(TESTBINS)
+
+.PHONY: all build test unit race e2e testbins demo bench lint fmt vet fuzz clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/podmedic
+
+## test: everything CI runs — lint, unit tests, race tests, and the e2e tests against a real
+## kube-apiserver + etcd (built once into .cache/bin, cached afterwards).
+test: lint testbins
+	PODMEDIC_REQUIRE_E2E=1 $(GO) test -count=1 -timeout 20m $(PKGS)
+	PODMEDIC_REQUIRE_E2E=1 $(GO) test -race -count=1 -timeout 20m $(RACE_PKGS)
+
+unit:
+	$(GO) test -count=1 -short $(PKGS)
+
+race:
+	$(GO) test -race -count=1 $(RACE_PKGS)
+
+e2e: testbins
+	PODMEDIC_REQUIRE_E2E=1 $(GO) test -count=1 -timeout 20m -v ./e2e/...
+
+## testbins: kube-apiserver, etcd and nats-server built from the module proxy (cached).
+testbins:
+	hack/testbins.sh all
+
+demo:
+	$(GO) run ./cmd/podmedic demo
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+
+lint: fmt vet
+
+fmt:
+	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^hack/testbins/')); \
+	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet $(PKGS)
+
+fuzz:
+	$(GO) test ./rules -run '^$$' -fuzz FuzzParse -fuzztime 30s
+
+clean:
+	rm -rf bin

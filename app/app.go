@@ -1,0 +1,217 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/podmedic/podmedic/bus"
+	"github.com/podmedic/podmedic/notifier"
+	"github.com/podmedic/podmedic/rules"
+	"github.com/podmedic/podmedic/watchers"
+)
+
+// Options configure Run.
+type Options struct {
+	// Config is the loaded rules.yaml.
+	Config *rules.Config
+	// Registry holds the detectors (default rules.NewDefaultRegistry()).
+	Registry *rules.Registry
+	// Client talks to the cluster. When nil it is built from Kubeconfig/Context.
+	Client     kubernetes.Interface
+	Kubeconfig string
+	Context    string
+	// NATSURL of an external server; empty starts the embedded one in DataDir.
+	NATSURL string
+	DataDir string
+	// DryRun overrides rules.yaml's dry_run when true.
+	DryRun bool
+	// HTTPAddr serves /healthz, /readyz and /metrics; empty disables the server.
+	HTTPAddr string
+	// Out receives console notices in ConsoleFormat (text or json).
+	Out           io.Writer
+	ConsoleFormat string
+	// Notifier overrides the console notifier (tests, demo).
+	Notifier notifier.Notifier
+	// Workers handling observations. Default 4.
+	Workers int
+	// Resync re-publishes pods and PVCs for time-based detectors. Default 1m.
+	Resync time.Duration
+	Logger *zap.Logger
+	// Ready, when set, is called once podmedic is ready (caches synced, bus up).
+	Ready func()
+}
+
+// Run runs the daemon until ctx is done or a component fails.
+func Run(ctx context.Context, o Options) error {
+	log := o.Logger
+	if log == nil {
+		log = zap.NewNop()
+	}
+	cfg := o.Config
+	if o.DryRun {
+		cfg.DryRun = true
+	}
+	reg := o.Registry
+	if reg == nil {
+		reg = rules.NewDefaultRegistry()
+	}
+	engine, err := rules.NewEngine(cfg, reg)
+	if err != nil {
+		return err
+	}
+
+	client := o.Client
+	if client == nil {
+		rc, err := KubeConfig(o.Kubeconfig, o.Context)
+		if err != nil {
+			return err
+		}
+		rc.UserAgent = "podmedic"
+		if client, err = kubernetes.NewForConfig(rc); err != nil {
+			return fmt.Errorf("kubernetes client: %w", err)
+		}
+		if err := Reachable(ctx, client, rc.Host, 15*time.Second); err != nil {
+			return err
+		}
+	}
+
+	metrics := prometheus.NewRegistry()
+	metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	dataDir := o.DataDir
+	if o.NATSURL == "" && dataDir == "" {
+		return errors.New("--data-dir is required for the embedded NATS server")
+	}
+	hostname, _ := os.Hostname()
+	b, err := bus.Open(ctx, bus.Options{
+		URL: o.NATSURL, DataDir: dataDir, Name: "podmedic-" + hostname,
+		MaxMemory: cfg.NATS.MaxMemory.Value(), MaxStore: cfg.NATS.MaxStore.Value(),
+		Logger: log.Named("bus"), Metrics: bus.NewMetrics(metrics),
+	})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := b.Close(); err != nil {
+			log.Warn("closing the bus", zap.Error(err))
+		}
+	}()
+
+	w, err := watchers.New(watchers.Options{
+		Client: client, Cluster: cfg.Cluster, Namespaces: cfg.Namespaces.Include, Exclude: cfg.Namespaces.Exclude,
+		Resync: o.Resync, Publisher: b, Logger: log.Named("watchers"), Metrics: watchers.NewMetrics(metrics),
+	})
+	if err != nil {
+		return err
+	}
+
+	n := o.Notifier
+	if n == nil {
+		out := o.Out
+		if out == nil {
+			out = os.Stdout
+		}
+		format := o.ConsoleFormat
+		if format == "" {
+			format = notifier.FormatText
+		}
+		if n, err = notifier.NewConsole(out, format); err != nil {
+			return err
+		}
+	}
+	p := newPipeline(engine, w, b, n, log.Named("rules"), metrics)
+	workers := o.Workers
+	if workers <= 0 {
+		workers = 4
+	}
+
+	ready := func(ctx context.Context) error {
+		if !w.Synced() {
+			return errors.New("informer caches not synced")
+		}
+		return b.Ready(ctx)
+	}
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return w.Run(gctx) })
+	g.Go(func() error { return b.Consume(gctx, workers, p.handle) })
+	if o.HTTPAddr != "" {
+		srv, ln, err := listen(o.HTTPAddr, metrics, ready)
+		if err != nil {
+			return err
+		}
+		log.Info("serving health and metrics", zap.String("addr", ln.Addr().String()))
+		g.Go(func() error { return serve(gctx, srv, ln) })
+	}
+	g.Go(func() error {
+		// Announce readiness once, for the log and for callers that wait on it.
+		t := time.NewTicker(50 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-gctx.Done():
+				return nil
+			case <-t.C:
+				if ready(gctx) == nil {
+					log.Info("podmedic is ready", zap.String("cluster", cfg.Cluster), zap.Bool("dry_run", cfg.DryRun),
+						zap.Int("rules", len(cfg.Rules)))
+					if o.Ready != nil {
+						o.Ready()
+					}
+					return nil
+				}
+			}
+		}
+	})
+	err = g.Wait()
+	if errors.Is(err, context.Canceled) {
+		err = nil
+	}
+	return err
+}
+
+func listen(addr string, reg *prometheus.Registry, ready func(context.Context) error) (*http.Server, net.Listener, error) {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if err := ready(ctx); err != nil {
+			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = io.WriteString(w, "ok\n")
+	})
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	return &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}, ln, nil
+}
+
+func serve(ctx context.Context, srv *http.Server, ln net.Listener) error {
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("http server: %w", err)
+	case <-ctx.Done():
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		return srv.Shutdown(sctx)
+	}
+}

@@ -1,0 +1,52 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/podmedic/podmedic/rules"
+)
+
+func newCheckCmd() *cobra.Command {
+	var config string
+	cmd := &cobra.Command{
+		Use:   "check [--config] rules.yaml",
+		Short: "Validate a rules.yaml; print every problem as FILE:LINE:COL: field.path: message",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 1 {
+				if config != "" && config != args[0] {
+					return errors.New("give the file either as --config or as an argument, not both")
+				}
+				config = args[0]
+			}
+			if config == "" {
+				return errors.New("no file to check: podmedic check --config rules.yaml")
+			}
+			cfg, err := rules.Load(config, rules.NewDefaultRegistry())
+			if err != nil {
+				var errs rules.Errors
+				if !errors.As(err, &errs) {
+					return err
+				}
+				for _, e := range errs {
+					fmt.Fprintln(cmd.ErrOrStderr(), e.Error())
+				}
+				fmt.Fprintf(cmd.ErrOrStderr(), "%s: %d problem(s)\n", config, len(errs))
+				return exitError{code: 1}
+			}
+			enabled := 0
+			for _, r := range cfg.Rules {
+				if !r.Disabled {
+					enabled++
+				}
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: ok (%d rules, %d enabled)\n", config, len(cfg.Rules), enabled)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&config, "config", "", "rules.yaml to validate")
+	return cmd
+}

@@ -1,0 +1,45 @@
+package main
+
+import (
+	"github.com/spf13/cobra"
+	"go.uber.org/zap"
+
+	"github.com/podmedic/podmedic/app"
+)
+
+func newRunCmd(g *globalFlags) *cobra.Command {
+	var (
+		o      app.Options
+		config string
+	)
+	cmd := &cobra.Command{
+		Use:   "run --config rules.yaml [--kubeconfig F] [--context C] [--nats-url URL] [--data-dir D] [--dry-run]",
+		Short: "Run the daemon: watch the cluster, detect failures, act within bounds, notify",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := g.logger(cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			defer func() { _ = log.Sync() }()
+			if o.Config, err = loadConfig(config); err != nil {
+				return configError(err)
+			}
+			o.Logger, o.Out = log, cmd.OutOrStdout()
+			log.Info("starting podmedic", zap.String("config", config), zap.Bool("embedded_nats", o.NATSURL == ""))
+			return app.Run(cmd.Context(), o)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&config, "config", "", "rules.yaml (default: the embedded default rules)")
+	f.StringVar(&o.Kubeconfig, "kubeconfig", "", "path to the kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or in-cluster)")
+	f.StringVar(&o.Context, "context", "", "kubeconfig context to use")
+	f.StringVar(&o.NATSURL, "nats-url", "", "external NATS server URL(s), comma separated (default: embedded server)")
+	f.StringVar(&o.DataDir, "data-dir", "data", "directory of the embedded NATS server's JetStream store")
+	f.BoolVar(&o.DryRun, "dry-run", false, "propose and report every action, execute none (overrides rules.yaml)")
+	f.StringVar(&o.HTTPAddr, "http-addr", ":8080", "address of /healthz, /readyz and /metrics (empty disables)")
+	f.StringVar(&o.ConsoleFormat, "console-format", "text", "console notices: text or json")
+	f.IntVar(&o.Workers, "workers", 4, "observations handled concurrently")
+	f.DurationVar(&o.Resync, "resync", 0, "re-evaluate every pod and PVC this often (default 1m)")
+	return cmd
+}
