@@ -1,0 +1,351 @@
+package rules
+
+import (
+	"fmt"
+	"math"
+	"net/url"
+	"reflect"
+	"regexp"
+	"slices"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/podmedic/podmedic/finding"
+)
+
+// actionParams lists the params (yaml keys of ActionParams) each action type takes.
+var actionParams = map[finding.ActionType][]string{
+	finding.ActionDeletePod:          {"grace_period", "force"},
+	finding.ActionEvictPod:           {"grace_period"},
+	finding.ActionProposeMemoryLimit: {"bump_ratio", "min_bump", "max_limit", "max_limit_request_ratio"},
+	finding.ActionAirflowClearTask:   {"only_failed"},
+	finding.ActionNotify:             nil,
+}
+
+// Workloads lists the valid match.workload values.
+var Workloads = []Workload{WorkloadAny, WorkloadAirflow, WorkloadSpark}
+
+// AirflowAPIVersions lists the valid airflow.api_version values.
+var AirflowAPIVersions = []string{"v1", "v2"}
+
+var (
+	ruleName    = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
+	clusterName = regexp.MustCompile(`^[A-Za-z0-9]([-_A-Za-z0-9]*[A-Za-z0-9])?$`)
+)
+
+// validator checks a decoded, defaulted Config; it positions each problem through the source
+// and stays quiet about fields that already failed to decode.
+type validator struct {
+	src *source
+	reg *Registry
+}
+
+// validate reports every problem of c to src.
+func validate(c *Config, src *source, reg *Registry) {
+	v := &validator{src: src, reg: reg}
+	v.config(c)
+}
+
+// errorf reports a problem with the value at path.
+func (v *validator) errorf(path, format string, args ...any) {
+	if v.src.hasFailed(path) {
+		return
+	}
+	v.src.errorAt(v.src.node(path), path, format, args...)
+}
+
+// keyErrorf reports a problem with the key at path (a key that should not be there).
+func (v *validator) keyErrorf(path, format string, args ...any) {
+	if v.src.hasFailed(path) {
+		return
+	}
+	v.src.errorAt(v.src.key(path), path, format, args...)
+}
+
+func (v *validator) config(c *Config) {
+	switch {
+	case !v.src.set("version"):
+		v.errorf("version", "required; add version: 1 at the top of the file")
+	case c.Version != 1:
+		v.errorf("version", "unsupported version %d; this podmedic reads version 1", c.Version)
+	}
+	if !clusterName.MatchString(c.Cluster) || len(c.Cluster) > 63 {
+		v.errorf("cluster", "invalid cluster name %q: use letters, digits, '-' and '_', starting and ending with a letter or digit (at most 63 characters)", c.Cluster)
+	}
+	v.scope("namespaces", c.Namespaces)
+	v.budget("budgets.total", c.Budgets.Total)
+	v.budget("budgets.per_namespace", c.Budgets.PerNamespace)
+	if c.Proposals.TTL.Duration <= 0 {
+		v.errorf("proposals.ttl", "must be greater than 0")
+	}
+	if c.NATS.MaxMemory.Sign() <= 0 {
+		v.errorf("nats.max_memory", "must be greater than 0")
+	}
+	if c.NATS.MaxStore.Sign() <= 0 {
+		v.errorf("nats.max_store", "must be greater than 0")
+	}
+	routes := v.slack(c.Slack)
+	v.airflow(c.Airflow)
+
+	if len(c.Rules) == 0 {
+		v.errorf("rules", "at least one rule is required")
+	}
+	names := map[string]string{} // name -> path of the rule that has it
+	for i := range c.Rules {
+		path := index("rules", i)
+		v.rule(&c.Rules[i], path, c, routes)
+		name := c.Rules[i].Name
+		if first, dup := names[name]; dup && name != "" {
+			v.errorf(join(path, "name"), "duplicate rule name %q (%s at line %d has it too)",
+				name, first, v.src.node(join(first, "name")).Line)
+		} else if !dup {
+			names[name] = path
+		}
+	}
+}
+
+func (v *validator) scope(path string, s NamespaceScope) {
+	for i, ns := range s.Include {
+		v.namespace(index(join(path, "include"), i), ns)
+	}
+	for i, ns := range s.Exclude {
+		v.namespace(index(join(path, "exclude"), i), ns)
+	}
+}
+
+func (v *validator) namespace(path, ns string) {
+	if errs := validation.IsDNS1123Label(ns); len(errs) > 0 {
+		v.errorf(path, "invalid namespace %q: %s", ns, strings.Join(errs, "; "))
+	}
+}
+
+func (v *validator) budget(path string, b *Budget) {
+	if b == nil {
+		return
+	}
+	switch {
+	case !v.src.set(join(path, "max")):
+		v.errorf(join(path, "max"), "required: the most actions in a window, at least 1")
+	case b.Max < 1:
+		v.errorf(join(path, "max"), "must be at least 1")
+	}
+	switch {
+	case !v.src.set(join(path, "window")):
+		v.errorf(join(path, "window"), "required: the length of the sliding window, e.g. 1h")
+	case b.Window.Duration <= 0:
+		v.errorf(join(path, "window"), "must be greater than 0, e.g. 1h")
+	}
+}
+
+// slack validates the slack section and returns the route names it defines.
+func (v *validator) slack(s SlackConfig) []string {
+	v.httpURL("slack.api_url", s.APIURL)
+	if v.src.set("slack.default_channel") && s.DefaultChannel == "" {
+		v.errorf("slack.default_channel", "must not be empty")
+	}
+	for i, u := range s.Approvers.Users {
+		v.approver(index("slack.approvers.users", i), u, "user", "U0123ABCD")
+	}
+	for i, g := range s.Approvers.Groups {
+		v.approver(index("slack.approvers.groups", i), g, "user group", "S0123ABCD")
+	}
+	var names []string
+	first := map[string]string{}
+	for i, r := range s.Routes {
+		path := index("slack.routes", i)
+		switch prev, dup := first[r.Name]; {
+		case r.Name == "":
+			v.errorf(join(path, "name"), "required")
+		case dup:
+			v.errorf(join(path, "name"), "duplicate route name %q (%s at line %d has it too)",
+				r.Name, prev, v.src.node(join(prev, "name")).Line)
+		default:
+			first[r.Name] = path
+			names = append(names, r.Name)
+		}
+		if r.Channel == "" {
+			v.errorf(join(path, "channel"), "required, e.g. \"#data-oncall\" (quoted: # starts a YAML comment)")
+		}
+		for j, sev := range r.Severities {
+			v.severity(index(join(path, "severities"), j), sev)
+		}
+		for j, ns := range r.Namespaces {
+			v.namespace(index(join(path, "namespaces"), j), ns)
+		}
+	}
+	return names
+}
+
+func (v *validator) approver(path, id, what, example string) {
+	switch {
+	case id == "":
+		v.errorf(path, "must not be empty")
+	case strings.HasPrefix(id, "@"):
+		v.errorf(path, "%q is a name; approvers are Slack %s ids such as %s", id, what, example)
+	}
+}
+
+func (v *validator) airflow(a AirflowConfig) {
+	if v.src.set("airflow.url") || a.URL != "" {
+		v.httpURL("airflow.url", a.URL)
+	}
+	if !slices.Contains(AirflowAPIVersions, a.APIVersion) {
+		v.errorf("airflow.api_version", "invalid api_version %q (valid: v1 for Airflow 2, v2 for Airflow 3)", a.APIVersion)
+	}
+	if a.Timeout.Duration <= 0 {
+		v.errorf("airflow.timeout", "must be greater than 0")
+	}
+}
+
+func (v *validator) httpURL(path, s string) {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		v.errorf(path, "invalid URL %q: must be an absolute http:// or https:// URL", s)
+	}
+}
+
+func (v *validator) severity(path string, s finding.Severity) {
+	if !slices.Contains(finding.Severities, s) {
+		v.errorf(path, "invalid severity %q (valid: %s)", s, joinList(finding.Severities))
+	}
+}
+
+func (v *validator) rule(r *Rule, path string, c *Config, routes []string) {
+	switch {
+	case r.Name == "":
+		v.errorf(join(path, "name"), "required")
+	case len(r.Name) > 63 || !ruleName.MatchString(r.Name):
+		v.errorf(join(path, "name"), "invalid rule name %q: use lowercase letters, digits and '-', starting and ending with a letter or digit (at most 63 characters)", r.Name)
+	}
+	v.severity(join(path, "severity"), r.Severity)
+
+	if r.Detect.Kind == "" {
+		v.errorf(join(path, "detect.kind"), "required (registered kinds: %s)", joinKinds(v.reg.Kinds()))
+	}
+
+	v.scope(join(path, "match.namespaces"), r.Match.Namespaces)
+	r.Match.LabelSelector = labels.Everything()
+	if r.Match.Selector != "" {
+		sel, err := labels.Parse(r.Match.Selector)
+		if err != nil {
+			v.errorf(join(path, "match.selector"), "invalid label selector %q: %v", r.Match.Selector, err)
+		} else {
+			r.Match.LabelSelector = sel
+		}
+	}
+	if !slices.Contains(Workloads, r.Match.Workload) {
+		v.errorf(join(path, "match.workload"), "invalid workload %q (valid: %s)", r.Match.Workload, joinList(Workloads))
+	}
+
+	if r.Action != nil {
+		v.action(r.Action, join(path, "action"), c)
+	}
+
+	if r.Notify.Route != "" && !slices.Contains(routes, r.Notify.Route) {
+		defined := "no routes are defined"
+		if len(routes) > 0 {
+			defined = "defined: " + strings.Join(routes, ", ")
+		}
+		v.errorf(join(path, "notify.route"), "route %q is not defined in slack.routes (%s)", r.Notify.Route, defined)
+	}
+	if v.src.set(join(path, "notify.channel")) && r.Notify.Channel == "" {
+		v.errorf(join(path, "notify.channel"), "must not be empty")
+	}
+}
+
+func (v *validator) action(a *RuleAction, path string, c *Config) {
+	typePath := join(path, "type")
+	valid := joinList(finding.ActionTypes)
+	switch {
+	case a.Type == "":
+		v.errorf(typePath, "required (valid: %s)", valid)
+	case !a.Type.Valid():
+		msg := fmt.Sprintf("unknown action type %q", a.Type)
+		if s := closest(string(a.Type), toStrings(finding.ActionTypes)); s != "" {
+			msg += " (did you mean " + s + "?)"
+		}
+		v.errorf(typePath, "%s; valid: %s", msg, valid)
+	}
+
+	modePath := join(path, "mode")
+	switch {
+	case !slices.Contains(finding.Modes, a.Mode):
+		v.errorf(modePath, "invalid mode %q (valid: %s)", a.Mode, joinList(finding.Modes))
+	case a.Type == finding.ActionNotify && a.Mode != finding.ModeNotify:
+		v.errorf(modePath, "type notify only notifies; its mode is notify (or leave mode out)")
+	}
+
+	if a.Type.Valid() {
+		v.params(a, join(path, "params"))
+	}
+	if a.Type == finding.ActionAirflowClearTask && c.Airflow.URL == "" {
+		v.errorf(typePath, "airflow-clear-task needs airflow.url (the Airflow webserver or API server)")
+	}
+	v.budget(join(path, "budget"), a.Budget)
+}
+
+// params reports params that do not apply to the action's type and values out of range.
+func (v *validator) params(a *RuleAction, path string) {
+	takes := actionParams[a.Type]
+	for _, f := range fields(reflect.TypeFor[ActionParams]()) {
+		p := join(path, f.name)
+		if _, written := v.src.values[p]; !written || slices.Contains(takes, f.name) {
+			continue
+		}
+		if len(takes) == 0 {
+			v.keyErrorf(p, "%s is not a parameter of %s (%s takes no parameters)", f.name, a.Type, a.Type)
+		} else {
+			v.keyErrorf(p, "%s is not a parameter of %s (its parameters: %s)", f.name, a.Type, strings.Join(takes, ", "))
+		}
+	}
+	applies := func(name string) bool {
+		_, written := v.src.values[join(path, name)]
+		return written && slices.Contains(takes, name)
+	}
+	pr := a.Params
+	if applies("bump_ratio") && pr.BumpRatio != nil {
+		switch r := *pr.BumpRatio; {
+		case math.IsInf(r, 0) || math.IsNaN(r):
+			v.errorf(join(path, "bump_ratio"), "must be a finite number")
+		case r <= 1:
+			v.errorf(join(path, "bump_ratio"), "must be greater than 1 (1.5 raises the limit by half)")
+		}
+	}
+	if applies("max_limit_request_ratio") && pr.MaxLimitRequestRatio != nil {
+		switch r := *pr.MaxLimitRequestRatio; {
+		case math.IsInf(r, 0) || math.IsNaN(r):
+			v.errorf(join(path, "max_limit_request_ratio"), "must be a finite number")
+		case r < 1:
+			v.errorf(join(path, "max_limit_request_ratio"), "must be at least 1 (1 sets the request equal to the limit)")
+		}
+	}
+	if applies("min_bump") && pr.MinBump != nil && pr.MinBump.Sign() <= 0 {
+		v.errorf(join(path, "min_bump"), "must be greater than 0")
+	}
+	if applies("max_limit") && pr.MaxLimit != nil && pr.MaxLimit.Sign() <= 0 {
+		v.errorf(join(path, "max_limit"), "must be greater than 0")
+	}
+	if applies("grace_period") && pr.GracePeriod != nil && *pr.GracePeriod < 0 {
+		v.errorf(join(path, "grace_period"), "must be 0 or more seconds")
+	}
+	if applies("force") && pr.Force {
+		if a.Mode != finding.ModeApprove && slices.Contains(finding.Modes, a.Mode) {
+			v.errorf(join(path, "force"), "force: true needs mode approve (a forced delete skips the pod's grace period, so a human decides), not %s", a.Mode)
+		}
+		if pr.GracePeriod != nil {
+			v.keyErrorf(join(path, "grace_period"), "conflicts with force: true, which deletes with grace period 0")
+		}
+	}
+}
+
+func joinList[T ~string](xs []T) string { return strings.Join(toStrings(xs), ", ") }
+
+func toStrings[T ~string](xs []T) []string {
+	out := make([]string, len(xs))
+	for i, x := range xs {
+		out[i] = string(x)
+	}
+	return out
+}
