@@ -118,17 +118,21 @@ func parseYAML(file string, data []byte) (*yaml.Node, *Error) {
 		}
 		return nil, syntaxError(file, data, err)
 	}
-	var next yaml.Node
-	switch err := dec.Decode(&next); {
-	case errors.Is(err, io.EOF):
-	case err != nil:
-		return nil, syntaxError(file, data, err)
-	default:
-		line, col := next.Line, next.Column
-		if len(next.Content) > 0 {
-			line, col = next.Content[0].Line, next.Content[0].Column
+	for {
+		// Further documents are an error unless they are empty (a trailing ---).
+		var next yaml.Node
+		err := dec.Decode(&next)
+		if errors.Is(err, io.EOF) {
+			break
 		}
-		return nil, &Error{File: file, Line: max(line, 1), Column: max(col, 1),
+		if err != nil {
+			return nil, syntaxError(file, data, err)
+		}
+		if len(next.Content) == 0 || isNull(next.Content[0]) {
+			continue
+		}
+		n := next.Content[0]
+		return nil, &Error{File: file, Line: max(n.Line, 1), Column: max(n.Column, 1),
 			Message: "a second YAML document; a rules file holds exactly one (remove the ---)"}
 	}
 	if len(doc.Content) == 0 {

@@ -3,6 +3,7 @@ package rules
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -20,7 +21,10 @@ func ParseDuration(s string) (Duration, error) {
 	if d, ok := strings.CutSuffix(s, "d"); ok {
 		n, err := strconv.Atoi(d)
 		if err != nil || n < 0 {
-			return Duration{}, fmt.Errorf("invalid duration %q", s)
+			return Duration{}, fmt.Errorf("invalid duration %q (use e.g. 90s, 15m, 1h30m, 2d)", s)
+		}
+		if n > int(math.MaxInt64/int64(24*time.Hour)) {
+			return Duration{}, fmt.Errorf("invalid duration %q: too long", s)
 		}
 		return Duration{time.Duration(n) * 24 * time.Hour}, nil
 	}

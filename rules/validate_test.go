@@ -144,6 +144,14 @@ rules: [{name: a, detect: {kind: OOMKilled}}]`,
 version: 1
 rules: [{nme: a, detect: {kind: OOMKilled}}]`,
 			`x.yaml:3:10: rules[0].nme: unknown field (did you mean name?)`},
+		{"durations in days", `
+version: 1
+cooldown: 2d
+proposals: {ttl: 1.5d}
+budgets: {total: {max: 1, window: 106752d}}
+rules: [{name: a, detect: {kind: OOMKilled}}]`,
+			`x.yaml:4:18: proposals.ttl: invalid duration "1.5d" (use e.g. 90s, 15m, 1h30m, 2d)
+x.yaml:5:35: budgets.total.window: invalid duration "106752d": too long`},
 		{"version as a string", `
 version: "1"
 rules: [{name: a, detect: {kind: OOMKilled}}]`,
