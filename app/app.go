@@ -50,8 +50,50 @@ type Options struct {
 	// Resync re-publishes pods and PVCs for time-based detectors. Default 1m.
 	Resync time.Duration
 	Logger *zap.Logger
+	// Now is the clock detectors evaluate at; default time.Now (the demo plays a night faster).
+	Now func() time.Time
 	// Ready, when set, is called once podmedic is ready (caches synced, bus up).
-	Ready func()
+	Ready func(*Handle)
+}
+
+// Handle lets the caller of Run observe the running pipeline.
+type Handle struct {
+	w *watchers.Watcher
+	b *bus.Bus
+}
+
+// Settle waits until nothing is in flight anywhere in the pipeline — the watchers' queue is
+// empty and every observation on the bus has been handled and acked — and has stayed so for
+// quiet. It returns ctx's error when ctx ends first.
+func (h *Handle) Settle(ctx context.Context, quiet time.Duration) error {
+	var since time.Time
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for {
+		idle := h.w.Idle()
+		if idle {
+			c, err := h.b.JetStream().Consumer(ctx, bus.StreamObservations, bus.ConsumerRules)
+			if err == nil {
+				info, err := c.Info(ctx)
+				idle = err == nil && info.NumPending == 0 && info.NumAckPending == 0
+			} else {
+				idle = false
+			}
+		}
+		switch {
+		case !idle:
+			since = time.Time{}
+		case since.IsZero():
+			since = time.Now()
+		case time.Since(since) >= quiet:
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
 }
 
 // Run runs the daemon until ctx is done or a component fails.
@@ -133,6 +175,9 @@ func Run(ctx context.Context, o Options) error {
 		}
 	}
 	p := newPipeline(engine, w, b, n, log.Named("rules"), metrics)
+	if o.Now != nil {
+		p.now = o.Now
+	}
 	workers := o.Workers
 	if workers <= 0 {
 		workers = 4
@@ -169,7 +214,7 @@ func Run(ctx context.Context, o Options) error {
 					log.Info("podmedic is ready", zap.String("cluster", cfg.Cluster), zap.Bool("dry_run", cfg.DryRun),
 						zap.Int("rules", len(cfg.Rules)))
 					if o.Ready != nil {
-						o.Ready()
+						o.Ready(&Handle{w: w, b: b})
 					}
 					return nil
 				}

@@ -56,6 +56,7 @@ type Watcher struct {
 	scopes  []*scope // one per watched namespace (or one cluster-wide)
 	queue   workqueue.TypedRateLimitingInterface[item]
 	synced  atomic.Bool
+	busy    atomic.Int64 // items being published
 
 	mu      sync.Mutex
 	pending map[item]pendingState // why an item is queued, and a deleted object's last state
@@ -280,6 +281,9 @@ func (w *Watcher) Run(ctx context.Context) error {
 	return nil
 }
 
+// Idle reports whether nothing is queued or being published.
+func (w *Watcher) Idle() bool { return w.queue.Len() == 0 && w.busy.Load() == 0 }
+
 // Synced reports whether the informer caches have synced.
 func (w *Watcher) Synced() bool { return w.synced.Load() }
 
@@ -304,12 +308,20 @@ func (w *Watcher) work(ctx context.Context) {
 		if shutdown {
 			return
 		}
+		w.busy.Add(1)
 		err := w.publish(ctx, it)
+		w.busy.Add(-1)
 		switch {
 		case err == nil:
 			w.queue.Forget(it)
 		case ctx.Err() != nil:
 			// Shutting down: the informers will list again on the next start.
+		case errors.Is(err, bus.ErrMalformed):
+			// Retrying cannot fix it (an object without a UID, say): drop it, loudly.
+			w.o.Logger.Error("dropping an observation that cannot be published", zap.String("kind", it.kind),
+				zap.String("namespace", it.namespace), zap.String("name", it.name), zap.Error(err))
+			w.o.Metrics.publishError()
+			w.queue.Forget(it)
 		default:
 			w.o.Logger.Warn("publish failed; will retry", zap.String("kind", it.kind),
 				zap.String("namespace", it.namespace), zap.String("name", it.name), zap.Error(err))

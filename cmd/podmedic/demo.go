@@ -1,18 +1,41 @@
 package main
 
 import (
-	"errors"
-
 	"github.com/spf13/cobra"
+
+	podmedic "github.com/podmedic/podmedic"
+	"github.com/podmedic/podmedic/internal/demo"
 )
 
 func newDemoCmd(g *globalFlags) *cobra.Command {
-	return &cobra.Command{
+	var config string
+	cmd := &cobra.Command{
 		Use:   "demo",
 		Short: "Play a scripted night of Airflow/Spark incidents through the whole pipeline",
-		Args:  cobra.NoArgs,
+		Long: "demo runs podmedic's real pipeline (informers, embedded NATS JetStream, rules engine, notifier)\n" +
+			"against a simulated cluster that plays a night of Airflow and Spark incidents, prints each\n" +
+			"finding and proposal, then a summary. It needs nothing but this binary.",
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return errors.New("demo: not built yet")
+			if !cmd.Flags().Changed("log-level") {
+				g.logLevel = "warn" // the console is the demo's output; logs only when something is wrong
+			}
+			log, err := g.logger(cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			cfg, err := loadConfig(config)
+			if err != nil {
+				return configError(err)
+			}
+			name := config
+			if name == "" {
+				name = podmedic.DefaultRulesFile
+			}
+			_, err = demo.Run(cmd.Context(), demo.Options{Config: cfg, ConfigName: name, Out: cmd.OutOrStdout(), Logger: log})
+			return err
 		},
 	}
+	cmd.Flags().StringVar(&config, "config", "", "rules.yaml (default: the embedded default rules)")
+	return cmd
 }

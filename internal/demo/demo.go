@@ -1,0 +1,195 @@
+package demo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/podmedic/podmedic/app"
+	"github.com/podmedic/podmedic/finding"
+	"github.com/podmedic/podmedic/notifier"
+	"github.com/podmedic/podmedic/rules"
+)
+
+// Options configure Run.
+type Options struct {
+	Config     *rules.Config
+	ConfigName string
+	Scenario   *Scenario // default: the bundled scenario
+	Out        io.Writer
+	Logger     *zap.Logger
+	// Quiet is how long the pipeline must be idle before the next step; default 150ms.
+	Quiet time.Duration
+}
+
+// Result is what the demo saw.
+type Result struct {
+	Findings []finding.Finding
+	Pods     []string // every pod the scenario created, NAMESPACE/NAME
+}
+
+// clock is the simulated time of the night.
+type clock struct{ ns atomic.Int64 }
+
+func (c *clock) set(t time.Time) { c.ns.Store(t.UnixNano()) }
+func (c *clock) now() time.Time  { return time.Unix(0, c.ns.Load()).UTC() }
+func indent(s, pad string) string {
+	return pad + strings.ReplaceAll(strings.TrimRight(s, "\n"), "\n", "\n"+pad) + "\n"
+}
+func hhmm(t time.Time) string { return t.UTC().Format("15:04") }
+func plural(n int, s string) string {
+	if n == 1 {
+		return fmt.Sprintf("%d %s", n, s)
+	}
+	return fmt.Sprintf("%d %ss", n, s)
+}
+
+// Run plays the scenario through podmedic's real pipeline and prints what podmedic reports.
+func Run(ctx context.Context, o Options) (*Result, error) {
+	sc := o.Scenario
+	if sc == nil {
+		var err error
+		if sc, err = DefaultScenario(); err != nil {
+			return nil, err
+		}
+	}
+	if o.Quiet <= 0 {
+		o.Quiet = 150 * time.Millisecond
+	}
+	log := o.Logger
+	if log == nil {
+		log = zap.NewNop()
+	}
+	dataDir, err := os.MkdirTemp("", "podmedic-demo-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dataDir)
+
+	var (
+		mu  sync.Mutex
+		res = &Result{}
+		out = o.Out
+		clk = &clock{}
+	)
+	clk.set(sc.Start)
+	printf := func(format string, args ...any) {
+		mu.Lock()
+		defer mu.Unlock()
+		fmt.Fprintf(out, format, args...)
+	}
+	notify := notifier.Func(func(_ context.Context, f *finding.Finding) error {
+		mu.Lock()
+		defer mu.Unlock()
+		res.Findings = append(res.Findings, *f)
+		fmt.Fprintf(out, "\n%s", indent(notifier.RenderText(f), "       "))
+		if a := f.Action; a != nil {
+			switch a.Mode {
+			case finding.ModeApprove:
+				fmt.Fprintf(out, "       -> proposed %s, waiting for a human to approve it\n", a.Type)
+			case finding.ModeAuto:
+				fmt.Fprintf(out, "       -> %s runs automatically within the budgets\n", a.Type)
+			}
+		}
+		return nil
+	})
+
+	fmt.Fprintf(out, "podmedic demo: %s\n", sc.Name)
+	fmt.Fprintf(out, "A simulated cluster plays the night of %s; podmedic's real pipeline watches it\n",
+		sc.Start.Format("2006-01-02"))
+	fmt.Fprintf(out, "(informers -> embedded NATS JetStream -> rules -> console), with %s from %s.\n",
+		plural(len(o.Config.Rules), "rule"), o.ConfigName)
+	fmt.Fprintf(out, "Nothing here touches a real cluster.\n")
+
+	client := newCluster()
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	ready := make(chan *app.Handle, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- app.Run(runCtx, app.Options{
+			Config: o.Config, Client: client, DataDir: dataDir, Notifier: notify, Logger: log,
+			Now: clk.now, Resync: 2 * time.Second, Workers: 2,
+			Ready: func(h *app.Handle) { ready <- h },
+		})
+	}()
+	var h *app.Handle
+	select {
+	case h = <-ready:
+	case err := <-done:
+		return nil, fmt.Errorf("pipeline did not start: %w", err)
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+
+	for _, st := range sc.Steps {
+		clk.set(st.Time())
+		printf("\n%s  %s\n", hhmm(st.Time()), st.Say)
+		pods, err := apply(ctx, client, st)
+		if err != nil {
+			stop()
+			<-done
+			return nil, fmt.Errorf("scenario step %s: %w", st.At, err)
+		}
+		res.Pods = append(res.Pods, pods...)
+		if err := h.Settle(ctx, o.Quiet); err != nil {
+			stop()
+			<-done
+			return nil, err
+		}
+	}
+	stop()
+	if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
+		return nil, err
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	summary(out, res)
+	return res, nil
+}
+
+func summary(out io.Writer, res *Result) {
+	byKind := map[finding.Kind]int{}
+	flagged := map[string]bool{}
+	proposals, autos := 0, 0
+	for _, f := range res.Findings {
+		byKind[f.Kind]++
+		flagged[f.Namespace+"/"+f.Pod] = true
+		if f.Action != nil {
+			switch f.Action.Mode {
+			case finding.ModeApprove:
+				proposals++
+			case finding.ModeAuto:
+				autos++
+			}
+		}
+	}
+	var kinds []string
+	for _, k := range finding.Kinds {
+		if n := byKind[k]; n > 0 {
+			kinds = append(kinds, fmt.Sprintf("%s %d", k, n))
+		}
+	}
+	var healthy []string
+	for _, p := range res.Pods {
+		if !flagged[p] {
+			healthy = append(healthy, p)
+		}
+	}
+	sort.Strings(healthy)
+	fmt.Fprintf(out, "\nSummary of the night\n")
+	fmt.Fprintf(out, "  findings            %d (%s)\n", len(res.Findings), strings.Join(kinds, ", "))
+	fmt.Fprintf(out, "  proposals           %d waiting for approval, %d automatic\n", proposals, autos)
+	fmt.Fprintf(out, "  pods without finding %d of %d: %s\n", len(healthy), len(res.Pods), strings.Join(healthy, ", "))
+	fmt.Fprintf(out, "\nNext: `podmedic replay --input dump.json` on a dump of your cluster (kubectl get pods,pvc,events -A -o json),\n")
+	fmt.Fprintf(out, "or `podmedic run --kubeconfig ~/.kube/config --dry-run` to watch it live without acting.\n")
+}
