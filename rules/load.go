@@ -569,7 +569,7 @@ func (d *decoder) pairs(n *yaml.Node, path string) []pair {
 			continue
 		}
 		if k.Kind != yaml.ScalarNode {
-			d.src.failAt(k, path, "expected a key, got %s", describe(k))
+			d.src.failAt(k, path, "a key must be a plain string, got %s", describe(k))
 			continue
 		}
 		if first, dup := seen[k.Value]; dup {

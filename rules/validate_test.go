@@ -165,7 +165,7 @@ version: 1
 ? [a, b]
 : c
 rules: [{name: a, detect: {kind: OOMKilled}}]`,
-			`x.yaml:3:3: expected a key, got a list`},
+			`x.yaml:3:3: a key must be a plain string, got a list`},
 		{"self-referencing merge", `
 version: 1
 rules:
