@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"os/exec"
+	"strings"
 	"testing"
 	"time"
 
@@ -54,4 +56,21 @@ func TestOOMKilledWorkerIsReportedOnce(t *testing.T) {
 		30*time.Second, 50*time.Millisecond, "the relisted OOMKilled pod was not re-evaluated")
 	require.Empty(t, pm2.all(), "a failure already reported was reported again")
 	pm2.stop()
+}
+
+// TestRunUnreachableNATS: with a reachable cluster but an unreachable --nats-url, run fails at
+// once with one line that names the URL, and exit code 1.
+func TestRunUnreachableNATS(t *testing.T) {
+	env := cluster(t)
+	cmd := exec.Command(suite.bin, "run", "--kubeconfig", env.Kubeconfig, "--nats-url", "nats://127.0.0.1:1",
+		"--http-addr", "", "--log-level", "error")
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	var ee *exec.ExitError
+	require.ErrorAs(t, err, &ee)
+	require.Equal(t, 1, ee.ExitCode())
+	lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
+	require.Len(t, lines, 1, stderr.String())
+	require.True(t, strings.HasPrefix(lines[0], "podmedic: connect to NATS at nats://127.0.0.1:1"), lines[0])
 }
