@@ -1,0 +1,153 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/zap/zaptest"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	podmedic "github.com/podmedic/podmedic"
+	"github.com/podmedic/podmedic/bus"
+	"github.com/podmedic/podmedic/finding"
+	"github.com/podmedic/podmedic/notifier"
+	"github.com/podmedic/podmedic/rules"
+)
+
+// memStore is an in-memory Store with the bus's claim semantics.
+type memStore struct {
+	mu        sync.Mutex
+	claims    map[string]bool
+	published []string
+	failPub   error
+}
+
+func (s *memStore) Claim(_ context.Context, key string, _ time.Duration) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.claims[key] {
+		return false, nil
+	}
+	s.claims[key] = true
+	return true, nil
+}
+
+func (s *memStore) Release(_ context.Context, key string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.claims, key)
+	return nil
+}
+
+func (s *memStore) PublishJSON(_ context.Context, subject, _ string, _ any) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.failPub != nil {
+		return s.failPub
+	}
+	s.published = append(s.published, subject)
+	return nil
+}
+
+func oomPod() *corev1.Pod {
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "airflow", Name: "etl-load-1", UID: "u1", ResourceVersion: "7",
+			Labels:      map[string]string{"kubernetes_executor": "True"},
+			Annotations: map[string]string{"dag_id": "etl", "task_id": "load", "run_id": "r1", "try_number": "1"}},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "base", Resources: corev1.ResourceRequirements{
+			Limits: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("2Gi")}}}}},
+		Status: corev1.PodStatus{Phase: corev1.PodFailed, ContainerStatuses: []corev1.ContainerStatus{{Name: "base",
+			State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 137, Reason: "OOMKilled",
+				FinishedAt: metav1.Date(2026, 11, 20, 2, 13, 9, 0, time.UTC)}}}}},
+	}
+}
+
+func observation(t *testing.T, kind string, obj metav1.Object) *bus.Observation {
+	raw, err := json.Marshal(obj)
+	require.NoError(t, err)
+	return &bus.Observation{Version: bus.EnvelopeVersion, Cluster: "c", Type: bus.Updated, Kind: kind,
+		Namespace: obj.GetNamespace(), Name: obj.GetName(), UID: string(obj.GetUID()), ResourceVersion: "1", Object: raw}
+}
+
+func newTestPipeline(t *testing.T, view rules.View, store Store, n notifier.Notifier) (*pipeline, *prometheus.Registry) {
+	cfg, err := rules.Parse("rules.yaml", podmedic.DefaultRules(), rules.NewDefaultRegistry())
+	require.NoError(t, err)
+	e, err := rules.NewEngine(cfg, rules.NewDefaultRegistry())
+	require.NoError(t, err)
+	reg := prometheus.NewRegistry()
+	return newPipeline(e, view, store, n, zaptest.NewLogger(t), reg), reg
+}
+
+func TestPipelineReportsAFailureOnce(t *testing.T) {
+	store := &memStore{claims: map[string]bool{}}
+	var got []finding.Finding
+	n := notifier.Func(func(_ context.Context, f *finding.Finding) error { got = append(got, *f); return nil })
+	p, _ := newTestPipeline(t, rules.NewStaticView(nil, nil, nil), store, n)
+
+	o := observation(t, bus.KindPod, oomPod())
+	require.NoError(t, p.handle(context.Background(), o))
+	require.NoError(t, p.handle(context.Background(), o), "the same failure again")
+	require.Len(t, got, 1)
+	require.Equal(t, finding.OOMKilled, got[0].Kind)
+	require.Equal(t, []string{"podmedic.findings.default.OOMKilled"}, store.published)
+	require.Equal(t, 1.0, testutil.ToFloat64(p.repeats))
+}
+
+func TestPipelineReleasesTheClaimWhenDeliveryFails(t *testing.T) {
+	store := &memStore{claims: map[string]bool{}}
+	fail := true
+	var got int
+	n := notifier.Func(func(context.Context, *finding.Finding) error {
+		if fail {
+			return errors.New("slack is down")
+		}
+		got++
+		return nil
+	})
+	p, _ := newTestPipeline(t, rules.NewStaticView(nil, nil, nil), store, n)
+	o := observation(t, bus.KindPod, oomPod())
+	err := p.handle(context.Background(), o)
+	require.ErrorContains(t, err, "slack is down")
+	require.False(t, errors.Is(err, bus.ErrPermanent), "a delivery failure is retried")
+	require.Empty(t, store.claims, "the claim was released")
+
+	fail = false // the redelivery succeeds and reports the finding
+	require.NoError(t, p.handle(context.Background(), o))
+	require.Equal(t, 1, got)
+}
+
+func TestPipelineTerminatesUndecodableObjects(t *testing.T) {
+	p, _ := newTestPipeline(t, rules.NewStaticView(nil, nil, nil), &memStore{claims: map[string]bool{}},
+		notifier.Func(func(context.Context, *finding.Finding) error { return nil }))
+	o := observation(t, bus.KindPod, oomPod())
+	o.Object = json.RawMessage(`{"spec":{"containers":"not a list"}}`)
+	require.ErrorIs(t, p.handle(context.Background(), o), bus.ErrPermanent)
+}
+
+func TestPipelineEventReevaluatesTheCachedPod(t *testing.T) {
+	pod := oomPod()
+	view := rules.NewStaticView([]*corev1.Pod{pod}, nil, nil)
+	var got []finding.Finding
+	p, _ := newTestPipeline(t, view, &memStore{claims: map[string]bool{}},
+		notifier.Func(func(_ context.Context, f *finding.Finding) error { got = append(got, *f); return nil }))
+
+	other := &corev1.Event{ObjectMeta: metav1.ObjectMeta{Namespace: "airflow", Name: "e1", UID: "e1"},
+		InvolvedObject: corev1.ObjectReference{Kind: "Pod", Namespace: "airflow", Name: "etl-load-1", UID: "a-previous-pod"}}
+	require.NoError(t, p.handle(context.Background(), observation(t, bus.KindEvent, other)))
+	require.Empty(t, got, "an event about an earlier pod with the same name re-evaluates nothing")
+
+	ev := other.DeepCopy()
+	ev.InvolvedObject.UID = "u1"
+	require.NoError(t, p.handle(context.Background(), observation(t, bus.KindEvent, ev)))
+	require.Len(t, got, 1)
+	require.Equal(t, "etl-load-1", got[0].Pod)
+}
