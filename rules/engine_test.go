@@ -1,0 +1,114 @@
+package rules
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/podmedic/podmedic/finding"
+)
+
+// always is a plugin whose detector fires for every pod.
+func always(k finding.Kind, specificity int) Plugin {
+	return Plugin{Kind: k, Object: KindObjectPod, Specificity: specificity, New: func(Args) Detector {
+		return DetectorFunc(func(in Input) []finding.Finding { return []finding.Finding{PodFinding(k, in.Pod, "")} })
+	}}
+}
+
+func rule(name string, k finding.Kind, m Match) Rule {
+	if m.LabelSelector == nil {
+		m.LabelSelector = labels.Everything()
+	}
+	return Rule{Name: name, Detect: Detect{Kind: k, Args: &NoArgs{}}, Match: m}
+}
+
+func pod(ns, name string, lbls map[string]string) *corev1.Pod {
+	return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, UID: types.UID("uid-" + name), Labels: lbls}}
+}
+
+func engine(t *testing.T, cfg *Config, plugins ...Plugin) *Engine {
+	t.Helper()
+	reg := NewRegistry()
+	for _, p := range plugins {
+		reg.Register(p)
+	}
+	e, err := NewEngine(cfg, reg)
+	require.NoError(t, err)
+	return e
+}
+
+func rulesOf(fs []finding.Finding) []string {
+	out := []string{}
+	for _, f := range fs {
+		out = append(out, f.Rule+":"+string(f.Kind))
+	}
+	return out
+}
+
+func TestEngineFirstMatchingRulePerKind(t *testing.T) {
+	sel, err := labels.Parse("team=data")
+	require.NoError(t, err)
+	cfg := &Config{Cluster: "c", Namespaces: NamespaceScope{Exclude: []string{"kube-system"}}, Rules: []Rule{
+		{Name: "off", Disabled: true, Detect: Detect{Kind: finding.OOMKilled}},
+		rule("oom-airflow", finding.OOMKilled, Match{Workload: WorkloadAirflow}),
+		rule("oom-data", finding.OOMKilled, Match{LabelSelector: sel}),
+		rule("oom-rest", finding.OOMKilled, Match{Namespaces: NamespaceScope{Exclude: []string{"sandbox"}}}),
+	}}
+	e := engine(t, cfg, always(finding.OOMKilled, 100))
+	now := time.Now()
+	for _, tc := range []struct {
+		pod  *corev1.Pod
+		want []string
+	}{
+		{pod("airflow", "w", map[string]string{"kubernetes_executor": "True", "team": "data"}), []string{"oom-airflow:OOMKilled"}},
+		{pod("etl", "x", map[string]string{"team": "data"}), []string{"oom-data:OOMKilled"}},
+		{pod("etl", "y", nil), []string{"oom-rest:OOMKilled"}},
+		{pod("sandbox", "z", nil), []string{}},
+		{pod("kube-system", "coredns", map[string]string{"kubernetes_executor": "True"}), []string{}},
+	} {
+		require.Equal(t, tc.want, rulesOf(e.EvaluatePod(tc.pod, nil, now)), tc.pod.Namespace+"/"+tc.pod.Name)
+	}
+}
+
+func TestEngineKeepsTheMostSpecificFailure(t *testing.T) {
+	cfg := &Config{Rules: []Rule{
+		rule("failed", finding.TaskFailed, Match{}),
+		rule("oom", finding.OOMKilled, Match{}),
+		rule("sigkill", finding.SIGKILL, Match{}),
+		rule("ratio", finding.LimitRatio, Match{}),
+	}}
+	e := engine(t, cfg, always(finding.TaskFailed, 10), always(finding.OOMKilled, 100), always(finding.SIGKILL, 90),
+		always(finding.LimitRatio, 0))
+	got := rulesOf(e.EvaluatePod(pod("a", "p", nil), nil, time.Now()))
+	require.Equal(t, []string{"oom:OOMKilled", "ratio:LimitRatio"}, got, "one failure, one finding; advisories independent")
+}
+
+func TestEngineFillsRuleAndAction(t *testing.T) {
+	gp := int64(30)
+	r := rule("stuck", finding.InitStuck, Match{})
+	r.Severity = finding.SeverityCritical
+	r.Notify.Route = "oncall"
+	r.Action = &RuleAction{Type: finding.ActionDeletePod, Params: ActionParams{GracePeriod: &gp}}
+	n := rule("notify-only", finding.CrashLoop, Match{})
+	n.Action = &RuleAction{Type: finding.ActionNotify, Mode: finding.ModeNotify}
+	e := engine(t, &Config{Rules: []Rule{r, n}}, always(finding.InitStuck, 70), always(finding.CrashLoop, 0))
+	fs := e.EvaluatePod(pod("spark", "driver", nil), nil, time.Now())
+	require.Len(t, fs, 2)
+	require.Equal(t, finding.SeverityCritical, fs[0].Severity)
+	require.Equal(t, "oncall", fs[0].Route)
+	require.Equal(t, &finding.Action{Type: finding.ActionDeletePod, Mode: finding.ModeApprove,
+		Params: map[string]string{"grace_period": "30"}}, fs[0].Action)
+	require.Equal(t, finding.SeverityWarning, fs[1].Severity)
+	require.Nil(t, fs[1].Action, "a notify action is no action")
+	require.Equal(t, []string{}, fs[1].Evidence, "evidence is never null in JSON")
+}
+
+func TestEngineRejectsAnUnregisteredKind(t *testing.T) {
+	_, err := NewEngine(&Config{Rules: []Rule{rule("x", finding.SIGKILL, Match{})}}, NewRegistry())
+	require.ErrorContains(t, err, `rule "x": no detector registered for kind SIGKILL`)
+}
