@@ -489,6 +489,10 @@ func (d *decoder) decodeValue(raw *yaml.Node, v reflect.Value, path string) {
 			m.SetMapIndex(k, e)
 		}
 		v.Set(m)
+	case reflect.Interface:
+		if err := n.Decode(v.Addr().Interface()); err != nil {
+			d.src.failAt(n, path, "%s", decodeMessage(err, t, n))
+		}
 	default:
 		if n.Kind != yaml.ScalarNode {
 			d.src.failAt(n, path, "expected %s, got %s", want(t), describe(n))
@@ -680,12 +684,16 @@ func (d *decoder) decodeFields(ps []pair, v reflect.Value, path, hint string) {
 	for _, f := range fs {
 		byName[f.name] = f
 	}
+	written := make(map[string]bool, len(ps))
+	for _, p := range ps {
+		written[p.key.Value] = true
+	}
 	for _, p := range ps {
 		kp := join(path, p.key.Value)
 		f, ok := byName[p.key.Value]
 		if !ok {
 			d.src.failAt(p.key, kp, "%s", unknownField(path, p.key.Value, fieldNames(fs), hint))
-			if s := closest(p.key.Value, fieldNames(fs)); s != "" {
+			if s := closest(p.key.Value, fieldNames(fs)); s != "" && !written[s] {
 				// The key is a typo of s: do not also report s as missing.
 				d.src.failed[join(path, s)] = true
 			}
@@ -886,11 +894,12 @@ func (d *decoder) decodeDetect(n *yaml.Node, det *Detect, path string) {
 		return
 	}
 	for _, fe := range args.Validate() {
-		p := path
-		if fe.Field != "" {
-			p = join(path, fe.Field)
+		if fe.Field == "" {
+			d.src.errorAt(d.src.key(path), path, "%s", fe.Message)
+			continue
 		}
-		if p != path && d.src.hasFailed(p) {
+		p := join(path, fe.Field)
+		if d.src.hasFailed(p) {
 			continue
 		}
 		d.src.errorAt(d.src.node(p), p, "%s", fe.Message)

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"gopkg.in/yaml.v3"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -241,4 +243,59 @@ func TestConfigFieldsHaveYAMLNames(t *testing.T) {
 		}
 	}
 	walk(reflect.TypeFor[Config](), "Config")
+}
+
+type richInline struct {
+	Base int `yaml:"base"`
+}
+
+// richArgs has every shape of field a detector's args may use.
+type richArgs struct {
+	richInline `yaml:",inline"`
+	Labels     map[string]string `yaml:"labels"`
+	Nested     struct {
+		Limit *Quantity `yaml:"limit"`
+	} `yaml:"nested"`
+	Extra   any `yaml:"extra"`
+	Untaged int
+}
+
+func (*richArgs) Validate() []FieldError {
+	return []FieldError{{Field: "nested.limit", Message: "checked"}, {Field: "", Message: "whole block"}}
+}
+
+// TestDecodeArgsShapes: detector args are decoded by their yaml tags whatever their shape.
+func TestDecodeArgsShapes(t *testing.T) {
+	reg := NewRegistry()
+	reg.Register(Plugin{Kind: finding.CrashLoop, DefaultArgs: func() Args { return &richArgs{} }})
+	doc := `version: 1
+rules:
+  - name: a
+    detect:
+      kind: CrashLoop
+      base: 3
+      labels: {team: data, tier: [x]}
+      nested: {limit: 2Gi, limt: 1}
+      extra: {any: [thing]}
+      untaged: 4
+      Untaged: 5
+`
+	_, err := Parse("x.yaml", []byte(doc), reg)
+	assert.EqualError(t, err, `x.yaml:4:5: rules[0].detect: whole block
+x.yaml:7:34: rules[0].detect.labels.tier: expected a string, got a list
+x.yaml:8:23: rules[0].detect.nested.limit: checked
+x.yaml:8:28: rules[0].detect.nested.limt: unknown field (did you mean limit?)
+x.yaml:11:7: rules[0].detect.Untaged: unknown field (did you mean untaged?) (valid for CrashLoop: base, labels, nested, extra, untaged)`)
+
+	args := &richArgs{}
+	d := &decoder{src: newSource("x.yaml", nil), reg: reg, budget: 1000}
+	var root yaml.Node
+	require.NoError(t, yaml.Unmarshal([]byte("base: 3\nlabels: {team: data}\nnested: {limit: 2Gi}\nextra: {any: [thing]}\nuntaged: 4\n"), &root))
+	d.decodeValue(root.Content[0], reflect.ValueOf(args).Elem(), "")
+	require.Empty(t, d.src.errs)
+	assert.Equal(t, 3, args.Base)
+	assert.Equal(t, map[string]string{"team": "data"}, args.Labels)
+	assert.Equal(t, "2Gi", args.Nested.Limit.String())
+	assert.Equal(t, map[string]any{"any": []any{"thing"}}, args.Extra)
+	assert.Equal(t, 4, args.Untaged)
 }
