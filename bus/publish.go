@@ -1,0 +1,77 @@
+package bus
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// PublishObservation publishes o on o.Subject() with Nats-Msg-Id = o.MsgID() and the headers
+// HeaderType, HeaderKind and HeaderReason (when set). The version is set to EnvelopeVersion
+// when zero. An observation that DecodeObservation would refuse is not published (the error
+// wraps ErrMalformed). A duplicate (the same MsgID within DuplicateWindow, e.g. from another watcher
+// replica) is not an error; it is counted.
+func (b *Bus) PublishObservation(ctx context.Context, o *Observation) error {
+	if o.Version == 0 {
+		c := *o
+		c.Version = EnvelopeVersion
+		o = &c
+	}
+	data, err := o.Encode()
+	if err != nil {
+		b.metrics.publishError()
+		return fmt.Errorf("encode observation %s: %w", o.MsgID(), err)
+	}
+	// Refuse here what every consumer would terminate as malformed.
+	if _, err := DecodeObservation(data); err != nil {
+		b.metrics.publishError()
+		return fmt.Errorf("publish observation %s: %w", o.MsgID(), err)
+	}
+	m := &nats.Msg{Subject: o.Subject(), Data: data, Header: nats.Header{}}
+	m.Header.Set(HeaderType, string(o.Type))
+	m.Header.Set(HeaderKind, o.Kind)
+	if o.Reason != "" {
+		m.Header.Set(HeaderReason, o.Reason)
+	}
+	return b.publish(ctx, m, StreamObservations, o.MsgID())
+}
+
+// PublishJSON publishes v as JSON on subject, which must be under SubjectFindings or
+// SubjectAudit, with msgID as Nats-Msg-Id for dedup (empty: none).
+func (b *Bus) PublishJSON(ctx context.Context, subject, msgID string, v any) error {
+	if !strings.HasPrefix(subject, SubjectFindings+".") && !strings.HasPrefix(subject, SubjectAudit+".") {
+		return fmt.Errorf("publish: subject %q is not under %s or %s", subject, SubjectFindings, SubjectAudit)
+	}
+	data, err := json.Marshal(v)
+	if err != nil {
+		b.metrics.publishError()
+		return fmt.Errorf("publish %s: encode: %w", subject, err)
+	}
+	return b.publish(ctx, &nats.Msg{Subject: subject, Data: data}, StreamAudit, msgID)
+}
+
+func (b *Bus) publish(ctx context.Context, m *nats.Msg, stream, msgID string) error {
+	opts := []jetstream.PublishOpt{jetstream.WithExpectStream(stream)}
+	if msgID != "" {
+		opts = append(opts, jetstream.WithMsgID(msgID))
+	}
+	ack, err := b.js.PublishMsg(ctx, m, opts...)
+	if err != nil {
+		b.metrics.publishError()
+		if errors.Is(err, jetstream.ErrNoStreamResponse) {
+			return fmt.Errorf("publish %s: no stream %s answered: %w", m.Subject, stream, err)
+		}
+		return fmt.Errorf("publish %s: %w", m.Subject, err)
+	}
+	if ack.Duplicate {
+		b.metrics.duplicate()
+		return nil
+	}
+	b.metrics.published()
+	return nil
+}
