@@ -35,7 +35,9 @@ type Options struct {
 	Context    string
 	// NATSURL of an external server; empty starts the embedded one in DataDir.
 	NATSURL string
-	DataDir string
+	// NATSReplicas of the streams and buckets on an external NATS cluster (3 for HA). Default 1.
+	NATSReplicas int
+	DataDir      string
 	// DryRun overrides rules.yaml's dry_run when true.
 	DryRun bool
 	// HTTPAddr serves /healthz, /readyz and /metrics; empty disables the server.
@@ -139,7 +141,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 	hostname, _ := os.Hostname()
 	b, err := bus.Open(ctx, bus.Options{
-		URL: o.NATSURL, DataDir: dataDir, Name: "podmedic-" + hostname,
+		URL: o.NATSURL, DataDir: dataDir, Name: "podmedic-" + hostname, Replicas: o.NATSReplicas,
 		MaxMemory: cfg.NATS.MaxMemory.Value(), MaxStore: cfg.NATS.MaxStore.Value(),
 		Logger: log.Named("bus"), Metrics: bus.NewMetrics(metrics),
 	})

@@ -35,6 +35,7 @@ func newRunCmd(g *globalFlags) *cobra.Command {
 	f.StringVar(&o.Kubeconfig, "kubeconfig", "", "path to the kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or in-cluster)")
 	f.StringVar(&o.Context, "context", "", "kubeconfig context to use")
 	f.StringVar(&o.NATSURL, "nats-url", "", "external NATS server URL(s), comma separated (default: embedded server)")
+	f.IntVar(&o.NATSReplicas, "nats-replicas", 1, "replicas of podmedic's streams and KV buckets on an external NATS cluster (3 for HA)")
 	f.StringVar(&o.DataDir, "data-dir", "data", "directory of the embedded NATS server's JetStream store")
 	f.BoolVar(&o.DryRun, "dry-run", false, "propose and report every action, execute none (overrides rules.yaml)")
 	f.StringVar(&o.HTTPAddr, "http-addr", ":8080", "address of /healthz, /readyz and /metrics (empty disables)")
