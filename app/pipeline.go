@@ -125,7 +125,7 @@ func (p *pipeline) deliver(ctx context.Context, f *finding.Finding) error {
 	subject := bus.SubjectFindings + "." + bus.Token(p.cluster) + "." + string(f.Kind)
 	err = p.store.PublishJSON(ctx, subject, key, f)
 	if err == nil {
-		err = p.notify.Notify(ctx, f)
+		err = p.notify.Notify(ctx, &finding.Notice{Type: finding.NoticeFinding, Finding: f})
 	}
 	if err != nil {
 		if rerr := p.store.Release(context.WithoutCancel(ctx), "finding."+key); rerr != nil {

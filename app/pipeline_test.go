@@ -90,7 +90,7 @@ func newTestPipeline(t *testing.T, view rules.View, store Store, n notifier.Noti
 func TestPipelineReportsAFailureOnce(t *testing.T) {
 	store := &memStore{claims: map[string]bool{}}
 	var got []finding.Finding
-	n := notifier.Func(func(_ context.Context, f *finding.Finding) error { got = append(got, *f); return nil })
+	n := notifier.Func(func(_ context.Context, n *finding.Notice) error { got = append(got, *n.Finding); return nil })
 	p, _ := newTestPipeline(t, rules.NewStaticView(nil, nil, nil), store, n)
 
 	o := observation(t, bus.KindPod, oomPod())
@@ -106,7 +106,7 @@ func TestPipelineReleasesTheClaimWhenDeliveryFails(t *testing.T) {
 	store := &memStore{claims: map[string]bool{}}
 	fail := true
 	var got int
-	n := notifier.Func(func(context.Context, *finding.Finding) error {
+	n := notifier.Func(func(context.Context, *finding.Notice) error {
 		if fail {
 			return errors.New("slack is down")
 		}
@@ -127,7 +127,7 @@ func TestPipelineReleasesTheClaimWhenDeliveryFails(t *testing.T) {
 
 func TestPipelineTerminatesUndecodableObjects(t *testing.T) {
 	p, _ := newTestPipeline(t, rules.NewStaticView(nil, nil, nil), &memStore{claims: map[string]bool{}},
-		notifier.Func(func(context.Context, *finding.Finding) error { return nil }))
+		notifier.Func(func(context.Context, *finding.Notice) error { return nil }))
 	o := observation(t, bus.KindPod, oomPod())
 	o.Object = json.RawMessage(`{"spec":{"containers":"not a list"}}`)
 	require.ErrorIs(t, p.handle(context.Background(), o), bus.ErrPermanent)
@@ -138,7 +138,7 @@ func TestPipelineEventReevaluatesTheCachedPod(t *testing.T) {
 	view := rules.NewStaticView([]*corev1.Pod{pod}, nil, nil)
 	var got []finding.Finding
 	p, _ := newTestPipeline(t, view, &memStore{claims: map[string]bool{}},
-		notifier.Func(func(_ context.Context, f *finding.Finding) error { got = append(got, *f); return nil }))
+		notifier.Func(func(_ context.Context, n *finding.Notice) error { got = append(got, *n.Finding); return nil }))
 
 	other := &corev1.Event{ObjectMeta: metav1.ObjectMeta{Namespace: "airflow", Name: "e1", UID: "e1"},
 		InvolvedObject: corev1.ObjectReference{Kind: "Pod", Namespace: "airflow", Name: "etl-load-1", UID: "a-previous-pod"}}

@@ -12,8 +12,9 @@ import (
 	"github.com/podmedic/podmedic/finding"
 )
 
-// Console writes findings to a terminal or log stream, one block (text) or one line (json)
-// per finding. It is safe for concurrent use.
+// Console writes notices to a terminal or log stream, one block (text) or one line (json) per
+// notice. In json a finding notice is the finding itself (the replay line); other notices are
+// the Notice object. It is safe for concurrent use.
 type Console struct {
 	mu     sync.Mutex
 	w      io.Writer
@@ -37,21 +38,67 @@ func NewConsole(w io.Writer, format string) (*Console, error) {
 }
 
 // Notify implements Notifier.
-func (c *Console) Notify(_ context.Context, f *finding.Finding) error {
+func (c *Console) Notify(_ context.Context, n *finding.Notice) error {
 	var b []byte
 	if c.format == FormatJSON {
+		var v any = n
+		if n.Type == finding.NoticeFinding && n.Finding != nil && n.Proposal == nil && n.Outcome == nil {
+			v = n.Finding
+		}
 		var err error
-		if b, err = json.Marshal(f); err != nil {
+		if b, err = json.Marshal(v); err != nil {
 			return err
 		}
 		b = append(b, '\n')
 	} else {
-		b = []byte(RenderText(f))
+		b = []byte(RenderNotice(n))
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	_, err := c.w.Write(b)
 	return err
+}
+
+// RenderNotice renders any notice as text: a finding block (with its proposal or outcome), or
+// one line for a decision or a refusal.
+func RenderNotice(n *finding.Notice) string {
+	switch n.Type {
+	case finding.NoticeDecision:
+		return RenderDecision(n.Proposal) + "\n"
+	case finding.NoticeRefusal:
+		o := n.Outcome
+		if o == nil {
+			o = &finding.Outcome{}
+		}
+		return fmt.Sprintf("REFUSED  %d action(s): %s\n", max(n.Count, 1), o.Message)
+	}
+	var b strings.Builder
+	if n.Finding != nil {
+		b.WriteString(RenderText(n.Finding))
+	}
+	if p := n.Proposal; p != nil {
+		fmt.Fprintf(&b, "  proposal  %s: %s, waiting for approval until %s\n", p.ID, p.State, p.ExpiresAt.UTC().Format("15:04Z"))
+	}
+	if o := n.Outcome; o != nil {
+		fmt.Fprintf(&b, "  outcome   %s: %s\n", o.Result, o.Message)
+	}
+	return b.String()
+}
+
+// RenderDecision is one line about a proposal's state: "Approved by U123 at 03:12 -> pod deleted".
+func RenderDecision(p *finding.Proposal) string {
+	if p == nil {
+		return ""
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "proposal %s (%s %s): %s", p.ID, p.Action.Type, p.Finding.Target(), p.State)
+	if p.DecidedBy != "" {
+		fmt.Fprintf(&b, " by %s at %s", p.DecidedBy, p.DecidedAt.UTC().Format("15:04Z"))
+	}
+	if o := p.Outcome; o != nil {
+		fmt.Fprintf(&b, " -> %s", o.Message)
+	}
+	return b.String()
 }
 
 // RenderText renders a finding as a short readable block:

@@ -7,26 +7,27 @@ import (
 	"github.com/podmedic/podmedic/finding"
 )
 
-// Notifier delivers one finding (with its planned action) to humans. An error means the
-// finding was not delivered and the caller should retry.
+// Notifier delivers one notice (a new finding with its proposal or outcome, a decision on a
+// proposal, a refusal by the guard) to humans. An error means the notice was not delivered and
+// the caller should retry.
 type Notifier interface {
-	Notify(ctx context.Context, f *finding.Finding) error
+	Notify(ctx context.Context, n *finding.Notice) error
 }
 
 // Func adapts a function to a Notifier.
-type Func func(ctx context.Context, f *finding.Finding) error
+type Func func(ctx context.Context, n *finding.Notice) error
 
 // Notify calls fn.
-func (fn Func) Notify(ctx context.Context, f *finding.Finding) error { return fn(ctx, f) }
+func (fn Func) Notify(ctx context.Context, n *finding.Notice) error { return fn(ctx, n) }
 
 // Fanout delivers to every notifier and joins their errors.
 type Fanout []Notifier
 
 // Notify implements Notifier.
-func (fo Fanout) Notify(ctx context.Context, f *finding.Finding) error {
+func (fo Fanout) Notify(ctx context.Context, n *finding.Notice) error {
 	var errs []error
-	for _, n := range fo {
-		errs = append(errs, n.Notify(ctx, f))
+	for _, to := range fo {
+		errs = append(errs, to.Notify(ctx, n))
 	}
 	return errors.Join(errs...)
 }

@@ -87,9 +87,14 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		defer mu.Unlock()
 		fmt.Fprintf(out, format, args...)
 	}
-	notify := notifier.Func(func(_ context.Context, f *finding.Finding) error {
+	notify := notifier.Func(func(_ context.Context, n *finding.Notice) error {
 		mu.Lock()
 		defer mu.Unlock()
+		if n.Type != finding.NoticeFinding || n.Finding == nil {
+			fmt.Fprintf(out, "%s", indent(notifier.RenderNotice(n), "       "))
+			return nil
+		}
+		f := n.Finding
 		res.Findings = append(res.Findings, *f)
 		fmt.Fprintf(out, "\n%s", indent(notifier.RenderText(f), "       "))
 		if a := f.Action; a != nil {

@@ -1,0 +1,112 @@
+package finding
+
+import (
+	"time"
+)
+
+// ProposalState is where a proposal is in its life:
+//
+//	pending -> approved -> executed | failed
+//	pending -> denied
+//	pending -> expired
+type ProposalState string
+
+const (
+	StatePending  ProposalState = "pending"
+	StateApproved ProposalState = "approved"
+	StateDenied   ProposalState = "denied"
+	StateExpired  ProposalState = "expired"
+	StateExecuted ProposalState = "executed"
+	StateFailed   ProposalState = "failed"
+)
+
+// ProposalStates lists every state.
+var ProposalStates = []ProposalState{StatePending, StateApproved, StateDenied, StateExpired, StateExecuted, StateFailed}
+
+// Final reports whether no further transition is possible.
+func (s ProposalState) Final() bool {
+	return s == StateDenied || s == StateExpired || s == StateExecuted || s == StateFailed
+}
+
+// CanMove reports whether the state machine allows s -> to.
+func (s ProposalState) CanMove(to ProposalState) bool {
+	switch s {
+	case StatePending:
+		return to == StateApproved || to == StateDenied || to == StateExpired
+	case StateApproved:
+		return to == StateExecuted || to == StateFailed
+	}
+	return false
+}
+
+// Proposal is an action waiting for (or past) a human decision. Its JSON form is what the
+// proposals KV bucket stores.
+type Proposal struct {
+	ID        string        `json:"id"`
+	Finding   Finding       `json:"finding"`
+	Action    Action        `json:"action"`
+	State     ProposalState `json:"state"`
+	CreatedAt time.Time     `json:"created_at"`
+	ExpiresAt time.Time     `json:"expires_at"`
+	// Target is what the action acts on, captured at proposal time and re-verified before
+	// executing: a pod that changed (new UID, new resourceVersion) is not touched.
+	Target Target `json:"target"`
+	// DecidedBy is who approved or denied (a Slack user id, "inbox:<name>", "system").
+	DecidedBy string    `json:"decided_by,omitempty"`
+	DecidedAt time.Time `json:"decided_at,omitzero"`
+	// Outcome of the execution, or why the proposal failed or expired.
+	Outcome *Outcome `json:"outcome,omitempty"`
+	// Revision is the KV revision the proposal was read at (compare-and-set).
+	Revision uint64 `json:"-"`
+}
+
+// Target identifies the object an action changes.
+type Target struct {
+	Kind            string `json:"kind"` // Pod, Deployment, StatefulSet, ..., AirflowTaskInstance
+	Namespace       string `json:"namespace"`
+	Name            string `json:"name"`
+	UID             string `json:"uid,omitempty"`
+	ResourceVersion string `json:"resource_version,omitempty"`
+}
+
+// Outcome is the result of taking (or refusing) an action.
+type Outcome struct {
+	// Result is executed, failed, refused or dry-run.
+	Result string `json:"result"`
+	// Message says what happened in a sentence, e.g. "pod deleted", "budget exhausted:
+	// 5 actions of rule init-stuck in the last 10m0s".
+	Message string    `json:"message"`
+	At      time.Time `json:"at"`
+}
+
+// Outcome results.
+const (
+	ResultExecuted = "executed"
+	ResultFailed   = "failed"
+	ResultRefused  = "refused"
+	ResultDryRun   = "dry-run"
+)
+
+// NoticeType says what a notice is about.
+type NoticeType string
+
+const (
+	// NoticeFinding: a new finding, with its proposal (approve mode) or outcome (auto mode).
+	NoticeFinding NoticeType = "finding"
+	// NoticeDecision: a proposal changed state (approved, denied, expired, executed, failed);
+	// notifiers update the message they posted for it.
+	NoticeDecision NoticeType = "decision"
+	// NoticeRefusal: the guard refused actions (budget, cooldown, scope); reported once per
+	// rule and reason, not once per pod.
+	NoticeRefusal NoticeType = "refusal"
+)
+
+// Notice is what the notifier is asked to deliver.
+type Notice struct {
+	Type     NoticeType `json:"type"`
+	Finding  *Finding   `json:"finding,omitempty"`
+	Proposal *Proposal  `json:"proposal,omitempty"`
+	Outcome  *Outcome   `json:"outcome,omitempty"`
+	// Count of findings a refusal covers.
+	Count int `json:"count,omitempty"`
+}
