@@ -53,7 +53,7 @@ func airflowPod(ns, name string) *corev1.Pod {
 		},
 		Spec: corev1.PodSpec{Containers: []corev1.Container{{
 			Name: "base", Image: "apache/airflow:2.10.3",
-			Env:  []corev1.EnvVar{{Name: "AIRFLOW__CORE__FERNET_KEY", Value: "secret-value"}},
+			Env: []corev1.EnvVar{{Name: "AIRFLOW__CORE__FERNET_KEY", Value: "secret-value"}},
 			Resources: corev1.ResourceRequirements{Limits: corev1.ResourceList{
 				corev1.ResourceMemory: resource.MustParse("2Gi")}},
 		}}},
