@@ -1,10 +1,16 @@
 package rules
 
 import (
+	"fmt"
+	"math"
+	"slices"
 	"strconv"
+	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/duration"
 
 	"github.com/podmedic/podmedic/finding"
 )
@@ -144,4 +150,263 @@ func timeString(t metav1.Time) string {
 		return "unknown time"
 	}
 	return t.UTC().Format("2006-01-02T15:04:05Z")
+}
+
+// Helpers shared by the detectors.
+
+// argsOf returns a detector's args as P (a pointer to its args struct): the defaults when the
+// rule gave none (nil), else the args the plugin's DefaultArgs made. Any other type is a
+// programming error.
+func argsOf[P Args](args Args, defaults func() P) P {
+	if args == nil {
+		return defaults()
+	}
+	a, ok := args.(P)
+	if !ok {
+		var want P
+		panic(fmt.Sprintf("rules: detector args are %T, want %T", args, want))
+	}
+	return a
+}
+
+// positiveDuration validates a duration threshold.
+func positiveDuration(field string, d Duration) []FieldError {
+	if d.Duration <= 0 {
+		return []FieldError{{Field: field, Message: "must be greater than 0"}}
+	}
+	return nil
+}
+
+// terminationOccurrence identifies one termination of a container: its finish time and the
+// number of restarts before it. A termination first seen in the current state (restartCount n)
+// and then, after the restart, in the last state (restartCount n+1) gets the same occurrence,
+// so a restart does not turn one failure into two findings.
+func terminationOccurrence(cs corev1.ContainerStatus, term *corev1.ContainerStateTerminated) string {
+	restarts := cs.RestartCount
+	if cs.State.Terminated != term && restarts > 0 {
+		restarts-- // the last state: the restart after it has been counted
+	}
+	return fmt.Sprintf("%s/%d", timeString(term.FinishedAt), restarts)
+}
+
+// podStart is when the pod started on its node, else when it was created.
+func podStart(pod *corev1.Pod) time.Time {
+	if pod.Status.StartTime != nil && !pod.Status.StartTime.IsZero() {
+		return pod.Status.StartTime.Time
+	}
+	return pod.CreationTimestamp.Time
+}
+
+// podDone reports whether the pod has reached a terminal phase.
+func podDone(pod *corev1.Pod) bool {
+	return pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed
+}
+
+// podCondition returns the pod's condition of type t, or nil.
+func podCondition(pod *corev1.Pod, t corev1.PodConditionType) *corev1.PodCondition {
+	for i := range pod.Status.Conditions {
+		if pod.Status.Conditions[i].Type == t {
+			return &pod.Status.Conditions[i]
+		}
+	}
+	return nil
+}
+
+// podEvents returns the events about the input's pod, oldest first. Events about an earlier pod
+// of the same name (another UID) are left out: they are not evidence about this one.
+func podEvents(in Input) []*corev1.Event {
+	if in.Pod == nil {
+		return nil
+	}
+	return objectEvents(in.View, KindObjectPod, &in.Pod.ObjectMeta)
+}
+
+// objectEvents returns the events whose involved object is this object.
+func objectEvents(v View, kind string, m *metav1.ObjectMeta) []*corev1.Event {
+	if v == nil {
+		return nil
+	}
+	var out []*corev1.Event
+	for _, e := range v.EventsFor(kind, m.Namespace, m.Name, string(m.UID)) {
+		io := e.InvolvedObject
+		if (io.Kind != "" && io.Kind != kind) || io.Name != m.Name ||
+			(io.Namespace != "" && io.Namespace != m.Namespace) ||
+			(io.UID != "" && m.UID != "" && io.UID != m.UID) {
+			continue
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+// eventCount is how many times an event was seen (at least 1), from its series when it was
+// recorded through the events.k8s.io API (the scheduler's), else its count.
+func eventCount(e *corev1.Event) int {
+	if e.Series != nil && e.Series.Count > 0 {
+		return int(e.Series.Count)
+	}
+	return max(int(e.Count), 1)
+}
+
+// eventFirstSeen is when an event was first seen.
+func eventFirstSeen(e *corev1.Event) time.Time {
+	switch {
+	case !e.FirstTimestamp.IsZero():
+		return e.FirstTimestamp.Time
+	case !e.EventTime.IsZero():
+		return e.EventTime.Time
+	}
+	return EventTime(e)
+}
+
+// eventLastSeen is when an event was last seen, including the last observation of an
+// events.k8s.io series (which EventTime does not look at).
+func eventLastSeen(e *corev1.Event) time.Time {
+	if e.Series != nil && !e.Series.LastObservedTime.IsZero() {
+		return e.Series.LastObservedTime.Time
+	}
+	return EventTime(e)
+}
+
+// eventsWithin estimates how many of an event's repeats fall within [from, to], assuming they
+// are spread evenly between its first and last sighting.
+func eventsWithin(e *corev1.Event, from, to time.Time) int {
+	n := eventCount(e)
+	first, last := eventFirstSeen(e), eventLastSeen(e)
+	if first.IsZero() || first.After(last) {
+		first = last
+	}
+	if last.Before(from) || first.After(to) {
+		return 0
+	}
+	if n == 1 || !last.After(first) {
+		return n
+	}
+	lo, hi := first, last
+	if from.After(lo) {
+		lo = from
+	}
+	if to.Before(hi) {
+		hi = to
+	}
+	k := int(math.Ceil(float64(n) * float64(hi.Sub(lo)) / float64(last.Sub(first))))
+	return min(max(k, 1), n)
+}
+
+// eventSource names the component that reported an event.
+func eventSource(e *corev1.Event) string {
+	if e.Source.Component != "" {
+		return e.Source.Component
+	}
+	if e.ReportingController != "" {
+		return e.ReportingController
+	}
+	return e.ReportingInstance
+}
+
+// eventLine describes an event for evidence, e.g.
+// `event FailedMount x12 (last 02:10:05Z): MountVolume.SetUp failed for volume "history" : ...`.
+// The source is named unless it is the kubelet, which reports most pod events.
+func eventLine(e *corev1.Event) string {
+	var b strings.Builder
+	b.WriteString("event ")
+	b.WriteString(e.Reason)
+	if n := eventCount(e); n > 1 {
+		fmt.Fprintf(&b, " x%d", n)
+	}
+	if t := eventLastSeen(e); !t.IsZero() {
+		b.WriteString(" (last " + t.UTC().Format("15:04:05Z") + ")")
+	}
+	if src := eventSource(e); src != "" && src != "kubelet" {
+		b.WriteString(" from " + src)
+	}
+	b.WriteString(": ")
+	b.WriteString(clipText(e.Message))
+	return b.String()
+}
+
+// newestEvents returns the latest event of each reason and message, at most n of them (the
+// most recently seen), oldest first.
+func newestEvents(events []*corev1.Event, n int) []*corev1.Event {
+	events = slices.Clone(events)
+	slices.SortStableFunc(events, func(a, b *corev1.Event) int { return eventLastSeen(a).Compare(eventLastSeen(b)) })
+	seen := map[string]bool{}
+	var out []*corev1.Event
+	for i := len(events) - 1; i >= 0 && len(out) < n; i-- {
+		e := events[i]
+		k := e.Reason + "\x00" + e.Message
+		if seen[k] {
+			continue
+		}
+		seen[k] = true
+		out = append(out, e)
+	}
+	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
+		out[i], out[j] = out[j], out[i]
+	}
+	return out
+}
+
+// maxEvidenceText bounds a message quoted in evidence.
+const maxEvidenceText = 400
+
+// clipText trims a free-text message for evidence.
+func clipText(s string) string {
+	s = strings.TrimSpace(s)
+	if r := []rune(s); len(r) > maxEvidenceText {
+		return string(r[:maxEvidenceText]) + "…"
+	}
+	return s
+}
+
+// humanDuration formats a duration as kubectl does (47m, 3h10m, 2d).
+func humanDuration(d time.Duration) string { return duration.HumanDuration(d) }
+
+// claimOf is one PersistentVolumeClaim a pod mounts.
+type claimOf struct {
+	Volume string // the pod's volume name
+	Claim  string // the claim name
+}
+
+// podClaims returns the PVCs the pod mounts, in volume order.
+func podClaims(pod *corev1.Pod) []claimOf {
+	var out []claimOf
+	for _, v := range pod.Spec.Volumes {
+		if v.PersistentVolumeClaim != nil {
+			out = append(out, claimOf{Volume: v.Name, Claim: v.PersistentVolumeClaim.ClaimName})
+		}
+	}
+	return out
+}
+
+// claimLine describes a claim a pod mounts, with its phase from the view, e.g.
+// "volume history: PVC spark-history-server-pvc is Bound (ReadWriteOnce, volume pvc-3f2a...)".
+func claimLine(v View, namespace string, c claimOf) string {
+	head := "volume " + c.Volume + ": PVC " + c.Claim
+	var pvc *corev1.PersistentVolumeClaim
+	if v != nil {
+		pvc = v.PVC(namespace, c.Claim)
+	}
+	if pvc == nil {
+		return head + " not found"
+	}
+	phase := string(pvc.Status.Phase)
+	if phase == "" {
+		phase = "Pending"
+	}
+	var details []string
+	for _, m := range pvc.Spec.AccessModes {
+		details = append(details, string(m))
+	}
+	if pvc.Spec.VolumeName != "" {
+		details = append(details, "volume "+pvc.Spec.VolumeName)
+	}
+	if pvc.Spec.StorageClassName != nil && *pvc.Spec.StorageClassName != "" {
+		details = append(details, "storage class "+*pvc.Spec.StorageClassName)
+	}
+	s := head + " is " + phase
+	if len(details) > 0 {
+		s += " (" + strings.Join(details, ", ") + ")"
+	}
+	return s
 }

@@ -41,7 +41,7 @@ func (OOMDetector) Detect(in Input) []finding.Finding {
 			continue
 		}
 		f := PodFinding(finding.OOMKilled, pod, cs.Name)
-		f.Occurrence = fmt.Sprintf("%s/%d", timeString(term.FinishedAt), cs.RestartCount)
+		f.Occurrence = terminationOccurrence(cs, term)
 		f.Evidence = append(f.Evidence, fmt.Sprintf("container %s terminated: OOMKilled (exit %d) at %s%s",
 			cs.Name, term.ExitCode, timeString(term.FinishedAt), when))
 		f.Evidence = append(f.Evidence, memoryEvidence(containerSpec(pod, cs.Name))...)
