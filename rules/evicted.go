@@ -63,8 +63,8 @@ func (EvictedDetector) Detect(in Input) []finding.Finding {
 	// A pod is disrupted at most once: its UID (in the key) is the occurrence. The condition,
 	// the status and the events may be seen in any order, so none of their times is used.
 	f.Occurrence = "disrupted"
-	node := pod.Spec.NodeName
-	if node == "" {
+	node := "node " + pod.Spec.NodeName
+	if pod.Spec.NodeName == "" {
 		node = "its node"
 	}
 	if d.kubelet {
@@ -72,15 +72,13 @@ func (EvictedDetector) Detect(in Input) []finding.Finding {
 		if d.resource != "" {
 			what = d.resource
 		}
-		f.Evidence = append(f.Evidence, fmt.Sprintf("pod evicted by the kubelet: node %s was low on %s (phase %s)",
+		f.Evidence = append(f.Evidence, fmt.Sprintf("pod evicted by the kubelet: %s was low on %s (phase %s)",
 			node, what, phaseOf(pod)))
 		if pod.Status.Message != "" {
 			f.Evidence = append(f.Evidence, "message: "+clipText(pod.Status.Message))
 		}
 		for _, m := range evictedUsage.FindAllStringSubmatch(pod.Status.Message, -1) {
-			f.Evidence = append(f.Evidence, fmt.Sprintf(
-				"container %s used %s of %s against a request of %s: under node pressure the kubelet evicts first the pods using most above their requests; raise the request towards the usage",
-				m[1], humanQuantity(m[2]), m[4], m[3]))
+			f.Evidence = append(f.Evidence, usageAdvice(m[1], m[2], m[3], m[4]))
 		}
 	}
 	if c := d.cond; c != nil {
@@ -94,7 +92,7 @@ func (EvictedDetector) Detect(in Input) []finding.Finding {
 		f.Evidence = append(f.Evidence, eventLine(e))
 	}
 	if d.shutdown {
-		f.Evidence = append(f.Evidence, fmt.Sprintf("node %s shut down while the pod ran", node))
+		f.Evidence = append(f.Evidence, fmt.Sprintf("%s shut down while the pod ran", node))
 	}
 	if a := d.advice(pod); a != "" {
 		f.Evidence = append(f.Evidence, a)
@@ -105,6 +103,21 @@ func (EvictedDetector) Detect(in Input) []finding.Finding {
 // evictedUsage parses the kubelet's eviction message about the container that used most:
 // "Container base was using 3513364Ki, request is 1Gi, has larger consumption of memory."
 var evictedUsage = regexp.MustCompile(`Container (\S+) was using (\S+), request is (\S+), has larger consumption of ([a-z-]+)`)
+
+// usageAdvice explains the kubelet's "Container X was using U, request is R" line. Under node
+// pressure the kubelet evicts first the pods whose usage exceeds their requests; a pod within
+// its request was evicted for its priority, because every pod on the node was within its
+// requests (the node is overcommitted by limits).
+func usageAdvice(container, used, request, res string) string {
+	u, uerr := resource.ParseQuantity(used)
+	r, rerr := resource.ParseQuantity(request)
+	if uerr == nil && rerr == nil && u.Cmp(r) <= 0 {
+		return fmt.Sprintf("container %s used %s of %s, within its request of %s: the node was overcommitted by the limits of its pods; keep limits within max_limit_request_ratio of requests",
+			container, humanQuantity(used), res, request)
+	}
+	return fmt.Sprintf("container %s used %s of %s against a request of %s: under node pressure the kubelet evicts first the pods using most above their requests; raise the request towards the usage",
+		container, humanQuantity(used), res, request)
+}
 
 // evictedResource parses "The node was low on resource: memory."
 var evictedResource = regexp.MustCompile(`low on resource: ([a-z][a-z-]*)`)
