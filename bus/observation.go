@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -43,17 +44,26 @@ type Observation struct {
 	ObservedAt      time.Time       `json:"observedAt"`
 	// Reason is the Event's reason (events only); it is also sent as a header.
 	Reason string `json:"reason,omitempty"`
+	// Epoch numbers the resync period a Resync observation belongs to (ObservedAt divided by
+	// the resync period). It is part of the message id, so every watcher replica's resync of
+	// one object in one period is one message, while the next period's resync is not swallowed
+	// by the dedup window.
+	Epoch int64 `json:"epoch,omitempty"`
 	// Object is the trimmed Kubernetes object as JSON.
 	Object json.RawMessage `json:"object"`
 }
 
-// MsgID is the JetStream dedup id: <cluster>/<uid>/<resourceVersion>[/DELETED]. Several
-// watcher replicas publishing the same change produce one message. A delete keeps the
-// resourceVersion of the last state, so it is told apart by a suffix.
+// MsgID is the JetStream dedup id: <cluster>/<uid>/<resourceVersion>, so several watcher
+// replicas publishing the same change produce one message. A delete keeps the resourceVersion
+// of the last state, so it is told apart by the suffix /DELETED; a resync of an unchanged
+// object by /RESYNC/<epoch>.
 func (o *Observation) MsgID() string {
 	id := o.Cluster + "/" + o.UID + "/" + o.ResourceVersion
-	if o.Type == Deleted {
+	switch o.Type {
+	case Deleted:
 		id += "/" + string(Deleted)
+	case Resync:
+		id += "/" + string(Resync) + "/" + strconv.FormatInt(o.Epoch, 10)
 	}
 	return id
 }

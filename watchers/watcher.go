@@ -362,6 +362,9 @@ func (w *Watcher) publish(ctx context.Context, it item) error {
 	if e, ok := obj.(*corev1.Event); ok {
 		o.Reason = e.Reason
 	}
+	if p.typ == bus.Resync {
+		o.Epoch = o.ObservedAt.UnixNano() / int64(w.o.Resync)
+	}
 	if err := w.o.Publisher.PublishObservation(ctx, o); err != nil {
 		if p.typ == bus.Deleted {
 			w.mu.Lock()
