@@ -129,15 +129,25 @@ func (d *Dump) Newest() time.Time {
 func (d *Dump) View() *StaticView { return NewStaticView(d.Pods, d.PVCs, d.Events) }
 
 // Replay runs the engine over every pod and PVC of the dump at time now and returns the
-// findings in a stable order (namespace, pod/pvc, kind, container).
+// findings in a stable order (namespace, pod/pvc, kind, container). As in the daemon, a
+// finding whose Key was already reported is not reported again: a per-owner advisory such as
+// LimitRatio appears once for all the owner's pods.
 func Replay(e *Engine, d *Dump, now time.Time) []finding.Finding {
 	v := d.View()
-	var out []finding.Finding
+	var all []finding.Finding
 	for _, p := range d.Pods {
-		out = append(out, e.EvaluatePod(p, v, now)...)
+		all = append(all, e.EvaluatePod(p, v, now)...)
 	}
 	for _, c := range d.PVCs {
-		out = append(out, e.EvaluatePVC(c, v, now)...)
+		all = append(all, e.EvaluatePVC(c, v, now)...)
+	}
+	seen := make(map[string]bool, len(all))
+	out := all[:0]
+	for _, f := range all {
+		if k := f.Key(); !seen[k] {
+			seen[k] = true
+			out = append(out, f)
+		}
 	}
 	sort.SliceStable(out, func(i, j int) bool {
 		a, b := out[i], out[j]
