@@ -1,0 +1,82 @@
+package app
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/podmedic/podmedic/finding"
+)
+
+// Bounds of the log tail added to a TaskFailed finding.
+const (
+	logTailLines = 20
+	logTailBytes = 4 << 10
+	logTimeout   = 5 * time.Second
+)
+
+// logTailer adds the last lines of a failed container's log to the finding's evidence. The log
+// API goes through the kubelet; when it is unreachable (node gone, log rotated, no RBAC) the
+// finding is reported without them — absent logs are not an error.
+type logTailer struct {
+	client kubernetes.Interface
+}
+
+// enrich adds the log tail to TaskFailed findings about a container.
+func (l *logTailer) enrich(ctx context.Context, f *finding.Finding) {
+	if l == nil || l.client == nil || f.Kind != finding.TaskFailed || f.Pod == "" || f.Container == "" {
+		return
+	}
+	lines, err := l.tail(ctx, f.Namespace, f.Pod, f.Container)
+	if err != nil || len(lines) == 0 {
+		return
+	}
+	f.Evidence = append(f.Evidence, "last log lines of "+f.Container+":")
+	for _, line := range lines {
+		f.Evidence = append(f.Evidence, "  | "+line)
+	}
+}
+
+// tail returns at most logTailLines lines and logTailBytes bytes from the end of the log.
+func (l *logTailer) tail(ctx context.Context, ns, pod, container string) ([]string, error) {
+	ctx, cancel := context.WithTimeout(ctx, logTimeout)
+	defer cancel()
+	tailLines, limit := int64(logTailLines), int64(logTailBytes)
+	raw, err := l.client.CoreV1().Pods(ns).GetLogs(pod, &corev1.PodLogOptions{
+		Container: container, TailLines: &tailLines, LimitBytes: &limit,
+	}).DoRaw(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return boundLines(raw, logTailLines, logTailBytes), nil
+}
+
+// boundLines keeps the last n lines of raw within max bytes in all (the API's LimitBytes
+// counts from the start of the tail, so a long last line could still exceed it).
+func boundLines(raw []byte, n, max int) []string {
+	var lines []string
+	sc := bufio.NewScanner(bytes.NewReader(raw))
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	for sc.Scan() {
+		if line := strings.TrimRight(sc.Text(), "\r"); line != "" {
+			lines = append(lines, line)
+		}
+	}
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	total := 0
+	for i := len(lines) - 1; i >= 0; i-- {
+		total += len(lines[i])
+		if total > max {
+			lines = lines[i+1:]
+			break
+		}
+	}
+	return lines
+}
