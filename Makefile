@@ -48,8 +48,11 @@ fmt:
 vet:
 	$(GO) vet $(PKGS)
 
+## fuzz: each fuzz target for FUZZTIME (default 30s); the seed corpora run in every `make test`.
+FUZZTIME ?= 30s
 fuzz:
-	$(GO) test ./rules -run '^$$' -fuzz FuzzParse -fuzztime 30s
+	$(GO) test ./rules -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./bus -run '^$$' -fuzz '^FuzzDecodeObservation$$' -fuzztime $(FUZZTIME)
 
 clean:
 	rm -rf bin
