@@ -7,7 +7,7 @@ RACE_PKGS := ./bus/... ./watchers/... ./app/... ./notifier/... ./actions/...
 TESTBINS  := .cache/bin
 export PODMEDIC_TESTBIN_DIR := $(CURDIR)/$(TESTBINS)
 
-.PHONY: all build test unit race e2e testbins demo bench lint fmt vet fuzz clean
+.PHONY: all build test unit race e2e testbins browser demo bench lint fmt vet fuzz clean
 
 all: build
 
@@ -16,7 +16,7 @@ build:
 
 ## test: everything CI runs — lint, unit tests, race tests, and the e2e tests against a real
 ## kube-apiserver + etcd (built once into .cache/bin, cached afterwards).
-test: lint testbins
+test: lint testbins browser
 	PODMEDIC_REQUIRE_E2E=1 $(GO) test -count=1 -timeout 20m $(PKGS)
 	PODMEDIC_REQUIRE_E2E=1 $(GO) test -race -count=1 -timeout 20m $(RACE_PKGS)
 
@@ -32,6 +32,13 @@ e2e: testbins
 ## testbins: kube-apiserver, etcd and nats-server built from the module proxy (cached).
 testbins:
 	hack/testbins.sh all
+
+## browser: headless Chromium for the inbox's browser test (Debian's package; needs root).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing chromium (Debian package) for the browser test"; \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else sudo -n apt-get update -qq && sudo -n env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; fi; }
 
 demo:
 	$(GO) run ./cmd/podmedic demo
