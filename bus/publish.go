@@ -17,6 +17,17 @@ import (
 // wraps ErrMalformed). A duplicate (the same MsgID within DuplicateWindow, e.g. from another watcher
 // replica) is not an error; it is counted.
 func (b *Bus) PublishObservation(ctx context.Context, o *Observation) error {
+	m, msgID, err := prepareObservation(o)
+	if err != nil {
+		b.metrics.publishError()
+		return err
+	}
+	return b.publish(ctx, m, StreamObservations, msgID)
+}
+
+// prepareObservation encodes and checks o and returns the message to publish and its
+// Nats-Msg-Id.
+func prepareObservation(o *Observation) (*nats.Msg, string, error) {
 	if o.Version == 0 {
 		c := *o
 		c.Version = EnvelopeVersion
@@ -24,13 +35,11 @@ func (b *Bus) PublishObservation(ctx context.Context, o *Observation) error {
 	}
 	data, err := o.Encode()
 	if err != nil {
-		b.metrics.publishError()
-		return fmt.Errorf("encode observation %s: %w", o.MsgID(), err)
+		return nil, "", fmt.Errorf("encode observation %s: %w", o.MsgID(), err)
 	}
 	// Refuse here what every consumer would terminate as malformed.
 	if _, err := DecodeObservation(data); err != nil {
-		b.metrics.publishError()
-		return fmt.Errorf("publish observation %s: %w", o.MsgID(), err)
+		return nil, "", fmt.Errorf("publish observation %s: %w", o.MsgID(), err)
 	}
 	m := &nats.Msg{Subject: o.Subject(), Data: data, Header: nats.Header{}}
 	m.Header.Set(HeaderType, string(o.Type))
@@ -38,7 +47,7 @@ func (b *Bus) PublishObservation(ctx context.Context, o *Observation) error {
 	if o.Reason != "" {
 		m.Header.Set(HeaderReason, o.Reason)
 	}
-	return b.publish(ctx, m, StreamObservations, o.MsgID())
+	return m, o.MsgID(), nil
 }
 
 // PublishJSON publishes v as JSON on subject, which must be under SubjectFindings or
