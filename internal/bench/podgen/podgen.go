@@ -164,7 +164,9 @@ func AirflowWorker(namespace string, i int) *corev1.Pod {
 }
 
 // Node is the node the i-th pod runs on.
-func Node(i int) string { return fmt.Sprintf("ip-10-0-%d-%d.eu-west-1.compute.internal", i%16, 10+i%200) }
+func Node(i int) string {
+	return fmt.Sprintf("ip-10-0-%d-%d.eu-west-1.compute.internal", i%16, 10+i%200)
+}
 
 // RunningStatus is the status the kubelet writes for the i-th pod once it runs: conditions,
 // IPs, the init container done, the main container running.
