@@ -56,6 +56,11 @@ type Proposal struct {
 	DecidedAt time.Time `json:"decided_at,omitzero"`
 	// Outcome of the execution, or why the proposal failed or expired.
 	Outcome *Outcome `json:"outcome,omitempty"`
+	// Advice is the exact change a human makes when podmedic cannot make it itself: for a
+	// memory limit proposal about a bare pod (an Airflow KubernetesExecutor worker) or a Job,
+	// the executor_config pod_override or pod template snippet. Approving such a proposal
+	// records the decision; nothing is patched.
+	Advice string `json:"advice,omitempty"`
 	// Revision is the KV revision the proposal was read at (compare-and-set).
 	Revision uint64 `json:"-"`
 }
@@ -69,9 +74,20 @@ type Target struct {
 	ResourceVersion string `json:"resource_version,omitempty"`
 }
 
+// String is "Kind namespace/name".
+func (t Target) String() string {
+	if t.Namespace == "" {
+		return t.Kind + " " + t.Name
+	}
+	return t.Kind + " " + t.Namespace + "/" + t.Name
+}
+
+// Decided reports whether a human (or the expiry) has decided: any state but pending.
+func (s ProposalState) Decided() bool { return s != StatePending }
+
 // Outcome is the result of taking (or refusing) an action.
 type Outcome struct {
-	// Result is executed, failed, refused or dry-run.
+	// Result is executed, failed, refused, dry-run or recorded.
 	Result string `json:"result"`
 	// Message says what happened in a sentence, e.g. "pod deleted", "budget exhausted:
 	// 5 actions of rule init-stuck in the last 10m0s".
@@ -85,6 +101,9 @@ const (
 	ResultFailed   = "failed"
 	ResultRefused  = "refused"
 	ResultDryRun   = "dry-run"
+	// ResultRecorded: an advisory proposal was approved; the decision is recorded and the
+	// change (Proposal.Advice) is left to a human, nothing was changed in the cluster.
+	ResultRecorded = "recorded"
 )
 
 // NoticeType says what a notice is about.
