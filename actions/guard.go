@@ -10,6 +10,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -110,7 +111,7 @@ type Guard struct {
 	exec      Executor
 	result    string // ResultExecuted, or ResultDryRun
 	prefix    string // of budget, cooldown and marker keys
-	policy    Policy
+	policy    atomic.Pointer[Policy]
 	kv        KV
 	budgets   *Budgets
 	claimer   Claimer
@@ -137,9 +138,10 @@ func NewGuard(o GuardOptions) (*Guard, error) {
 		o.Namespace = os.Getenv("POD_NAMESPACE")
 	}
 	g := &Guard{
-		client: o.Client, exec: o.Executor, result: finding.ResultExecuted, policy: o.Policy, kv: o.KV,
+		client: o.Client, exec: o.Executor, result: finding.ResultExecuted, kv: o.KV,
 		claimer: o.Claimer, recheck: o.Rechecker, events: o.Events, now: o.Now, metrics: o.Metrics, log: o.Logger,
 	}
+	g.SetPolicy(o.Policy)
 	if g.exec == nil {
 		g.exec = Executors{}
 	}
@@ -154,6 +156,13 @@ func NewGuard(o GuardOptions) (*Guard, error) {
 	}
 	return g, nil
 }
+
+// SetPolicy replaces the budgets and cooldowns (a reload of rules.yaml). Actions already
+// counted stay counted.
+func (g *Guard) SetPolicy(p Policy) { g.policy.Store(&p) }
+
+// Policy returns the budgets and cooldowns in force.
+func (g *Guard) Policy() Policy { return *g.policy.Load() }
 
 // DryRun reports whether the guard records instead of executing.
 func (g *Guard) DryRun() bool { return g.result == finding.ResultDryRun }
@@ -364,14 +373,14 @@ func (g *Guard) holds(ctx context.Context, r *Request, pod *corev1.Pod) error {
 // scopes are the budgets an action spends.
 func (g *Guard) scopes(r *Request) []BudgetScope {
 	var out []BudgetScope
-	rule := ruleOf(r)
-	if rp, ok := g.policy.Rules[rule]; ok && rp.Budget != nil {
+	rule, policy := ruleOf(r), g.Policy()
+	if rp, ok := policy.Rules[rule]; ok && rp.Budget != nil {
 		out = append(out, BudgetScope{Scope: ScopeRule, Name: rule, Limit: *rp.Budget})
 	}
-	if l := g.policy.PerNamespace; l != nil && r.Target.Namespace != "" {
+	if l := policy.PerNamespace; l != nil && r.Target.Namespace != "" {
 		out = append(out, BudgetScope{Scope: ScopeNamespace, Name: r.Target.Namespace, Limit: *l})
 	}
-	if l := g.policy.Total; l != nil {
+	if l := policy.Total; l != nil {
 		out = append(out, BudgetScope{Scope: ScopeTotal, Limit: *l})
 	}
 	return out
@@ -379,7 +388,7 @@ func (g *Guard) scopes(r *Request) []BudgetScope {
 
 // cool claims the target's cooldown; the returned function gives it back.
 func (g *Guard) cool(ctx context.Context, r *Request) (func(context.Context) error, error) {
-	d := g.policy.cooldown(ruleOf(r))
+	d := g.Policy().cooldown(ruleOf(r))
 	if d <= 0 {
 		return func(context.Context) error { return nil }, nil
 	}

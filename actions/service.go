@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -91,6 +92,7 @@ type Service struct {
 	now      func() time.Time
 	log      *zap.Logger
 	refusals *refusals
+	ttl      atomic.Int64 // of new proposals
 }
 
 var (
@@ -122,9 +124,22 @@ func NewService(o ServiceOptions) (*Service, error) {
 	if o.Logger == nil {
 		o.Logger = zap.NewNop()
 	}
-	return &Service{o: o, guard: o.Guard, store: o.Store, now: o.Now, log: o.Logger,
-		refusals: newRefusals(o.RefusalWindow, o.RefusalQuiet, o.RefusalMaxDelay)}, nil
+	s := &Service{o: o, guard: o.Guard, store: o.Store, now: o.Now, log: o.Logger,
+		refusals: newRefusals(o.RefusalWindow, o.RefusalQuiet, o.RefusalMaxDelay)}
+	s.SetProposalTTL(o.TTL)
+	return s, nil
 }
+
+// SetProposalTTL changes the TTL of new proposals (a reload of rules.yaml); pending ones keep
+// theirs.
+func (s *Service) SetProposalTTL(d time.Duration) {
+	if d <= 0 {
+		d = DefaultProposalTTL
+	}
+	s.ttl.Store(int64(d))
+}
+
+func (s *Service) proposalTTL() time.Duration { return time.Duration(s.ttl.Load()) }
 
 // Guard returns the service's guard.
 func (s *Service) Guard() *Guard { return s.guard }
@@ -253,7 +268,7 @@ func (s *Service) propose(ctx context.Context, r *Request) error {
 	}
 	// One proposal per target and action at a time: several pods of one Deployment killed
 	// for memory make one proposal to patch it.
-	if hold := max(s.o.TTL, s.guard.policy.cooldown(r.Finding.Rule), time.Second); r.Action.Type == finding.ActionProposeMemoryLimit {
+	if hold := max(s.proposalTTL(), s.guard.Policy().cooldown(r.Finding.Rule), time.Second); r.Action.Type == finding.ActionProposeMemoryLimit {
 		won, err := s.o.Claimer.Claim(ctx, "proposed."+string(r.Action.Type)+"."+targetKey(r.Target), hold)
 		if err != nil {
 			return err
@@ -264,7 +279,7 @@ func (s *Service) propose(ctx context.Context, r *Request) error {
 	}
 	now := s.now()
 	p := &finding.Proposal{ID: r.ID, Finding: *r.Finding, Action: r.Action, State: finding.StatePending,
-		CreatedAt: now, ExpiresAt: now.Add(s.o.TTL), Target: r.Target}
+		CreatedAt: now, ExpiresAt: now.Add(s.proposalTTL()), Target: r.Target}
 	if advisory(r) {
 		p.Advice = MemoryAdvice(r.Finding, r.Action, r.Target)
 	}

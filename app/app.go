@@ -56,12 +56,15 @@ type Options struct {
 	Now func() time.Time
 	// Ready, when set, is called once podmedic is ready (caches synced, bus up).
 	Ready func(*Handle)
+	// Actions tunes the actions stage (own namespace, Airflow credentials, loop timings).
+	Actions ActionsOptions
 }
 
 // Handle lets the caller of Run observe the running pipeline.
 type Handle struct {
-	w *watchers.Watcher
-	b *bus.Bus
+	w       *watchers.Watcher
+	b       *bus.Bus
+	actions *actionsStage
 }
 
 // Settle waits until nothing is in flight anywhere in the pipeline — the watchers' queue is
@@ -180,6 +183,12 @@ func Run(ctx context.Context, o Options) error {
 	if o.Now != nil {
 		p.now = o.Now
 	}
+	act, err := newActions(ctx, o.Actions, cfg, client, b, p, n, log.Named("actions"), metrics)
+	if err != nil {
+		return err
+	}
+	defer act.broadcaster.Shutdown()
+	p.stage = act.svc
 	workers := o.Workers
 	if workers <= 0 {
 		workers = 4
@@ -195,6 +204,7 @@ func Run(ctx context.Context, o Options) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return w.Run(gctx) })
 	g.Go(func() error { return b.Consume(gctx, workers, p.handle) })
+	g.Go(func() error { return act.svc.Run(gctx) })
 	if o.HTTPAddr != "" {
 		srv, ln, err := listen(o.HTTPAddr, metrics, ready)
 		if err != nil {
@@ -216,7 +226,7 @@ func Run(ctx context.Context, o Options) error {
 					log.Info("podmedic is ready", zap.String("cluster", cfg.Cluster), zap.Bool("dry_run", cfg.DryRun),
 						zap.Int("rules", len(cfg.Rules)))
 					if o.Ready != nil {
-						o.Ready(&Handle{w: w, b: b})
+						o.Ready(&Handle{w: w, b: b, actions: act})
 					}
 					return nil
 				}

@@ -36,6 +36,7 @@ type pipeline struct {
 	view     rules.View
 	store    Store
 	notify   notifier.Notifier
+	stage    Stage // takes each new finding to the actions stage, which notifies
 	cluster  string
 	now      func() time.Time
 	log      *zap.Logger
@@ -45,7 +46,7 @@ type pipeline struct {
 
 func newPipeline(e *rules.Engine, view rules.View, store Store, n notifier.Notifier, log *zap.Logger, reg prometheus.Registerer) *pipeline {
 	p := &pipeline{
-		view: view, store: store, notify: n, cluster: e.Config().Cluster, now: time.Now, log: log,
+		view: view, store: store, notify: n, stage: notifyStage{n}, cluster: e.Config().Cluster, now: time.Now, log: log,
 		findings: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "podmedic_findings_total",
 			Help: "New findings (first sighting of a failure), by kind and rule.",
@@ -110,8 +111,9 @@ func (p *pipeline) handle(ctx context.Context, o *bus.Observation) error {
 }
 
 // deliver reports a finding the first time it is seen anywhere: it claims the finding's key
-// (one winner across replicas and restarts), records it on the audit stream and notifies. When
-// recording or notifying fails the claim is released and the observation is retried.
+// (one winner across replicas and restarts), records it on the audit stream and hands it to the
+// actions stage, which acts or proposes and notifies. When recording or the stage fails the
+// claim is released and the observation is retried (the stage is idempotent per finding).
 func (p *pipeline) deliver(ctx context.Context, f *finding.Finding) error {
 	key := f.Key()
 	won, err := p.store.Claim(ctx, "finding."+key, DedupTTL)
@@ -125,7 +127,7 @@ func (p *pipeline) deliver(ctx context.Context, f *finding.Finding) error {
 	subject := bus.SubjectFindings + "." + bus.Token(p.cluster) + "." + string(f.Kind)
 	err = p.store.PublishJSON(ctx, subject, key, f)
 	if err == nil {
-		err = p.notify.Notify(ctx, &finding.Notice{Type: finding.NoticeFinding, Finding: f})
+		err = p.stage.Handle(ctx, f)
 	}
 	if err != nil {
 		if rerr := p.store.Release(context.WithoutCancel(ctx), "finding."+key); rerr != nil {
