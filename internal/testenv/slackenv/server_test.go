@@ -169,8 +169,8 @@ func TestSocketMode(t *testing.T) {
 				id, err := s.SendInteractive(click.Payload())
 				require.NoError(t, err)
 				var env struct {
-					EnvelopeID string                  `json:"envelope_id"`
-					Type       string                  `json:"type"`
+					EnvelopeID string                    `json:"envelope_id"`
+					Type       string                    `json:"type"`
 					Payload    slack.InteractionCallback `json:"payload"`
 				}
 				require.NoError(t, conn.ReadJSON(&env))
