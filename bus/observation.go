@@ -101,23 +101,47 @@ var ErrMalformed = errors.New("malformed observation")
 // DecodeObservation parses and checks an envelope.
 func DecodeObservation(data []byte) (*Observation, error) {
 	var o Observation
-	if err := json.Unmarshal(data, &o); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+	if !decodeFast(data, &o) {
+		o = Observation{}
+		if err := json.Unmarshal(data, &o); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+		}
 	}
-	switch {
-	case o.Version != EnvelopeVersion:
-		return nil, fmt.Errorf("%w: envelope version %d, want %d", ErrMalformed, o.Version, EnvelopeVersion)
-	case o.Kind != KindPod && o.Kind != KindPVC && o.Kind != KindEvent:
-		return nil, fmt.Errorf("%w: unknown kind %q", ErrMalformed, o.Kind)
-	case o.Type != Added && o.Type != Updated && o.Type != Deleted && o.Type != Resync:
-		return nil, fmt.Errorf("%w: unknown type %q", ErrMalformed, o.Type)
-	case o.Name == "" || o.UID == "":
-		return nil, fmt.Errorf("%w: missing name or uid", ErrMalformed)
-	case len(o.Object) == 0 || o.Object[0] != '{':
-		return nil, fmt.Errorf("%w: object is not a JSON object", ErrMalformed)
+	if err := o.check(); err != nil {
+		return nil, err
 	}
 	return &o, nil
 }
 
-// Encode returns the envelope's JSON.
-func (o *Observation) Encode() ([]byte, error) { return json.Marshal(o) }
+// check reports (wrapping ErrMalformed) what makes a decoded envelope unusable.
+func (o *Observation) check() error {
+	switch {
+	case o.Version != EnvelopeVersion:
+		return fmt.Errorf("%w: envelope version %d, want %d", ErrMalformed, o.Version, EnvelopeVersion)
+	case o.Kind != KindPod && o.Kind != KindPVC && o.Kind != KindEvent:
+		return fmt.Errorf("%w: unknown kind %q", ErrMalformed, o.Kind)
+	case o.Type != Added && o.Type != Updated && o.Type != Deleted && o.Type != Resync:
+		return fmt.Errorf("%w: unknown type %q", ErrMalformed, o.Type)
+	case o.Name == "" || o.UID == "":
+		return fmt.Errorf("%w: missing name or uid", ErrMalformed)
+	case firstNonSpace(o.Object) != '{':
+		return fmt.Errorf("%w: object is not a JSON object", ErrMalformed)
+	}
+	return nil
+}
+
+// firstNonSpace is the first byte of a JSON text, 0 when there is none.
+func firstNonSpace(data []byte) byte {
+	if i := skipSpace(data, 0); i < len(data) {
+		return data[i]
+	}
+	return 0
+}
+
+// Encode returns the envelope's JSON, exactly as json.Marshal writes it.
+func (o *Observation) Encode() ([]byte, error) {
+	if data, ok := encodeFast(make([]byte, 0, len(o.Object)+320), o); ok {
+		return data, nil
+	}
+	return json.Marshal(o)
+}
