@@ -78,9 +78,10 @@ type GuardOptions struct {
 	Client kubernetes.Interface
 	// Executor takes the actions (usually Executors of DeletePod, EvictPod, ...).
 	Executor Executor
-	// DryRun swaps Executor for a Recording executor, and keeps budgets, cooldowns and
-	// markers apart from the real ones, so a dry run reports what would happen without
-	// changing anything, and without spending what a real run would need.
+	// DryRun swaps Executor for a Recording executor, keeps budgets, cooldowns and markers
+	// apart from the real ones, and writes no Events, so a dry run reports what would happen
+	// without changing anything in the cluster, and without spending what a real run would
+	// need.
 	DryRun bool
 	Policy Policy
 	// KV holds the budgets and the markers of pods podmedic deleted.
@@ -147,7 +148,7 @@ func NewGuard(o GuardOptions) (*Guard, error) {
 	}
 	if o.DryRun {
 		d, _ := g.exec.(Describer)
-		g.exec, g.result, g.prefix = &Recording{Describer: d}, finding.ResultDryRun, "dry-run."
+		g.exec, g.result, g.prefix, g.events = &Recording{Describer: d}, finding.ResultDryRun, "dry-run.", nil
 	}
 	g.budgets = NewBudgets(o.KV, g.prefix, o.Now)
 	g.protected = append(slices.Clone(alwaysProtected), o.Protected...)

@@ -231,6 +231,10 @@ func TestGuardDecisions(t *testing.T) {
 				}
 				reason, _ := ReasonOf(err)
 				require.Equal(t, 1.0, testutil.ToFloat64(e.guard.metrics.refusals.WithLabelValues("delete-pod", string(reason))))
+				if tt.dryRun {
+					require.Empty(t, e.events.reasons(), "a dry run wrote Events")
+					return
+				}
 				ev, ok := e.events.find(EventRefused)
 				require.True(t, ok, "no PodmedicRefused event: %v", e.events.reasons())
 				require.Equal(t, corev1.EventTypeWarning, ev.Type)
@@ -241,10 +245,13 @@ func TestGuardDecisions(t *testing.T) {
 			require.Equal(t, tt.wantResult, out.Result)
 			require.Equal(t, !tt.wantDeleted, podExists(t, e.client, tt.pod.Namespace, tt.pod.Name))
 			require.Equal(t, 1.0, testutil.ToFloat64(e.guard.metrics.actions.WithLabelValues("delete-pod", tt.wantResult)))
-			ev, ok := e.events.find(EventExecuted)
-			require.True(t, ok, "no PodmedicExecuted event: %v", e.events.reasons())
-			require.Contains(t, ev.Note, out.Message)
+			if !tt.dryRun {
+				ev, ok := e.events.find(EventExecuted)
+				require.True(t, ok, "no PodmedicExecuted event: %v", e.events.reasons())
+				require.Contains(t, ev.Note, out.Message)
+			}
 			if tt.dryRun {
+				require.Empty(t, e.events.reasons(), "a dry run wrote Events")
 				require.Zero(t, e.counted, "dry-run reached the real executor")
 				require.Contains(t, out.Message, "dry run: would delete pod "+tt.pod.Namespace+"/"+tt.pod.Name)
 				require.Len(t, e.guard.exec.(*Recording).Calls(), 1)

@@ -144,8 +144,13 @@ func (s *Service) proposalTTL() time.Duration { return time.Duration(s.ttl.Load(
 // Guard returns the service's guard.
 func (s *Service) Guard() *Guard { return s.guard }
 
+// ErrAfterAction is returned by Handle for a finding about a pod podmedic itself deleted or
+// evicted (it got stuck terminating, say): it is not a new failure, and it is neither reported
+// nor acted on. The caller treats the finding as handled.
+var ErrAfterAction = errors.New("finding about a pod podmedic deleted or evicted")
+
 // Handle takes a new finding through the stage: notify-only findings are notified; a finding
-// about a pod podmedic itself deleted is dropped; auto mode acts through the guard and
+// about a pod podmedic itself deleted is dropped (ErrAfterAction); auto mode acts through the guard and
 // notifies the finding with the outcome; approve mode stores a pending proposal and notifies
 // the finding with it. A refused action is counted into one refusal notice per rule and
 // reason, and the finding is notified without it. Handle is idempotent per finding: a retry
@@ -173,7 +178,7 @@ func (s *Service) Handle(ctx context.Context, f *finding.Finding) error {
 			s.o.Metrics.suppress()
 			s.log.Info("finding about a pod podmedic deleted or evicted; not reported again",
 				zap.String("kind", string(f.Kind)), zap.String("pod", f.Namespace+"/"+f.Pod))
-			return nil
+			return ErrAfterAction
 		}
 	}
 	req := &Request{ID: id, Finding: f, Action: *a}

@@ -136,7 +136,7 @@ func TestServiceAutoMode(t *testing.T) {
 	// What the deleted pod does next (here: stuck terminating) is not a new finding.
 	later := stuckFinding(pod, "stuck-terminating", finding.ModeApprove)
 	later.Kind, later.Occurrence, later.Action.Params["force"] = finding.StuckTerminating, "terminating", "true"
-	require.NoError(t, e.svc.Handle(context.Background(), later))
+	require.ErrorIs(t, e.svc.Handle(context.Background(), later), ErrAfterAction)
 	require.Len(t, e.notices.ofType(finding.NoticeFinding), 2)
 	require.Equal(t, 1.0, testutil.ToFloat64(e.svc.o.Metrics.suppressed))
 }

@@ -89,7 +89,10 @@ func newActions(ctx context.Context, o ActionsOptions, cfg *rules.Config, client
 	if err := broadcaster.StartRecordingToSinkWithContext(ctx); err != nil {
 		return nil, fmt.Errorf("event recorder: %w", err)
 	}
-	recorder := broadcaster.NewRecorder(scheme.Scheme, "podmedic")
+	var recorder events.EventRecorder = broadcaster.NewRecorder(scheme.Scheme, "podmedic")
+	if cfg.DryRun {
+		recorder = nil // a dry run writes nothing to the cluster, Events included
+	}
 
 	kv := JetStreamKV{KV: b.Proposals()}
 	metrics := actions.NewMetrics(reg)

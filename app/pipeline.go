@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sync/atomic"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"go.uber.org/zap"
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/podmedic/podmedic/actions"
 	"github.com/podmedic/podmedic/bus"
 	"github.com/podmedic/podmedic/finding"
 	"github.com/podmedic/podmedic/notifier"
@@ -128,6 +130,9 @@ func (p *pipeline) deliver(ctx context.Context, f *finding.Finding) error {
 	err = p.store.PublishJSON(ctx, subject, key, f)
 	if err == nil {
 		err = p.stage.Handle(ctx, f)
+		if errors.Is(err, actions.ErrAfterAction) {
+			return nil // about a pod podmedic deleted itself: no new finding; the claim stays
+		}
 	}
 	if err != nil {
 		if rerr := p.store.Release(context.WithoutCancel(ctx), "finding."+key); rerr != nil {
