@@ -1,0 +1,332 @@
+package slack
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/slack-go/slack"
+	"github.com/slack-go/slack/socketmode"
+	"go.uber.org/zap"
+
+	"github.com/podmedic/podmedic/finding"
+)
+
+// Replay and duplicate-click windows.
+const (
+	// signatureWindow is how far a request timestamp may be from now (slack-go's verifier
+	// enforces the same 5 minutes); a signature is remembered a little longer.
+	signatureWindow = 5 * time.Minute
+	replayTTL       = signatureWindow + time.Minute
+	clickTTL        = 10 * time.Minute
+	decideTimeout   = 30 * time.Second
+	maxPayload      = 1 << 20
+)
+
+// expiringSet remembers keys until they expire.
+type expiringSet struct {
+	mu sync.Mutex
+	m  map[string]time.Time
+}
+
+func newExpiringSet() *expiringSet { return &expiringSet{m: map[string]time.Time{}} }
+
+// add records key until until and reports whether it was new.
+func (s *expiringSet) add(key string, until, now time.Time) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if t, ok := s.m[key]; ok && now.Before(t) {
+		return false
+	}
+	if len(s.m) > 10000 {
+		s.pruneLocked(now)
+	}
+	s.m[key] = until
+	return true
+}
+
+func (s *expiringSet) prune(now time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.pruneLocked(now)
+}
+
+func (s *expiringSet) pruneLocked(now time.Time) {
+	for k, t := range s.m {
+		if !now.Before(t) {
+			delete(s.m, k)
+		}
+	}
+}
+
+// InteractionHandler returns the handler of POST /slack/interactions: it verifies Slack's
+// signature (v0 HMAC with the signing secret; a timestamp more than 5 minutes away is refused),
+// refuses a request whose signature it has already seen, answers 200 at once and handles the
+// click asynchronously.
+//
+// Statuses: 405 not POST; 413 body over 1 MiB; 401 missing or malformed signature headers
+// (no "v0="), stale timestamp, signature mismatch (a tampered body); 409 replay of a request
+// already accepted (no action); 400 no parsable payload; 200 otherwise, including clicks that
+// are then refused (an unlisted approver, an expired proposal: the user is told ephemerally).
+func (n *Notifier) InteractionHandler() http.Handler {
+	return http.HandlerFunc(n.serveInteraction)
+}
+
+func (n *Notifier) serveInteraction(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxPayload+1))
+	if err != nil {
+		http.Error(w, "cannot read body", http.StatusBadRequest)
+		return
+	}
+	if len(body) > maxPayload {
+		http.Error(w, "payload too large", http.StatusRequestEntityTooLarge)
+		return
+	}
+	sv, err := slack.NewSecretsVerifier(r.Header, n.cfg.Secrets.SigningSecret)
+	if err == nil {
+		_, _ = sv.Write(body)
+		err = sv.Ensure()
+	}
+	if err != nil {
+		n.m.interactions.WithLabelValues("bad_signature").Inc()
+		n.o.log.Warn("slack: interaction refused: bad signature", zap.String("reason", err.Error()),
+			zap.String("remote", r.RemoteAddr))
+		http.Error(w, "invalid signature", http.StatusUnauthorized)
+		return
+	}
+	// The verifier does not deduplicate: the same signed request would pass again within
+	// the window. The signature covers timestamp and body, so it identifies the request.
+	now := time.Now()
+	ts, _ := strconv.ParseInt(r.Header.Get("X-Slack-Request-Timestamp"), 10, 64)
+	until := time.Unix(ts, 0).Add(replayTTL)
+	if !n.replays.add(r.Header.Get("X-Slack-Signature"), until, now) {
+		n.m.interactions.WithLabelValues("replay").Inc()
+		n.o.log.Warn("slack: interaction refused: replayed request", zap.String("remote", r.RemoteAddr))
+		http.Error(w, "replayed request", http.StatusConflict)
+		return
+	}
+	form, err := parseForm(body)
+	if err != nil || form == "" {
+		n.m.interactions.WithLabelValues("bad_request").Inc()
+		http.Error(w, "no payload", http.StatusBadRequest)
+		return
+	}
+	var cb slack.InteractionCallback
+	if err := json.Unmarshal([]byte(form), &cb); err != nil {
+		n.m.interactions.WithLabelValues("bad_request").Inc()
+		http.Error(w, "bad payload", http.StatusBadRequest)
+		return
+	}
+	w.WriteHeader(http.StatusOK)
+	n.onCallback(&cb)
+}
+
+func parseForm(body []byte) (string, error) {
+	req := &http.Request{Method: http.MethodPost, Header: http.Header{"Content-Type": {"application/x-www-form-urlencoded"}},
+		Body: io.NopCloser(strings.NewReader(string(body)))}
+	if err := req.ParseForm(); err != nil {
+		return "", err
+	}
+	return req.PostForm.Get("payload"), nil
+}
+
+// onCallback handles a block_actions callback from either transport: each podmedic button
+// click is decided asynchronously, once.
+func (n *Notifier) onCallback(cb *slack.InteractionCallback) {
+	if cb.Type != slack.InteractionTypeBlockActions {
+		return
+	}
+	channel := cb.Channel.ID
+	if channel == "" {
+		channel = cb.Container.ChannelID
+	}
+	for _, a := range cb.ActionCallback.BlockActions {
+		if a.ActionID != ActionApprove && a.ActionID != ActionDeny {
+			continue
+		}
+		id := a.Value
+		if id == "" {
+			id = a.BlockID
+		}
+		actionTS := a.ActionTs
+		if actionTS == "" {
+			actionTS = cb.ActionTs
+		}
+		now := time.Now()
+		key := strings.Join([]string{cb.User.ID, actionTS, cb.TriggerID, id, a.ActionID}, "|")
+		if !n.clicks.add(key, now.Add(clickTTL), now) {
+			n.m.interactions.WithLabelValues("duplicate").Inc()
+			continue
+		}
+		click := click{channel: channel, user: cb.User.ID, id: id, approve: a.ActionID == ActionApprove}
+		n.goAsync(func(ctx context.Context) { n.decide(ctx, click) })
+	}
+}
+
+type click struct {
+	channel, user, id string
+	approve           bool
+}
+
+// goAsync runs f off the caller's path (interactions must be acknowledged within 3 seconds),
+// at most 16 at a time; Run waits for them when it stops.
+func (n *Notifier) goAsync(f func(ctx context.Context)) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.stopping {
+		n.o.log.Warn("slack: interaction ignored: the notifier is stopping")
+		return
+	}
+	base := n.runCtx
+	if base == nil {
+		base = context.Background()
+	}
+	n.async.Go(func() {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(base), decideTimeout)
+		defer cancel()
+		select {
+		case n.sem <- struct{}{}:
+			defer func() { <-n.sem }()
+		case <-ctx.Done():
+			return
+		}
+		f(ctx)
+	})
+}
+
+// decide applies a click: approvers only, then the Decider, then the message shows the result.
+func (n *Notifier) decide(ctx context.Context, c click) {
+	verb := map[bool]string{true: "approve", false: "deny"}[c.approve]
+	log := n.o.log.With(zap.String("proposal", c.id), zap.String("user", c.user), zap.String("decision", verb))
+	ok, err := n.approvers.allowed(ctx, c.user)
+	if err != nil {
+		n.m.interactions.WithLabelValues("error").Inc()
+		log.Warn("slack: could not check the approver", zap.Error(err))
+		n.ephemeral(ctx, c.channel, c.user, fmt.Sprintf("podmedic could not check whether you may %s this (%s). Nothing was done; please try again in a minute.", verb, esc(err.Error())))
+		return
+	}
+	if !ok {
+		n.m.interactions.WithLabelValues("forbidden").Inc()
+		log.Info("slack: click by a user who is not an approver ignored")
+		n.ephemeral(ctx, c.channel, c.user, fmt.Sprintf("You are not allowed to %s this. Nothing was done.", verb))
+		return
+	}
+	if n.o.decider == nil {
+		n.m.interactions.WithLabelValues("disabled").Inc()
+		n.ephemeral(ctx, c.channel, c.user, "Approvals are not enabled in this podmedic. Nothing was done.")
+		return
+	}
+	p, err := n.o.decider.Decide(ctx, c.id, c.user, c.approve)
+	if err != nil {
+		n.m.interactions.WithLabelValues("refused").Inc()
+		log.Info("slack: decision refused", zap.Error(err))
+		n.ephemeral(ctx, c.channel, c.user, fmt.Sprintf("Could not %s proposal %s: %s", verb, c.id, esc(err.Error())))
+		if p != nil {
+			n.applyDecision(p)
+		} else {
+			n.showExpired(c.id)
+		}
+		return
+	}
+	n.m.interactions.WithLabelValues(map[bool]string{true: "approved", false: "denied"}[c.approve]).Inc()
+	log.Info("slack: decision taken", zap.String("state", string(p.State)))
+	if p != nil {
+		n.applyDecision(p)
+	}
+}
+
+// showExpired makes a pending proposal's message show it expired when its time is up (after
+// a refused click, without waiting for the actions stage's notice).
+func (n *Notifier) showExpired(id string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	m, ok := n.msgs["p:"+id]
+	if !ok || m.proposal.State != finding.StatePending || m.expiredShown ||
+		m.proposal.ExpiresAt.IsZero() || time.Now().Before(m.proposal.ExpiresAt) {
+		return
+	}
+	m.expiredShown = true
+	m.version++
+	n.wakeLocked(m.lane)
+}
+
+// runSocketMode keeps a Socket Mode connection until ctx ends, reconnecting with backoff.
+func (n *Notifier) runSocketMode(ctx context.Context) {
+	opts := []socketmode.Option{socketmode.OptionLog(log.New(zapWriter{n.o.log}, "", 0))}
+	if n.o.dialer != nil {
+		opts = append(opts, socketmode.OptionDialer(n.o.dialer))
+	}
+	client := socketmode.New(n.api, opts...)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case evt := <-client.Events:
+				n.onSocketEvent(ctx, client, evt)
+			}
+		}
+	}()
+	for failures := 0; ctx.Err() == nil; {
+		err := client.RunContext(ctx)
+		if ctx.Err() != nil {
+			break
+		}
+		failures++
+		d := n.backoff(failures)
+		n.countError("apps.connections.open", err)
+		n.o.log.Error("slack: socket mode stopped; reconnecting", zap.Error(err), zap.Duration("backoff", d))
+		select {
+		case <-ctx.Done():
+		case <-time.After(d):
+		}
+	}
+	<-done
+}
+
+func (n *Notifier) onSocketEvent(ctx context.Context, client *socketmode.Client, evt socketmode.Event) {
+	switch evt.Type {
+	case socketmode.EventTypeConnected:
+		n.o.log.Info("slack: socket mode connected")
+	case socketmode.EventTypeConnectionError:
+		n.o.log.Warn("slack: socket mode connection failed", zap.Any("event", fmt.Sprint(evt.Data)))
+	case socketmode.EventTypeInvalidAuth:
+		n.o.log.Error("slack: socket mode: invalid app token")
+	case socketmode.EventTypeInteractive:
+		// Acknowledge at once (Slack wants it within 3 seconds); the decision follows.
+		if evt.Request != nil {
+			if err := client.AckCtx(ctx, evt.Request.EnvelopeID, nil); err != nil {
+				n.o.log.Warn("slack: socket mode ack failed", zap.Error(err))
+			}
+		}
+		if cb, ok := evt.Data.(slack.InteractionCallback); ok {
+			n.onCallback(&cb)
+		}
+	case socketmode.EventTypeEventsAPI, socketmode.EventTypeSlashCommand:
+		if evt.Request != nil {
+			_ = client.AckCtx(ctx, evt.Request.EnvelopeID, nil)
+		}
+	}
+}
+
+// zapWriter sends slack-go's log lines (debug output only; it never logs tokens) to zap.
+type zapWriter struct{ l *zap.Logger }
+
+func (w zapWriter) Write(p []byte) (int, error) {
+	w.l.Debug(strings.TrimSpace(string(p)), zap.String("component", "slack-go"))
+	return len(p), nil
+}

@@ -1,0 +1,429 @@
+package slack
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/slack-go/slack"
+	"go.uber.org/zap"
+
+	"github.com/podmedic/podmedic/finding"
+	"github.com/podmedic/podmedic/notifier"
+)
+
+// Errors of Notify.
+var (
+	// ErrQueueFull: too many notices are accepted and not yet delivered; the notice was not
+	// accepted and the caller should retry later.
+	ErrQueueFull = errors.New("slack: notice queue is full")
+	// ErrStopped: Run has returned; the notice was not accepted.
+	ErrStopped = errors.New("slack: notifier stopped")
+	// ErrInvalidNotice: the notice can never be delivered (a missing finding or proposal);
+	// retrying does not help.
+	ErrInvalidNotice = errors.New("slack: invalid notice")
+)
+
+// Notifier delivers notices to Slack and takes decisions back. Create it with New, run Run
+// under a context, and mount InteractionHandler when interactions arrive over HTTP.
+type Notifier struct {
+	cfg       Config
+	o         options
+	api       *slack.Client
+	m         *metrics
+	approvers *approvers
+	clicks    *expiringSet // clicks already handled (both transports)
+	replays   *expiringSet // signatures of HTTP interaction requests already seen
+
+	mu       sync.Mutex
+	lanes    map[string]*lane
+	msgs     map[string]*message // by key
+	groups   map[string]*message // open group message by group key and channel
+	seen     map[string]time.Time
+	pending  int
+	idle     chan struct{} // closed when pending drops to 0 (see Flush)
+	seq      int
+	running  bool
+	stopping bool // Run is waiting for its goroutines: no new async work
+	stopped  bool
+	runCtx   context.Context
+	workers  sync.WaitGroup
+	async    sync.WaitGroup
+	sem      chan struct{}
+}
+
+var _ notifier.Notifier = (*Notifier)(nil)
+
+// New returns a Notifier for cfg. It makes no network call; see Check and Run.
+func New(cfg Config, opts ...Option) (*Notifier, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	o := defaultOptions()
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.store == nil {
+		o.store = NewMemoryStore()
+	}
+	if o.log == nil {
+		o.log = zap.NewNop()
+	}
+	if cfg.APIURL == "" {
+		cfg.APIURL = DefaultAPIURL
+	}
+	copts := []slack.Option{slack.OptionAPIURL(cfg.APIURL)}
+	if cfg.Secrets.AppToken != "" {
+		copts = append(copts, slack.OptionAppLevelToken(cfg.Secrets.AppToken))
+	}
+	if o.httpClient != nil {
+		copts = append(copts, slack.OptionHTTPClient(o.httpClient))
+	}
+	n := &Notifier{
+		cfg:     cfg,
+		o:       o,
+		api:     slack.New(cfg.Secrets.BotToken, copts...),
+		clicks:  newExpiringSet(),
+		replays: newExpiringSet(),
+		lanes:   map[string]*lane{},
+		msgs:    map[string]*message{},
+		groups:  map[string]*message{},
+		seen:    map[string]time.Time{},
+		idle:    make(chan struct{}),
+		sem:     make(chan struct{}, 16),
+	}
+	close(n.idle)
+	n.m = newMetrics(o.reg, func() float64 {
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		return float64(n.pending)
+	})
+	n.approvers = newApprovers(cfg.Approvers, o.approverRefresh, n.api, n.m, o.log)
+	return n, nil
+}
+
+// Check verifies the bot token with auth.test.
+func (n *Notifier) Check(ctx context.Context) error {
+	if _, err := n.api.AuthTestContext(ctx); err != nil {
+		n.countError("auth.test", err)
+		return fmt.Errorf("slack: auth.test: %w", err)
+	}
+	return nil
+}
+
+// Pending returns how many accepted notices are not yet delivered.
+func (n *Notifier) Pending() int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.pending
+}
+
+// Flush waits until every accepted notice is delivered (or ctx ends). app may call it with a
+// short timeout before stopping Run.
+func (n *Notifier) Flush(ctx context.Context) error {
+	n.mu.Lock()
+	idle := n.idle
+	n.mu.Unlock()
+	select {
+	case <-idle:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("slack: %d notices undelivered: %w", n.Pending(), context.Cause(ctx))
+	}
+}
+
+// Notify implements notifier.Notifier. It returns at once: nil means the notice is accepted
+// (or was already: the same finding or the same proposal state is never delivered twice) and
+// Run will deliver it, retrying through rate limits and outages for as long as it runs; it is
+// not a promise that Slack has it yet (see Flush). ErrQueueFull and ErrStopped mean the notice
+// was not accepted and the caller should retry; ErrInvalidNotice means it never can be.
+func (n *Notifier) Notify(ctx context.Context, nt *finding.Notice) error {
+	if err := validNotice(nt); err != nil {
+		return err
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.stopped {
+		return ErrStopped
+	}
+	return n.acceptLocked(nt, time.Now(), false)
+}
+
+func validNotice(nt *finding.Notice) error {
+	switch {
+	case nt == nil:
+		return fmt.Errorf("%w: nil", ErrInvalidNotice)
+	case nt.Type == finding.NoticeFinding && nt.Finding == nil && nt.Proposal == nil:
+		return fmt.Errorf("%w: finding notice without a finding", ErrInvalidNotice)
+	case nt.Type == finding.NoticeDecision && nt.Proposal == nil:
+		return fmt.Errorf("%w: decision notice without a proposal", ErrInvalidNotice)
+	case (nt.Type == finding.NoticeFinding || nt.Type == finding.NoticeDecision) && nt.Proposal != nil && nt.Proposal.ID == "":
+		return fmt.Errorf("%w: proposal without an id", ErrInvalidNotice)
+	case nt.Type != finding.NoticeFinding && nt.Type != finding.NoticeDecision && nt.Type != finding.NoticeRefusal:
+		return fmt.Errorf("%w: unknown type %q", ErrInvalidNotice, nt.Type)
+	}
+	return nil
+}
+
+// message kinds.
+type msgKind uint8
+
+const (
+	kindProposal msgKind = iota // one proposal: buttons, then its decision
+	kindGroup                   // a storm group of findings without a pending proposal
+	kindRefusal                 // a refusal by the guard
+)
+
+// pend is a notice whose content is not yet in Slack: delivered once the message's posted
+// version reaches version.
+type pend struct {
+	version int
+	at      time.Time
+	typ     finding.NoticeType
+}
+
+// threadReply is a thread reply waiting to be posted.
+type threadReply struct {
+	content rendered
+	pend    []pend
+}
+
+// message is one Slack message podmedic keeps current.
+type message struct {
+	key     string
+	kind    msgKind
+	lane    *lane
+	created time.Time
+
+	ref          MessageRef // channel id and ts once posted or found in the store
+	resolve      bool       // look ref up in the store first
+	resolveAt    time.Time
+	resolveFails int
+	textOnly     bool // Slack refused the blocks: send the text alone
+
+	version    int // bumped by every change of content
+	posted     int // the version Slack has
+	lastUpdate time.Time
+	rootPend   []pend
+	replies    []*threadReply
+
+	// kindProposal
+	proposal     *finding.Proposal
+	outcome      *finding.Outcome
+	finalReplied bool
+	expiredShown bool // shown expired because its time is up, before any expired notice
+
+	// kindGroup
+	gkey      string
+	members   []member
+	covered   int // members shown in the root (the first inline+1) or listed in a reply
+	openUntil time.Time
+	lastReply time.Time
+
+	// kindRefusal
+	notice *finding.Notice
+}
+
+// delivered reports whether Slack shows everything the message holds.
+func (m *message) delivered() bool {
+	return !m.resolve && m.ref.TS != "" && m.posted >= m.version && len(m.replies) == 0 &&
+		(m.kind != kindGroup || m.covered >= len(m.members))
+}
+
+// display is the state a proposal's message shows.
+func (m *message) display() finding.ProposalState {
+	if m.proposal.State == finding.StatePending && m.expiredShown {
+		return finding.StateExpired
+	}
+	return m.proposal.State
+}
+
+// render renders the message's root as it stands.
+func (m *message) render(inline int) rendered {
+	switch m.kind {
+	case kindProposal:
+		return renderProposal(m.proposal, m.outcome, m.display())
+	case kindGroup:
+		return renderGroup(m.members, inline)
+	}
+	return renderRefusal(m.notice)
+}
+
+func rank(s finding.ProposalState) int {
+	switch s {
+	case finding.StatePending:
+		return 0
+	case finding.StateApproved:
+		return 1
+	}
+	return 2
+}
+
+// acceptLocked takes a notice into the state the senders deliver. internal notices (decisions
+// taken through Slack itself) are not subject to the queue bound.
+func (n *Notifier) acceptLocked(nt *finding.Notice, now time.Time, internal bool) error {
+	full := !internal && n.pending >= n.o.queueSize
+	switch {
+	case nt.Type == finding.NoticeRefusal:
+		if full {
+			return ErrQueueFull
+		}
+		n.seq++
+		f := nt.Finding
+		m := n.newMessageLocked(fmt.Sprintf("r:%d", n.seq), kindRefusal, n.cfg.ChannelFor(f), now)
+		cp := *nt
+		m.notice = &cp
+		n.bumpLocked(m, now, nt.Type)
+		return nil
+
+	case nt.Proposal != nil:
+		p := clone(nt.Proposal)
+		key := "p:" + p.ID
+		if m, ok := n.msgs[key]; ok {
+			if nt.Type == finding.NoticeFinding && m.outcome == nil && nt.Outcome != nil {
+				m.outcome = nt.Outcome
+				n.bumpLocked(m, now, nt.Type)
+			}
+			n.applyLocked(m, p, now, nt.Type)
+			return nil
+		}
+		if full {
+			return ErrQueueFull
+		}
+		f := &p.Finding
+		if nt.Finding != nil {
+			f = nt.Finding
+			n.seen[f.Key()] = now
+		}
+		m := n.newMessageLocked(key, kindProposal, n.cfg.ChannelFor(f), now)
+		m.proposal = p
+		m.outcome = nt.Outcome
+		// A decision about a proposal this process has not posted: find its message in the
+		// store (posted before a restart, or by another replica) before doing anything.
+		m.resolve = nt.Type == finding.NoticeDecision
+		m.finalReplied = nt.Type == finding.NoticeFinding && p.State.Final()
+		n.bumpLocked(m, now, nt.Type)
+		if p.State.Final() && !m.finalReplied {
+			n.finalReplyLocked(m, now, nt.Type)
+		}
+		return nil
+	}
+
+	// A finding without a proposal: fold it into its group.
+	f := nt.Finding
+	key := f.Key()
+	if _, dup := n.seen[key]; dup {
+		return nil
+	}
+	if full {
+		return ErrQueueFull
+	}
+	n.seen[key] = now
+	ch := n.cfg.ChannelFor(f)
+	gk := GroupKey(f) + "|" + ch
+	m := n.groups[gk]
+	if m == nil || now.After(m.openUntil) {
+		n.seq++
+		m = n.newMessageLocked(fmt.Sprintf("g:%d", n.seq), kindGroup, ch, now)
+		m.gkey = gk
+		m.openUntil = now.Add(n.o.groupWindow)
+		m.covered = 1 + n.o.inlineMembers
+		n.groups[gk] = m
+	}
+	fc := *f
+	fc.Evidence = append([]string(nil), f.Evidence...)
+	mem := member{f: &fc, action: f.Action, outcome: nt.Outcome, at: now}
+	m.members = append(m.members, mem)
+	if len(m.members) <= m.covered {
+		n.bumpLocked(m, now, nt.Type)
+	} else {
+		// Listed in a thread reply later (its pend is the member itself); the root's count
+		// changes too.
+		m.version++
+		n.addPendingLocked(1)
+		n.wakeLocked(m.lane)
+	}
+	return nil
+}
+
+// applyLocked moves a proposal message to a newer state of its proposal.
+func (n *Notifier) applyLocked(m *message, p *finding.Proposal, now time.Time, typ finding.NoticeType) {
+	cur := m.proposal
+	newer := rank(p.State) > rank(cur.State) ||
+		(p.State == cur.State && p.Outcome != nil && cur.Outcome == nil)
+	if !newer {
+		return
+	}
+	m.proposal = p
+	n.bumpLocked(m, now, typ)
+	if p.State.Final() && !m.finalReplied {
+		n.finalReplyLocked(m, now, typ)
+	}
+}
+
+// finalReplyLocked queues the thread reply that records a proposal's outcome.
+func (n *Notifier) finalReplyLocked(m *message, now time.Time, typ finding.NoticeType) {
+	m.finalReplied = true
+	m.replies = append(m.replies, &threadReply{content: renderDecisionReply(m.proposal),
+		pend: []pend{{at: now, typ: typ}}})
+	n.addPendingLocked(1)
+	n.wakeLocked(m.lane)
+}
+
+// bumpLocked records a change of a message's root content by one notice.
+func (n *Notifier) bumpLocked(m *message, now time.Time, typ finding.NoticeType) {
+	m.version++
+	m.rootPend = append(m.rootPend, pend{version: m.version, at: now, typ: typ})
+	n.addPendingLocked(1)
+	n.wakeLocked(m.lane)
+}
+
+func (n *Notifier) newMessageLocked(key string, kind msgKind, channel string, now time.Time) *message {
+	l := n.laneLocked(channel)
+	m := &message{key: key, kind: kind, lane: l, created: now}
+	n.msgs[key] = m
+	l.msgs = append(l.msgs, m)
+	return m
+}
+
+// deliverLocked counts notices as delivered.
+func (n *Notifier) deliverLocked(ps []pend, now time.Time) {
+	for _, p := range ps {
+		n.m.latency.WithLabelValues(string(p.typ)).Observe(now.Sub(p.at).Seconds())
+	}
+	if len(ps) == 0 {
+		return
+	}
+	n.pending -= len(ps)
+	if n.pending == 0 {
+		close(n.idle)
+	}
+}
+
+// addPendingLocked counts notices accepted and not yet delivered.
+func (n *Notifier) addPendingLocked(k int) {
+	if n.pending == 0 && k > 0 {
+		n.idle = make(chan struct{})
+	}
+	n.pending += k
+}
+
+// applyDecision shows a proposal's new state, as Decide returned it.
+func (n *Notifier) applyDecision(p *finding.Proposal) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	_ = n.acceptLocked(&finding.Notice{Type: finding.NoticeDecision, Proposal: p}, time.Now(), true)
+}
+
+// clone copies a proposal deeply enough that the caller may change theirs.
+func clone(p *finding.Proposal) *finding.Proposal {
+	c := *p
+	c.Finding.Evidence = append([]string(nil), p.Finding.Evidence...)
+	if p.Outcome != nil {
+		o := *p.Outcome
+		c.Outcome = &o
+	}
+	return &c
+}
