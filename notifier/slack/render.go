@@ -369,7 +369,7 @@ func decisionText(p *finding.Proposal, state finding.ProposalState) string {
 	}
 	switch state {
 	case finding.StateApproved:
-		return ":hourglass_flowing_sand: " + by("Approved") + " -> executing…"
+		return ":hourglass_flowing_sand: " + by("Approved") + " -&gt; executing…"
 	case finding.StateExecuted:
 		if msg == "" {
 			msg = "done"
@@ -377,7 +377,7 @@ func decisionText(p *finding.Proposal, state finding.ProposalState) string {
 		if p.Outcome != nil && p.Outcome.Result == finding.ResultDryRun {
 			msg = "dry run, nothing changed: " + msg
 		}
-		return ":white_check_mark: " + by("Approved") + " -> " + msg
+		return ":white_check_mark: " + by("Approved") + " -&gt; " + msg
 	case finding.StateFailed:
 		if msg == "" {
 			msg = "the action failed"
@@ -385,7 +385,7 @@ func decisionText(p *finding.Proposal, state finding.ProposalState) string {
 		if p.DecidedBy == "" {
 			return ":x: *Failed*: " + msg
 		}
-		return ":x: " + by("Approved") + " -> failed: " + msg
+		return ":x: " + by("Approved") + " -&gt; failed: " + msg
 	case finding.StateDenied:
 		s := ":no_entry_sign: " + by("Denied")
 		if msg != "" {
@@ -518,7 +518,7 @@ func memberLine(m member) string {
 		s += " try " + strconv.Itoa(a.TryNumber)
 	}
 	if m.outcome != nil {
-		s += " -> " + outcomeText(m.outcome)
+		s += " -&gt; " + outcomeText(m.outcome)
 	}
 	return truncate(s, maxLine)
 }
