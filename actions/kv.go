@@ -29,6 +29,19 @@ type KV interface {
 	Keys(ctx context.Context, prefix string) ([]string, error)
 }
 
+// Entry is a key with its value and revision.
+type Entry struct {
+	Key      string
+	Value    []byte
+	Revision uint64
+}
+
+// EntryLister is implemented by a KV that can read every entry under a prefix in one pass (a
+// JetStream watch) rather than a Get per key.
+type EntryLister interface {
+	Entries(ctx context.Context, prefix string) ([]Entry, error)
+}
+
 // Errors of a KV.
 var (
 	ErrKeyNotFound      = errors.New("key not found")
@@ -57,7 +70,10 @@ type memEntry struct {
 	rev   uint64
 }
 
-var _ KV = (*MemoryKV)(nil)
+var (
+	_ KV          = (*MemoryKV)(nil)
+	_ EntryLister = (*MemoryKV)(nil)
+)
 
 // NewMemoryKV returns an empty MemoryKV.
 func NewMemoryKV() *MemoryKV { return &MemoryKV{data: map[string]memEntry{}} }
@@ -121,6 +137,20 @@ func (m *MemoryKV) Keys(_ context.Context, prefix string) ([]string, error) {
 		}
 	}
 	sort.Strings(out)
+	return out, nil
+}
+
+// Entries implements EntryLister.
+func (m *MemoryKV) Entries(_ context.Context, prefix string) ([]Entry, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []Entry
+	for k, e := range m.data {
+		if strings.HasPrefix(k, prefix) {
+			out = append(out, Entry{Key: k, Value: append([]byte(nil), e.value...), Revision: e.rev})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
 	return out, nil
 }
 

@@ -86,8 +86,25 @@ func (s KVProposalStore) Delete(ctx context.Context, id string, rev uint64) erro
 	return s.KV.Delete(ctx, proposalPrefix+id, rev)
 }
 
-// List implements ProposalStore.
+// List implements ProposalStore. With a KV that is an EntryLister it reads the bucket in one
+// pass.
 func (s KVProposalStore) List(ctx context.Context) ([]finding.Proposal, error) {
+	if l, ok := s.KV.(EntryLister); ok {
+		entries, err := l.Entries(ctx, proposalPrefix)
+		if err != nil {
+			return nil, fmt.Errorf("list proposals: %w", err)
+		}
+		out := make([]finding.Proposal, 0, len(entries))
+		for _, e := range entries {
+			var p finding.Proposal
+			if err := json.Unmarshal(e.Value, &p); err != nil {
+				return nil, fmt.Errorf("decode proposal %s: %w", e.Key, err)
+			}
+			p.Revision = e.Revision
+			out = append(out, p)
+		}
+		return out, nil
+	}
 	keys, err := s.KV.Keys(ctx, proposalPrefix)
 	if err != nil {
 		return nil, fmt.Errorf("list proposals: %w", err)

@@ -171,7 +171,10 @@ func (r engineRechecker) Recheck(_ context.Context, f *finding.Finding, pod *cor
 // JetStreamKV adapts a JetStream KV bucket to actions.KV.
 type JetStreamKV struct{ KV jetstream.KeyValue }
 
-var _ actions.KV = JetStreamKV{}
+var (
+	_ actions.KV          = JetStreamKV{}
+	_ actions.EntryLister = JetStreamKV{}
+)
 
 // Get implements actions.KV.
 func (k JetStreamKV) Get(ctx context.Context, key string) ([]byte, uint64, error) {
@@ -231,6 +234,39 @@ func (k JetStreamKV) Keys(ctx context.Context, prefix string) ([]string, error) 
 		}
 	}
 	return out, ctx.Err()
+}
+
+// Entries implements actions.EntryLister: one watch of the prefix delivers the latest value
+// of every key.
+func (k JetStreamKV) Entries(ctx context.Context, prefix string) ([]actions.Entry, error) {
+	w, err := k.KV.WatchFiltered(ctx, []string{prefix + ">"}, jetstream.IgnoreDeletes())
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = w.Stop() }()
+	latest := map[string]actions.Entry{}
+	for {
+		select {
+		case e, ok := <-w.Updates():
+			if !ok {
+				return nil, errors.New("watch of " + prefix + " stopped")
+			}
+			if e == nil { // every current value delivered
+				out := make([]actions.Entry, 0, len(latest))
+				for _, v := range latest {
+					out = append(out, v)
+				}
+				return out, nil
+			}
+			if e.Operation() == jetstream.KeyValuePut {
+				latest[e.Key()] = actions.Entry{Key: e.Key(), Value: e.Value(), Revision: e.Revision()}
+			} else {
+				delete(latest, e.Key())
+			}
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
 }
 
 // Decide approves or denies a proposal, as Slack and the local inbox do (notifier.Decider).

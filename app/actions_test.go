@@ -2,12 +2,14 @@ package app
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap/zaptest"
@@ -65,6 +67,16 @@ func TestJetStreamKV(t *testing.T) {
 	require.NoError(t, err)
 	require.ElementsMatch(t, []string{"proposal.a", "proposal.b"}, keys)
 
+	entries, err := kv.Entries(ctx, "proposal.")
+	require.NoError(t, err)
+	require.Len(t, entries, 2)
+	for _, e := range entries {
+		if e.Key == "proposal.a" {
+			require.Equal(t, "2", string(e.Value))
+			require.Equal(t, rev2, e.Revision)
+		}
+	}
+
 	require.ErrorIs(t, kv.Delete(ctx, "proposal.a", rev), actions.ErrRevisionMismatch)
 	require.NoError(t, kv.Delete(ctx, "proposal.a", rev2))
 	_, _, err = kv.Get(ctx, "proposal.a")
@@ -74,11 +86,18 @@ func TestJetStreamKV(t *testing.T) {
 	keys, err = kv.Keys(ctx, "nothing.")
 	require.NoError(t, err)
 	require.Empty(t, keys)
+	entries, err = kv.Entries(ctx, "nothing.")
+	require.NoError(t, err)
+	require.Empty(t, entries)
+	require.NoError(t, kv.Delete(ctx, "proposal.b", 0))
+	entries, err = kv.Entries(ctx, "proposal.")
+	require.NoError(t, err)
+	require.Len(t, entries, 1, "a deleted key is not listed")
 }
 
 // natsStage is the actions stage over the real embedded NATS (proposals bucket, dedup claims,
 // audit stream) and a fake cluster.
-func natsStage(t *testing.T, policy actions.Policy) (*actions.Service, *fake.Clientset, *atomic.Int32) {
+func natsStage(t *testing.T, policy actions.Policy) (*actions.Service, *fake.Clientset, *atomic.Int32, *bus.Bus) {
 	t.Helper()
 	b := openBus(t)
 	client := fake.NewClientset()
@@ -98,7 +117,7 @@ func natsStage(t *testing.T, policy actions.Policy) (*actions.Service, *fake.Cli
 		Notifier: notifier.Func(func(context.Context, *finding.Notice) error { return nil }), Logger: zaptest.NewLogger(t),
 	})
 	require.NoError(t, err)
-	return svc, client, &execs
+	return svc, client, &execs, b
 }
 
 func stuck(t *testing.T, c *fake.Clientset, name string, mode finding.Mode) *finding.Finding {
@@ -116,7 +135,7 @@ func stuck(t *testing.T, c *fake.Clientset, name string, mode finding.Mode) *fin
 // (as from several replicas): one executes, 19 are told it was decided.
 func TestConcurrentApprovalsOverNATS(t *testing.T) {
 	ctx := context.Background()
-	svc, client, execs := natsStage(t, actions.Policy{})
+	svc, client, execs, b := natsStage(t, actions.Policy{})
 	f := stuck(t, client, "w1", finding.ModeApprove)
 	require.NoError(t, svc.Handle(ctx, f))
 	id := actions.ProposalID(f)
@@ -142,12 +161,27 @@ func TestConcurrentApprovalsOverNATS(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, ps, 1)
 	require.Equal(t, finding.StateExecuted, ps[0].State)
+
+	// The audit stream has each transition once, as the proposal was in that state.
+	c, err := b.JetStream().OrderedConsumer(ctx, bus.StreamAudit, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{bus.SubjectAudit + ".test.proposal"}})
+	require.NoError(t, err)
+	batch, err := c.FetchNoWait(100)
+	require.NoError(t, err)
+	var trail []string
+	for m := range batch.Messages() {
+		var p finding.Proposal
+		require.NoError(t, json.Unmarshal(m.Data(), &p))
+		require.Equal(t, id+"/"+string(p.State), m.Headers().Get(jetstream.MsgIDHeader))
+		trail = append(trail, string(p.State)+" by "+p.DecidedBy)
+	}
+	require.Equal(t, []string{"pending by ", "approved by " + ps[0].DecidedBy, "executed by " + ps[0].DecidedBy}, trail)
 }
 
 // TestBudgetOverNATS: 30 concurrent auto actions against a budget of 5 on the real KV: 5 run.
 func TestBudgetOverNATS(t *testing.T) {
 	ctx := context.Background()
-	svc, client, execs := natsStage(t, actions.Policy{Total: &actions.Limit{Max: 5, Window: time.Hour}})
+	svc, client, execs, _ := natsStage(t, actions.Policy{Total: &actions.Limit{Max: 5, Window: time.Hour}})
 	var fs []*finding.Finding
 	for i := range 30 {
 		fs = append(fs, stuck(t, client, fmt.Sprintf("w%02d", i), finding.ModeAuto))
