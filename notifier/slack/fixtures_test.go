@@ -21,7 +21,7 @@ func fixtures() map[finding.Kind]*finding.Finding {
 		finding.OOMKilled: {
 			Kind: finding.OOMKilled, Rule: "oom", Severity: finding.SeverityWarning, Namespace: "airflow",
 			Pod: "etl-daily-load-3nk8x0qz", Container: "base", UID: "b800f7df-e48f-4374-a007-ed5af81fe589",
-			Airflow: airflowTask("etl_daily", "load", 1),
+			Airflow:  airflowTask("etl_daily", "load", 1),
 			Evidence: []string{"container base terminated: OOMKilled (exit 137) at 2026-11-20T02:13:09Z", "memory limit 2Gi", "memory request 1Gi"},
 			Action: &finding.Action{Type: finding.ActionProposeMemoryLimit, Mode: finding.ModeApprove,
 				Params: map[string]string{"container": "base", "limit": "3Gi", "request": "2Gi"}},

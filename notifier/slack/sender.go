@@ -358,10 +358,12 @@ func (n *Notifier) execute(ctx context.Context, l *lane, o *op) {
 		m.ref = MessageRef{Channel: channel, TS: ts}
 		m.posted = max(m.posted, o.version)
 		m.lastUpdate, m.lastReply = now, now
-		n.deliverRootLocked(m, now)
 		if m.kind == kindProposal {
+			// Delivered once the store knows the message too (below).
 			ref := m.ref
 			store = &ref
+		} else {
+			n.deliverRootLocked(m, now)
 		}
 	case opUpdate:
 		m.posted = max(m.posted, o.version)
@@ -384,6 +386,9 @@ func (n *Notifier) execute(ctx context.Context, l *lane, o *op) {
 	n.mu.Unlock()
 	if store != nil {
 		n.putRef(ctx, m.proposal.ID, *store)
+		n.mu.Lock()
+		n.deliverRootLocked(m, now)
+		n.mu.Unlock()
 	}
 }
 
