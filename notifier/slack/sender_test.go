@@ -499,3 +499,26 @@ func (d *fakeDecider) Calls() []string {
 }
 
 var errExpired = errors.New("proposal expired at 02:43 UTC")
+
+// TestSlackErrors: blocks Slack refuses fall back to the text; a channel the bot is not in is
+// retried with backoff until someone invites it; nothing is dropped.
+func TestSlackErrors(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		env := slackenv.StartInMemory(t)
+		h := start(t, env, testConfig(env))
+		env.FailNextWith("chat.postMessage", 1, "invalid_blocks")
+		require.NoError(t, h.n.Notify(t.Context(), &finding.Notice{Type: finding.NoticeFinding, Finding: fixtures()[finding.SIGKILL]}))
+		h.flush(t, time.Minute)
+		posts := okCalls(env, "chat.postMessage")
+		require.Len(t, posts, 1)
+		assert.Nil(t, posts[0].Blocks, "text alone")
+		assert.Contains(t, posts[0].Text, "SIGKILL airflow/etl-hourly-extract-p0x8k2dw/base")
+
+		env.FailNextWith("chat.postMessage", 4, "not_in_channel")
+		require.NoError(t, h.n.Notify(t.Context(), &finding.Notice{Type: finding.NoticeFinding, Finding: fixtures()[finding.LimitRatio]}))
+		h.flush(t, time.Minute)
+		require.Len(t, okCalls(env, "chat.postMessage"), 2)
+		assert.NotNil(t, okCalls(env, "chat.postMessage")[1].Blocks)
+		assert.Equal(t, 4.0, testutil.ToFloat64(h.n.m.apiErrors.WithLabelValues("chat.postMessage", "not_in_channel")))
+	})
+}

@@ -107,6 +107,7 @@ type Server struct {
 	failUntil    time.Time
 	failStatus   int
 	failNext     int
+	errNext      map[string][]string // method -> Slack errors to answer, in order
 	closed       bool
 	wg           sync.WaitGroup
 }
@@ -159,6 +160,7 @@ func newServer(opts []Option) *Server {
 		messages:     map[string]*Message{},
 		groups:       map[string][]string{},
 		buckets:      map[string]*bucket{},
+		errNext:      map[string][]string{},
 	}
 	for _, o := range opts {
 		o(s)
@@ -263,6 +265,16 @@ func (s *Server) FailNext(n, status int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.failNext, s.failStatus = n, status
+}
+
+// FailNextWith answers the next n calls of method with {"ok":false,"error":slackErr} (e.g.
+// invalid_blocks, not_in_channel, message_not_found), after authentication and rate limiting.
+func (s *Server) FailNextWith(method string, n int, slackErr string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for range n {
+		s.errNext[method] = append(s.errNext[method], slackErr)
+	}
 }
 
 // SetUserGroup replaces a user group's members.
@@ -474,6 +486,10 @@ func (s *Server) answer(method, token string, args url.Values) reply {
 			}
 			return reply{status: c.Status, retryAfter: c.RetryAfter, body: []byte(`{"ok":false,"error":"ratelimited"}`)}
 		}
+	}
+	if errs := s.errNext[method]; len(errs) > 0 {
+		c.Error, s.errNext[method] = errs[0], errs[1:]
+		return jsonReply(obj{"ok": false, "error": c.Error})
 	}
 	var resp obj
 	resp, c.Error = s.handleLocked(method, args, &c, now)

@@ -209,3 +209,14 @@ func TestSignMatchesSlackVerifier(t *testing.T) {
 	var m map[string]any
 	require.NoError(t, json.Unmarshal(slackenv.Click{UserID: "U1"}.Payload(), &m))
 }
+
+func TestFailNextWith(t *testing.T) {
+	s := slackenv.Start(t)
+	api := client(s)
+	s.FailNextWith("chat.postMessage", 1, "not_in_channel")
+	_, _, err := api.PostMessageContext(t.Context(), "#a", slack.MsgOptionText("m", false))
+	assert.EqualError(t, err, "not_in_channel")
+	_, _, err = api.PostMessageContext(t.Context(), "#a", slack.MsgOptionText("m", false))
+	require.NoError(t, err)
+	assert.Equal(t, "not_in_channel", s.CallsTo("chat.postMessage")[0].Error)
+}
