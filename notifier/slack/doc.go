@@ -17,4 +17,36 @@
 // POSTs to InteractionHandler (v0 HMAC with the signing secret, 5-minute window, replays
 // refused). Only approvers (user ids, or members of user groups) may decide; anyone else gets an
 // ephemeral refusal and nothing happens.
+//
+// # Decisions
+//
+//   - Notify's nil means accepted for delivery, not delivered: Run delivers it, retrying for as
+//     long as it runs. Duplicates (the same finding key; the same proposal in the same or an
+//     older state) are accepted and ignored. ErrQueueFull (more than WithQueueSize, default
+//     5000, notices undelivered) and ErrStopped mean "not accepted, retry"; ErrInvalidNotice
+//     means never. Notices still undelivered when Run stops are logged and lost with the
+//     process; call Flush with a timeout before stopping.
+//   - Grouping: findings without a pending proposal fold by GroupKey (rule + namespace +
+//     Airflow dag/task, else owner, else Spark app) and channel, for WithGroupWindow (default
+//     10m) after the group's first message. The message shows the first failure in full and
+//     the next 10 in a list; the rest go to thread replies (at most 200 per reply). Updates of
+//     a group message, and partial thread replies, come at most once per WithUpdateInterval
+//     (default 5s); a full reply goes at once.
+//   - Proposals are never folded: each has its own buttons and its own decision.
+//   - Pacing: one chat.postMessage/chat.update per second per channel (WithChannelInterval).
+//     429 waits Retry-After, or WithRetryAfter (1s) doubling while the header stays missing;
+//     5xx, network errors and Slack errors a human must fix (not_in_channel, invalid_auth)
+//     back off 1s doubling to 1m; blocks Slack refuses fall back to the text; a message that
+//     is gone (deleted) is posted again.
+//   - Routing: the first route named Finding.Route whose severities and namespaces match;
+//     else Finding.Route itself when it is a literal channel ("#name" or a channel id: a rule's
+//     fixed notify.channel); else the default channel.
+//   - A pending proposal whose ExpiresAt has passed loses its buttons at once; the thread reply
+//     waits for the expired decision notice (or a refused click).
+//   - Replays: POST /slack/interactions refuses a signature already seen (409) for 6 minutes;
+//     clicks are deduplicated across transports by user, action_ts, trigger_id, proposal and
+//     action for 10 minutes.
+//   - Approvers: empty means anyone who can click; group members are cached for
+//     WithApproverRefresh (5m), re-read at most every 30s when an unknown user clicks, and the
+//     stale cache is used while Slack fails.
 package slack
