@@ -94,7 +94,8 @@ type Finding struct {
 	// Occurrence distinguishes repeated failures of the same container: a termination time or a
 	// restart count. Together with kind, uid and container it identifies one failure.
 	Occurrence string `json:"-"`
-	// Route names the notification route of the rule that produced the finding.
+	// Route names the notification route of the rule that produced the finding, or a literal
+	// channel ("#data-oom", "C0123") when the rule names one in notify.channel.
 	Route string `json:"-"`
 }
 

@@ -8,8 +8,9 @@ import (
 )
 
 // Notifier delivers one notice (a new finding with its proposal or outcome, a decision on a
-// proposal, a refusal by the guard) to humans. An error means the notice was not delivered and
-// the caller should retry.
+// proposal, a refusal by the guard) to humans. nil means the notice was accepted: delivered,
+// or queued by a notifier that retries until it is delivered (Slack); an error means it was
+// not accepted and the caller should retry.
 type Notifier interface {
 	Notify(ctx context.Context, n *finding.Notice) error
 }

@@ -141,6 +141,9 @@ func (e *Engine) complete(f *finding.Finding, cr compiledRule, in Input) {
 		f.Severity = finding.SeverityWarning
 	}
 	f.Route = r.Notify.Route
+	if r.Notify.Channel != "" {
+		f.Route = r.Notify.Channel // a fixed channel: notifiers take a '#name' or C… id literally
+	}
 	if f.Evidence == nil {
 		f.Evidence = []string{}
 	}

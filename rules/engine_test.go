@@ -112,3 +112,11 @@ func TestEngineRejectsAnUnregisteredKind(t *testing.T) {
 	_, err := NewEngine(&Config{Rules: []Rule{rule("x", finding.SIGKILL, Match{})}}, NewRegistry())
 	require.ErrorContains(t, err, `rule "x": no detector registered for kind SIGKILL`)
 }
+
+func TestEngineFixedChannelOverridesRoute(t *testing.T) {
+	r := rule("oom", finding.OOMKilled, Match{})
+	r.Notify = Notify{Route: "oncall", Channel: "#data-oom"}
+	e := engine(t, &Config{Rules: []Rule{r}}, always(finding.OOMKilled, 100))
+	fs := e.EvaluatePod(pod("a", "p", nil), nil, time.Now())
+	require.Equal(t, "#data-oom", fs[0].Route)
+}
