@@ -47,8 +47,10 @@ type inproc struct {
 	notices []finding.Notice
 }
 
-// runInProcess starts app.Run with the rules.yaml at path, an embedded NATS server in a
-// temporary directory, and a 1s resync; it returns once podmedic is ready.
+// runInProcess starts app.Run with the rules.yaml at path and an embedded NATS server in a
+// temporary directory; it returns once podmedic is ready. The tests write statuses whose
+// failures are already old enough, so findings come from the watch, not from resyncs: the
+// resync is long, and the pipeline settles (a resync every second would keep it busy).
 func runInProcess(t *testing.T, env *kubeenv.Env, path string) *inproc {
 	t.Helper()
 	data, err := os.ReadFile(path)
@@ -61,7 +63,7 @@ func runInProcess(t *testing.T, env *kubeenv.Env, path string) *inproc {
 	ready := make(chan *app.Handle, 1)
 	go func() {
 		p.done <- app.Run(ctx, app.Options{
-			Config: cfg, Client: env.Client, DataDir: t.TempDir(), Resync: time.Second, Workers: 4,
+			Config: cfg, Client: env.Client, DataDir: t.TempDir(), Resync: 10 * time.Minute, Workers: 4,
 			Notifier: notifier.Func(func(_ context.Context, n *finding.Notice) error {
 				p.mu.Lock()
 				defer p.mu.Unlock()

@@ -91,7 +91,7 @@ rules:
 	require.Equal(t, string(stuck.UID), p.Target.UID)
 	require.NotEmpty(t, p.Target.ResourceVersion)
 	pm.settle()
-	time.Sleep(2 * time.Second) // a few resyncs: nothing happens without a decision
+	time.Sleep(2 * time.Second) // nothing happens without a decision
 	require.False(t, deleted(t, c, ns, stuck.Name), "approve mode deleted the pod without an approval")
 	n := pm.ofType(finding.NoticeFinding)
 	require.Len(t, n, 1)
