@@ -21,12 +21,13 @@ var keptAnnotations = map[string]bool{
 // maxMessage bounds free-text messages kept from statuses and events.
 const maxMessage = 1024
 
-// Transform trims Pods, PVCs and Events to what detectors need. It is idempotent and safe to
-// use as a SharedInformer transform; other objects (and tombstones) pass through unchanged.
+// Transform trims Pods, PVCs and Events to what detectors need. Pods become compact records
+// of their trimmed JSON (see podRecord). It is idempotent and safe to use as a SharedInformer
+// transform; other objects (records and tombstones included) pass through unchanged.
 func Transform(obj any) (any, error) {
 	switch o := obj.(type) {
 	case *corev1.Pod:
-		return TrimPod(o), nil
+		return newPodRecord(o)
 	case *corev1.PersistentVolumeClaim:
 		return TrimPVC(o), nil
 	case *corev1.Event:
@@ -65,9 +66,9 @@ func trimContainers(cs []corev1.Container) []corev1.Container {
 	out := make([]corev1.Container, len(cs))
 	for i, c := range cs {
 		out[i] = corev1.Container{
-			Name:      c.Name,
-			Image:     c.Image,
-			Resources: corev1.ResourceRequirements{Limits: c.Resources.Limits, Requests: c.Resources.Requests},
+			Name:          c.Name,
+			Resources:     corev1.ResourceRequirements{Limits: memoryOnly(c.Resources.Limits), Requests: memoryOnly(c.Resources.Requests)},
+			RestartPolicy: c.RestartPolicy, // an init container with Always is a sidecar
 		}
 		if c.LivenessProbe != nil {
 			// Keep that a liveness probe exists (SIGKILL evidence), not its definition.
@@ -75,6 +76,19 @@ func trimContainers(cs []corev1.Container) []corev1.Container {
 		}
 	}
 	return out
+}
+
+// memoryOnly keeps the memory quantity of a resource list (what the OOM, limit-ratio and
+// memory-limit logic reads), nil when there is none.
+func memoryOnly(l corev1.ResourceList) corev1.ResourceList {
+	q, ok := l[corev1.ResourceMemory]
+	if !ok {
+		return nil
+	}
+	if len(l) == 1 {
+		return l
+	}
+	return corev1.ResourceList{corev1.ResourceMemory: q}
 }
 
 func trimStatuses(ss []corev1.ContainerStatus) []corev1.ContainerStatus {
@@ -87,7 +101,6 @@ func trimStatuses(ss []corev1.ContainerStatus) []corev1.ContainerStatus {
 			Name:                 s.Name,
 			State:                trimState(s.State),
 			LastTerminationState: trimState(s.LastTerminationState),
-			Ready:                s.Ready,
 			RestartCount:         s.RestartCount,
 			Started:              s.Started,
 		}
@@ -109,8 +122,17 @@ func trimState(s corev1.ContainerState) corev1.ContainerState {
 	return out
 }
 
-// TrimPod keeps identity, labels, the task-identity annotations, owners, container names,
-// images and resources, PVC volumes, node and scheduling facts, and the status.
+// keptConditions are the pod conditions detectors read: scheduling (Unschedulable), init
+// containers (InitStuck) and disruption (Evicted). Ready, ContainersReady and
+// PodReadyToStartContainers follow the container statuses, which are kept.
+var keptConditions = map[corev1.PodConditionType]bool{
+	corev1.PodScheduled: true, corev1.PodInitialized: true, corev1.DisruptionTarget: true,
+}
+
+// TrimPod keeps what the detectors read: identity, labels, the task-identity annotations,
+// owners, container names, memory requests and limits and restart policies, PVC volumes, the
+// node, the grace and deadline settings, and the status (phase, reason, message, start time,
+// container states, and the scheduling, init and disruption conditions).
 func TrimPod(p *corev1.Pod) *corev1.Pod {
 	out := &corev1.Pod{
 		TypeMeta:   metav1.TypeMeta{},
@@ -122,14 +144,12 @@ func TrimPod(p *corev1.Pod) *corev1.Pod {
 			TerminationGracePeriodSeconds: p.Spec.TerminationGracePeriodSeconds,
 			ActiveDeadlineSeconds:         p.Spec.ActiveDeadlineSeconds,
 			NodeName:                      p.Spec.NodeName,
-			PriorityClassName:             p.Spec.PriorityClassName,
 		},
 		Status: corev1.PodStatus{
 			Phase:                 p.Status.Phase,
 			Reason:                p.Status.Reason,
 			Message:               clip(p.Status.Message),
 			StartTime:             p.Status.StartTime,
-			QOSClass:              p.Status.QOSClass,
 			InitContainerStatuses: trimStatuses(p.Status.InitContainerStatuses),
 			ContainerStatuses:     trimStatuses(p.Status.ContainerStatuses),
 		},
@@ -140,11 +160,10 @@ func TrimPod(p *corev1.Pod) *corev1.Pod {
 				PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: v.PersistentVolumeClaim.ClaimName}}})
 		}
 	}
-	if len(p.Status.Conditions) > 0 {
-		out.Status.Conditions = make([]corev1.PodCondition, len(p.Status.Conditions))
-		for i, c := range p.Status.Conditions {
-			out.Status.Conditions[i] = corev1.PodCondition{Type: c.Type, Status: c.Status,
-				LastTransitionTime: c.LastTransitionTime, Reason: c.Reason, Message: clip(c.Message)}
+	for _, c := range p.Status.Conditions {
+		if keptConditions[c.Type] {
+			out.Status.Conditions = append(out.Status.Conditions, corev1.PodCondition{Type: c.Type, Status: c.Status,
+				LastTransitionTime: c.LastTransitionTime, Reason: c.Reason, Message: clip(c.Message)})
 		}
 	}
 	return out

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -13,8 +14,11 @@ import (
 	"go.uber.org/zap"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/informers"
+	coreinformers "k8s.io/client-go/informers/core/v1"
 	"k8s.io/client-go/kubernetes"
 	listersv1 "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
@@ -67,9 +71,18 @@ type scope struct {
 	factory   informers.SharedInformerFactory
 	pods      cache.SharedIndexInformer
 	pvcs      cache.SharedIndexInformer
-	events    cache.SharedIndexInformer
-	podLister listersv1.PodLister
-	pvcLister listersv1.PersistentVolumeClaimLister
+	// Events about pods and about claims, each from a watch that the apiserver filters (see
+	// podEventSelector); not from the factory, which has one informer per type.
+	podEvents, pvcEvents cache.SharedIndexInformer
+	pvcLister            listersv1.PersistentVolumeClaimLister
+}
+
+// object is what the watchers need of a cached object: a Kubernetes object or a podRecord.
+type object interface {
+	GetNamespace() string
+	GetName() string
+	GetUID() types.UID
+	GetResourceVersion() string
 }
 
 // item is a queue key: coalescing by key means a storm of updates to one pod publishes its
@@ -80,7 +93,7 @@ type item struct {
 
 type pendingState struct {
 	typ  bus.ObservationType
-	last metav1.Object // the final state of a deleted object
+	last object // the final state of a deleted object
 }
 
 // priority orders why an item is queued: a delete beats an add beats an update beats a resync.
@@ -141,22 +154,37 @@ func New(o Options) (*Watcher, error) {
 	return w, nil
 }
 
-// Index names on the event informer.
+// Index names on the event informers.
 const (
 	indexInvolvedUID = "involvedUID"
 	indexInvolvedObj = "involvedObject"
 )
 
+// noisyEventReasons are the reasons of the events every pod start produces, which no detector
+// reads: the pod event watch leaves them out (they are most of a busy cluster's events), so
+// they are neither cached nor published.
+var noisyEventReasons = []string{"Scheduled", "Pulling", "Pulled", "Created", "Started", "AddedInterface"}
+
+// podEventSelector selects the events about pods that detectors may read.
+func podEventSelector() fields.Selector {
+	sel := []fields.Selector{fields.OneTermEqualSelector("involvedObject.kind", bus.KindPod)}
+	for _, r := range noisyEventReasons {
+		sel = append(sel, fields.OneTermNotEqualSelector("reason", r))
+	}
+	return fields.AndSelectors(sel...)
+}
+
 func (w *Watcher) newScope(ns string) (*scope, error) {
 	f := informers.NewSharedInformerFactoryWithOptions(w.o.Client, w.o.Resync,
 		informers.WithNamespace(ns), informers.WithTransform(Transform))
 	s := &scope{namespace: ns, factory: f}
-	pods := f.Core().V1().Pods()
 	pvcs := f.Core().V1().PersistentVolumeClaims()
-	s.events = f.Core().V1().Events().Informer()
-	s.pods, s.pvcs = pods.Informer(), pvcs.Informer()
-	s.podLister, s.pvcLister = pods.Lister(), pvcs.Lister()
-	if err := s.events.AddIndexers(cache.Indexers{
+	// Pods are looked up by key only: no namespace index (a set entry per pod).
+	s.pods = f.InformerFor(&corev1.Pod{}, func(c kubernetes.Interface, resync time.Duration) cache.SharedIndexInformer {
+		return coreinformers.NewFilteredPodInformer(c, ns, resync, cache.Indexers{}, nil)
+	})
+	s.pvcs, s.pvcLister = pvcs.Informer(), pvcs.Lister()
+	eventIndexers := cache.Indexers{
 		indexInvolvedUID: func(obj any) ([]string, error) {
 			if e, ok := obj.(*corev1.Event); ok && e.InvolvedObject.UID != "" {
 				return []string{string(e.InvolvedObject.UID)}, nil
@@ -170,20 +198,51 @@ func (w *Watcher) newScope(ns string) (*scope, error) {
 			}
 			return nil, nil
 		},
-	}); err != nil {
-		return nil, fmt.Errorf("watchers: event indexers: %w", err)
 	}
-	for kind, inf := range map[string]cache.SharedIndexInformer{bus.KindPod: s.pods, bus.KindPVC: s.pvcs, bus.KindEvent: s.events} {
-		if _, err := inf.AddEventHandler(w.handler(kind)); err != nil {
-			return nil, fmt.Errorf("watchers: %s handler: %w", kind, err)
+	// Events are forwarded once and never resynced.
+	eventInformer := func(sel fields.Selector) (cache.SharedIndexInformer, error) {
+		inf := coreinformers.NewFilteredEventInformer(w.o.Client, ns, 0, eventIndexers,
+			func(lo *metav1.ListOptions) { lo.FieldSelector = sel.String() })
+		return inf, inf.SetTransform(Transform)
+	}
+	var err error
+	if s.podEvents, err = eventInformer(podEventSelector()); err != nil {
+		return nil, fmt.Errorf("watchers: pod events: %w", err)
+	}
+	if s.pvcEvents, err = eventInformer(fields.OneTermEqualSelector("involvedObject.kind", bus.KindPVC)); err != nil {
+		return nil, fmt.Errorf("watchers: claim events: %w", err)
+	}
+	for _, h := range []struct {
+		inf     cache.SharedIndexInformer
+		kind    string
+		involve string // events: the kind of object they are about
+	}{{s.pods, bus.KindPod, ""}, {s.pvcs, bus.KindPVC, ""}, {s.podEvents, bus.KindEvent, bus.KindPod}, {s.pvcEvents, bus.KindEvent, bus.KindPVC}} {
+		if _, err := h.inf.AddEventHandler(w.handler(h.kind, h.involve)); err != nil {
+			return nil, fmt.Errorf("watchers: %s handler: %w", h.kind, err)
 		}
 	}
 	return s, nil
 }
 
-func (w *Watcher) handler(kind string) cache.ResourceEventHandler {
+// handler enqueues an informer's changes. involve is set for events: the kind of object the
+// informer's events are about (others, which a server ignoring the field selector would send,
+// are ignored).
+func (w *Watcher) handler(kind, involve string) cache.ResourceEventHandler {
+	wanted := func(obj any) bool {
+		if involve == "" {
+			return true
+		}
+		if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+			obj = tomb.Obj
+		}
+		e, ok := obj.(*corev1.Event)
+		return !ok || (e.InvolvedObject.Kind == involve && !(involve == bus.KindPod && slices.Contains(noisyEventReasons, e.Reason)))
+	}
 	return cache.ResourceEventHandlerDetailedFuncs{
 		AddFunc: func(obj any, initial bool) {
+			if !wanted(obj) {
+				return
+			}
 			t := bus.Added
 			if initial {
 				t = bus.Resync // the initial list: not necessarily a change
@@ -191,15 +250,27 @@ func (w *Watcher) handler(kind string) cache.ResourceEventHandler {
 			w.enqueue(kind, obj, t)
 		},
 		UpdateFunc: func(oldObj, newObj any) {
+			if !wanted(newObj) {
+				return
+			}
 			t := bus.Updated
-			if o, ok := oldObj.(metav1.Object); ok {
-				if n, ok := newObj.(metav1.Object); ok && n.GetResourceVersion() != "" && o.GetResourceVersion() == n.GetResourceVersion() {
+			if o, ok := oldObj.(object); ok {
+				if n, ok := newObj.(object); ok && n.GetResourceVersion() != "" && o.GetResourceVersion() == n.GetResourceVersion() {
 					t = bus.Resync
 				}
+			}
+			if t == bus.Updated && unchanged(oldObj, newObj) {
+				// A write to fields the detectors do not read (the Ready condition, an IP, an
+				// annotation...): publishing it would only evaluate the same facts again.
+				w.o.Metrics.unchanged(kind)
+				return
 			}
 			w.enqueue(kind, newObj, t)
 		},
 		DeleteFunc: func(obj any) {
+			if !wanted(obj) {
+				return
+			}
 			if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 				obj = tomb.Obj
 			}
@@ -208,8 +279,18 @@ func (w *Watcher) handler(kind string) cache.ResourceEventHandler {
 	}
 }
 
+// unchanged reports whether an update of a pod changed nothing its trimmed form keeps.
+func unchanged(oldObj, newObj any) bool {
+	o, ok := oldObj.(*podRecord)
+	if !ok {
+		return false
+	}
+	n, ok := newObj.(*podRecord)
+	return ok && o.uid == n.uid && o.fingerprint == n.fingerprint
+}
+
 func (w *Watcher) enqueue(kind string, obj any, t bus.ObservationType) {
-	m, ok := obj.(metav1.Object)
+	m, ok := obj.(object)
 	if !ok {
 		w.o.Logger.Warn("ignoring object of unexpected type", zap.String("kind", kind), zap.String("type", fmt.Sprintf("%T", obj)))
 		return
@@ -248,14 +329,21 @@ func (w *Watcher) enqueue(kind string, obj any, t bus.ObservationType) {
 func (w *Watcher) Run(ctx context.Context) error {
 	defer w.queue.ShutDown()
 	var synced []cache.InformerSynced
+	var events sync.WaitGroup
+	ictx, stopInformers := context.WithCancel(ctx)
 	for _, s := range w.scopes {
-		s.factory.Start(ctx.Done())
-		synced = append(synced, s.pods.HasSynced, s.pvcs.HasSynced, s.events.HasSynced)
+		s.factory.Start(ictx.Done())
+		for _, inf := range []cache.SharedIndexInformer{s.podEvents, s.pvcEvents} {
+			events.Go(func() { inf.RunWithContext(ictx) })
+		}
+		synced = append(synced, s.pods.HasSynced, s.pvcs.HasSynced, s.podEvents.HasSynced, s.pvcEvents.HasSynced)
 	}
 	defer func() {
+		stopInformers()
 		for _, s := range w.scopes {
 			s.factory.Shutdown()
 		}
+		events.Wait()
 	}()
 	w.o.Logger.Info("waiting for informer caches to sync")
 	if !cache.WaitForCacheSync(ctx.Done(), synced...) {
@@ -296,7 +384,7 @@ func (w *Watcher) count(kind string) int {
 		case bus.KindPVC:
 			n += len(s.pvcs.GetStore().ListKeys())
 		case bus.KindEvent:
-			n += len(s.events.GetStore().ListKeys())
+			n += len(s.podEvents.GetStore().ListKeys()) + len(s.pvcEvents.GetStore().ListKeys())
 		}
 	}
 	return n
@@ -340,7 +428,7 @@ func (w *Watcher) publish(ctx context.Context, it item) error {
 	if !ok {
 		p.typ = bus.Updated // a retry: the pending entry was consumed by the failed attempt
 	}
-	var obj metav1.Object
+	var obj object
 	if p.typ != bus.Deleted {
 		obj = w.get(it)
 	}
@@ -350,7 +438,15 @@ func (w *Watcher) publish(ctx context.Context, it item) error {
 		}
 		obj, p.typ = p.last, bus.Deleted
 	}
-	raw, err := json.Marshal(obj)
+	var (
+		raw []byte
+		err error
+	)
+	if r, ok := obj.(*podRecord); ok {
+		raw, err = r.JSON()
+	} else {
+		raw, err = json.Marshal(obj)
+	}
 	if err != nil {
 		return fmt.Errorf("encode %s %s/%s: %w", it.kind, it.namespace, it.name, err)
 	}
@@ -379,7 +475,7 @@ func (w *Watcher) publish(ctx context.Context, it item) error {
 	return nil
 }
 
-func (w *Watcher) get(it item) metav1.Object {
+func (w *Watcher) get(it item) object {
 	s := w.scopeFor(it.namespace)
 	if s == nil {
 		return nil
@@ -388,18 +484,21 @@ func (w *Watcher) get(it item) metav1.Object {
 		obj any
 		ok  bool
 	)
+	key := it.namespace + "/" + it.name
 	switch it.kind {
 	case bus.KindPod:
-		obj, ok, _ = s.pods.GetStore().GetByKey(it.namespace + "/" + it.name)
+		obj, ok, _ = s.pods.GetStore().GetByKey(key)
 	case bus.KindPVC:
-		obj, ok, _ = s.pvcs.GetStore().GetByKey(it.namespace + "/" + it.name)
+		obj, ok, _ = s.pvcs.GetStore().GetByKey(key)
 	case bus.KindEvent:
-		obj, ok, _ = s.events.GetStore().GetByKey(it.namespace + "/" + it.name)
+		if obj, ok, _ = s.podEvents.GetStore().GetByKey(key); !ok {
+			obj, ok, _ = s.pvcEvents.GetStore().GetByKey(key)
+		}
 	}
 	if !ok {
 		return nil
 	}
-	m, _ := obj.(metav1.Object)
+	m, _ := obj.(object)
 	return m
 }
 
@@ -414,10 +513,24 @@ func (w *Watcher) scopeFor(namespace string) *scope {
 
 // Pod returns the cached (trimmed) pod, or nil.
 func (w *Watcher) Pod(namespace, name string) *corev1.Pod {
-	if s := w.scopeFor(namespace); s != nil {
-		if p, err := s.podLister.Pods(namespace).Get(name); err == nil {
-			return p
+	s := w.scopeFor(namespace)
+	if s == nil {
+		return nil
+	}
+	obj, ok, _ := s.pods.GetStore().GetByKey(namespace + "/" + name)
+	if !ok {
+		return nil
+	}
+	switch o := obj.(type) {
+	case *podRecord:
+		p, err := o.Pod()
+		if err != nil {
+			w.o.Logger.Error("decoding a cached pod", zap.String("namespace", namespace), zap.String("name", name), zap.Error(err))
+			return nil
 		}
+		return p
+	case *corev1.Pod:
+		return o
 	}
 	return nil
 }
@@ -439,12 +552,16 @@ func (w *Watcher) EventsFor(kind, namespace, name, uid string) []*corev1.Event {
 	if s == nil {
 		return nil
 	}
+	inf := s.podEvents
+	if kind == bus.KindPVC {
+		inf = s.pvcEvents
+	}
 	var objs []any
 	if uid != "" {
-		objs, _ = s.events.GetIndexer().ByIndex(indexInvolvedUID, uid)
+		objs, _ = inf.GetIndexer().ByIndex(indexInvolvedUID, uid)
 	}
 	if len(objs) == 0 {
-		objs, _ = s.events.GetIndexer().ByIndex(indexInvolvedObj, kind+"/"+namespace+"/"+name)
+		objs, _ = inf.GetIndexer().ByIndex(indexInvolvedObj, kind+"/"+namespace+"/"+name)
 	}
 	out := make([]*corev1.Event, 0, len(objs))
 	for _, o := range objs {
