@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -17,6 +18,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/podmedic/podmedic/app"
@@ -26,11 +28,21 @@ import (
 	"github.com/podmedic/podmedic/rules"
 )
 
-// writeRules writes a rules.yaml into a fresh temporary directory and returns its path.
-func writeRules(t *testing.T, yaml string) string {
+// actionNamespace creates a namespace named prefix plus a random suffix, so that a test can
+// run again (-count) against the same apiserver, and removes its pods at the end.
+func actionNamespace(t *testing.T, env *kubeenv.Env, prefix string) string {
+	t.Helper()
+	ns := namespace(t, env, prefix+"-"+rand.String(5))
+	removePods(t, env.Client, ns)
+	return ns
+}
+
+// writeRules writes a rules.yaml into a fresh temporary directory and returns its path; every
+// {{ns}} in yaml becomes ns.
+func writeRules(t *testing.T, ns, yaml string) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "rules.yaml")
-	require.NoError(t, os.WriteFile(path, []byte(yaml), 0o600))
+	require.NoError(t, os.WriteFile(path, []byte(strings.ReplaceAll(yaml, "{{ns}}", ns)), 0o600))
 	return path
 }
 

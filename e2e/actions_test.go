@@ -21,11 +21,10 @@ import (
 // terminating — is neither reported nor acted on again.
 func TestActionAutoDeletesInitStuckPod(t *testing.T) {
 	env := cluster(t)
-	ns := namespace(t, env, "act-auto")
-	removePods(t, env.Client, ns)
-	cfg := writeRules(t, `version: 1
+	ns := actionNamespace(t, env, "act-auto")
+	cfg := writeRules(t, ns, `version: 1
 cluster: e2e
-namespaces: {include: [act-auto]}
+namespaces: {include: [{{ns}}]}
 rules:
   - name: init-stuck
     detect: {kind: InitStuck, init_timeout: 15m}
@@ -52,7 +51,7 @@ rules:
 		return strings.Contains(strings.Join(podmedicEvents(t, c, ns, stuck.Name), ","), actions.EventExecuted)
 	}, 10*time.Second, 100*time.Millisecond)
 	note := eventNote(t, c, ns, stuck.Name, actions.EventExecuted)
-	require.Contains(t, note, "pod act-auto/spark-submit-stuck deleted (grace period 1s)")
+	require.Contains(t, note, "pod "+ns+"/spark-submit-stuck deleted (grace period 1s)")
 	require.Contains(t, note, "auto mode")
 	require.Contains(t, note, "finding InitStuck, rule init-stuck: init container wait-for-history not complete after 40m")
 
@@ -72,11 +71,10 @@ rules:
 // deletion; it is deleted after a human approves, once, with the Events of each step.
 func TestActionApproveModeWaitsForApproval(t *testing.T) {
 	env := cluster(t)
-	ns := namespace(t, env, "act-approve")
-	removePods(t, env.Client, ns)
-	pm := runInProcess(t, env, writeRules(t, `version: 1
+	ns := actionNamespace(t, env, "act-approve")
+	pm := runInProcess(t, env, writeRules(t, ns, `version: 1
 cluster: e2e
-namespaces: {include: [act-approve]}
+namespaces: {include: [{{ns}}]}
 rules:
   - name: init-stuck
     detect: {kind: InitStuck}
@@ -101,7 +99,7 @@ rules:
 	require.NoError(t, err)
 	require.Equal(t, finding.StateExecuted, got.State)
 	require.Equal(t, "inbox:alice", got.DecidedBy)
-	require.Equal(t, "pod act-approve/spark-submit-stuck deleted", got.Outcome.Message)
+	require.Equal(t, "pod "+ns+"/spark-submit-stuck deleted", got.Outcome.Message)
 	require.True(t, deleted(t, c, ns, stuck.Name))
 
 	_, err = pm.h.Decide(context.Background(), p.ID, "inbox:bob", true)
@@ -123,11 +121,10 @@ rules:
 // Deployment patches the Deployment's pod template: limit and request of that container.
 func TestActionMemoryLimitPatchesDeployment(t *testing.T) {
 	env := cluster(t)
-	ns := namespace(t, env, "act-oom")
-	removePods(t, env.Client, ns)
-	pm := runInProcess(t, env, writeRules(t, `version: 1
+	ns := actionNamespace(t, env, "act-oom")
+	pm := runInProcess(t, env, writeRules(t, ns, `version: 1
 cluster: e2e
-namespaces: {include: [act-oom]}
+namespaces: {include: [{{ns}}]}
 rules:
   - name: oom
     detect: {kind: OOMKilled}
@@ -161,11 +158,10 @@ rules:
 // exactly 5 are deleted, and one refusal notice counts the other 45.
 func TestActionBudgetHoldsUnderAStorm(t *testing.T) {
 	env := cluster(t)
-	ns := namespace(t, env, "act-budget")
-	removePods(t, env.Client, ns)
-	pm := runInProcess(t, env, writeRules(t, `version: 1
+	ns := actionNamespace(t, env, "act-budget")
+	pm := runInProcess(t, env, writeRules(t, ns, `version: 1
 cluster: e2e
-namespaces: {include: [act-budget]}
+namespaces: {include: [{{ns}}]}
 rules:
   - name: init-stuck
     detect: {kind: InitStuck}
@@ -208,11 +204,10 @@ rules:
 // proposal and its approval is not deleted; the proposal fails and says why.
 func TestActionReplacedPodIsNotDeleted(t *testing.T) {
 	env := cluster(t)
-	ns := namespace(t, env, "act-replaced")
-	removePods(t, env.Client, ns)
-	pm := runInProcess(t, env, writeRules(t, `version: 1
+	ns := actionNamespace(t, env, "act-replaced")
+	pm := runInProcess(t, env, writeRules(t, ns, `version: 1
 cluster: e2e
-namespaces: {include: [act-replaced]}
+namespaces: {include: [{{ns}}]}
 rules:
   - name: init-stuck
     detect: {kind: InitStuck}
@@ -247,11 +242,10 @@ rules:
 // Event is written.
 func TestActionDryRunChangesNothing(t *testing.T) {
 	env := cluster(t)
-	ns := namespace(t, env, "act-dryrun")
-	removePods(t, env.Client, ns)
-	cfg := writeRules(t, `version: 1
+	ns := actionNamespace(t, env, "act-dryrun")
+	cfg := writeRules(t, ns, `version: 1
 cluster: e2e
-namespaces: {include: [act-dryrun]}
+namespaces: {include: [{{ns}}]}
 rules:
   - name: init-stuck
     detect: {kind: InitStuck}
