@@ -2,6 +2,7 @@ package actions
 
 import (
 	"fmt"
+	"strings"
 	"unicode/utf8"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -86,7 +87,7 @@ func podRef(ns, name, uid string) *corev1.Pod {
 	return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, UID: types.UID(uid)}}
 }
 
-// why is ", finding <kind> (rule r): <first evidence>" for an event note.
+// why is "; finding <kind>, rule <r>: <first evidence>" for an event note.
 func why(f *finding.Finding) string {
 	if f == nil {
 		return ""
@@ -97,3 +98,6 @@ func why(f *finding.Finding) string {
 	}
 	return s
 }
+
+// because is why without its leading separator.
+func because(f *finding.Finding) string { return strings.TrimPrefix(why(f), "; ") }

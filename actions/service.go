@@ -271,9 +271,10 @@ func (s *Service) propose(ctx context.Context, r *Request) error {
 	if err := s.guard.Admit(ctx, r, false); err != nil {
 		return s.refused(ctx, r, err)
 	}
-	// One proposal per target and action at a time: several pods of one Deployment killed
-	// for memory make one proposal to patch it.
-	if hold := max(s.proposalTTL(), s.guard.Policy().cooldown(r.Finding.Rule), time.Second); r.Action.Type == finding.ActionProposeMemoryLimit {
+	// One proposal per owner at a time (and per cooldown): several pods of one Deployment
+	// killed for memory make one proposal to patch it.
+	if r.Action.Type == finding.ActionProposeMemoryLimit {
+		hold := max(s.proposalTTL(), s.guard.Policy().cooldown(r.Finding.Rule), time.Second)
 		won, err := s.o.Claimer.Claim(ctx, "proposed."+string(r.Action.Type)+"."+targetKey(r.Target), hold)
 		if err != nil {
 			return err
@@ -299,7 +300,7 @@ func (s *Service) propose(ctx context.Context, r *Request) error {
 		s.o.Metrics.transition(finding.StatePending)
 		note := fmt.Sprintf("Proposed %s of %s as %s, waiting for approval until %s", r.Action.Type, r.Target, p.ID,
 			p.ExpiresAt.UTC().Format("15:04:05Z"))
-		emit(s.o.Events, r.Target, r.Finding, corev1.EventTypeNormal, EventProposed, r.Action.Type, note+" ("+"rule "+r.Finding.Rule+why(r.Finding)+")")
+		emit(s.o.Events, r.Target, r.Finding, corev1.EventTypeNormal, EventProposed, r.Action.Type, note+" ("+because(r.Finding)+")")
 	}
 	s.audit(ctx, p)
 	return s.notify(ctx, &finding.Notice{Type: finding.NoticeFinding, Finding: r.Finding, Proposal: p})
@@ -442,7 +443,7 @@ func (s *Service) transitioned(ctx context.Context, p *finding.Proposal, reason,
 			eventtype = corev1.EventTypeWarning
 		}
 		emit(s.o.Events, p.Target, &p.Finding, eventtype, reason, p.Action.Type,
-			fmt.Sprintf("Proposal %s: %s (%s%s)", p.ID, note, "rule "+p.Finding.Rule, why(&p.Finding)))
+			fmt.Sprintf("Proposal %s: %s (%s)", p.ID, note, because(&p.Finding)))
 	}
 	if err := s.notify(ctx, &finding.Notice{Type: finding.NoticeDecision, Finding: &p.Finding, Proposal: p, Outcome: p.Outcome}); err != nil {
 		s.o.Metrics.error("notify")
