@@ -127,3 +127,24 @@ func TestWatcherLeavesOutTheEventsOfEveryPodStart(t *testing.T) {
 	}
 	require.ElementsMatch(t, []string{"Killing", "FailedMount"}, reasons)
 }
+
+func TestResyncPassesRepublishWithoutTheQueue(t *testing.T) {
+	existing := airflowPod("airflow", "etl-load-1")
+	existing.ResourceVersion = "1"
+	client := fake.NewClientset(existing)
+	rec, w, _ := start(t, client, Options{Cluster: "prod", Resync: 200 * time.Millisecond})
+	epochs := func() map[int64]bool {
+		rec.mu.Lock()
+		defer rec.mu.Unlock()
+		out := map[int64]bool{}
+		for _, o := range rec.obs {
+			if o.Type == bus.Resync && o.Name == "etl-load-1" {
+				out[o.Epoch] = true
+			}
+		}
+		return out
+	}
+	require.Eventually(t, func() bool { return len(epochs()) >= 3 }, 5*time.Second, 10*time.Millisecond,
+		"the initial list and the following periods are each published once")
+	require.Eventually(t, w.Idle, time.Second, 5*time.Millisecond)
+}

@@ -64,6 +64,7 @@ type Watcher struct {
 
 	mu      sync.Mutex
 	pending map[item]pendingState // why an item is queued, and a deleted object's last state
+	peak    int                   // the most items pending since pending was last made
 }
 
 type scope struct {
@@ -95,6 +96,9 @@ type pendingState struct {
 	typ  bus.ObservationType
 	last object // the final state of a deleted object
 }
+
+// shrinkPending is the burst size after which the pending map is made anew once empty.
+const shrinkPending = 1024
 
 // priority orders why an item is queued: a delete beats an add beats an update beats a resync.
 func priority(t bus.ObservationType) int {
@@ -175,7 +179,9 @@ func podEventSelector() fields.Selector {
 }
 
 func (w *Watcher) newScope(ns string) (*scope, error) {
-	f := informers.NewSharedInformerFactoryWithOptions(w.o.Client, w.o.Resync,
+	// No informer resync: the resync pass (resync) re-publishes from the caches without
+	// going through the change queue.
+	f := informers.NewSharedInformerFactoryWithOptions(w.o.Client, 0,
 		informers.WithNamespace(ns), informers.WithTransform(Transform))
 	s := &scope{namespace: ns, factory: f}
 	pvcs := f.Core().V1().PersistentVolumeClaims()
@@ -243,29 +249,27 @@ func (w *Watcher) handler(kind, involve string) cache.ResourceEventHandler {
 			if !wanted(obj) {
 				return
 			}
-			t := bus.Added
 			if initial {
-				t = bus.Resync // the initial list: not necessarily a change
+				return // the initial list: the first resync pass publishes it, once the caches are synced
 			}
-			w.enqueue(kind, obj, t)
+			w.enqueue(kind, obj, bus.Added)
 		},
 		UpdateFunc: func(oldObj, newObj any) {
 			if !wanted(newObj) {
 				return
 			}
-			t := bus.Updated
 			if o, ok := oldObj.(object); ok {
 				if n, ok := newObj.(object); ok && n.GetResourceVersion() != "" && o.GetResourceVersion() == n.GetResourceVersion() {
-					t = bus.Resync
+					return // a relist of an unchanged object: the resync passes cover it
 				}
 			}
-			if t == bus.Updated && unchanged(oldObj, newObj) {
+			if unchanged(oldObj, newObj) {
 				// A write to fields the detectors do not read (the Ready condition, an IP, an
 				// annotation...): publishing it would only evaluate the same facts again.
 				w.o.Metrics.unchanged(kind)
 				return
 			}
-			w.enqueue(kind, newObj, t)
+			w.enqueue(kind, newObj, bus.Updated)
 		},
 		DeleteFunc: func(obj any) {
 			if !wanted(obj) {
@@ -320,6 +324,7 @@ func (w *Watcher) enqueue(kind string, obj any, t bus.ObservationType) {
 		p.typ, p.last = bus.Added, nil
 	}
 	w.pending[it] = p
+	w.peak = max(w.peak, len(w.pending))
 	w.mu.Unlock()
 	w.queue.Add(it)
 }
@@ -363,10 +368,87 @@ func (w *Watcher) Run(ctx context.Context) error {
 			wait.UntilWithContext(ctx, w.work, time.Second)
 		}()
 	}
+	wg.Go(func() { w.resyncLoop(ctx) })
 	<-ctx.Done()
 	w.queue.ShutDown()
 	wg.Wait()
 	return nil
+}
+
+// resyncLoop publishes every cached pod and PVC as a Resync observation right away (the
+// initial list) and then every Resync period, so time-based detectors fire without a change.
+// A pass publishes straight from the caches with Workers goroutines: it does not go through
+// the change queue, where 20,000 resync items would delay real changes behind them (and grow
+// the queue's maps to the size of the cluster for good). A resync that fails is retried
+// through the queue.
+func (w *Watcher) resyncLoop(ctx context.Context) {
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		start := time.Now()
+		w.resync(ctx)
+		t.Reset(max(w.o.Resync-time.Since(start), w.o.Resync/10))
+	}
+}
+
+// resync runs one resync pass.
+func (w *Watcher) resync(ctx context.Context) {
+	w.busy.Add(1)
+	defer w.busy.Add(-1)
+	var items []item
+	for _, s := range w.scopes {
+		for kind, inf := range map[string]cache.SharedIndexInformer{bus.KindPod: s.pods, bus.KindPVC: s.pvcs} {
+			for _, key := range inf.GetStore().ListKeys() {
+				ns, name, err := cache.SplitMetaNamespaceKey(key)
+				if err == nil && !w.exclude[ns] {
+					items = append(items, item{kind: kind, namespace: ns, name: name})
+				}
+			}
+		}
+	}
+	var (
+		next atomic.Int64
+		wg   sync.WaitGroup
+	)
+	for range w.o.Workers {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				i := int(next.Add(1)) - 1
+				if i >= len(items) {
+					return
+				}
+				it := items[i]
+				obj := w.get(it)
+				if obj == nil {
+					continue // deleted since the pass began
+				}
+				err := w.publishObject(ctx, it, obj, bus.Resync)
+				switch {
+				case err == nil || ctx.Err() != nil:
+				case errors.Is(err, bus.ErrMalformed):
+					w.o.Logger.Error("dropping an observation that cannot be published", zap.String("kind", it.kind),
+						zap.String("namespace", it.namespace), zap.String("name", it.name), zap.Error(err))
+					w.o.Metrics.publishError()
+				default:
+					w.o.Logger.Warn("resync publish failed; will retry", zap.String("kind", it.kind),
+						zap.String("namespace", it.namespace), zap.String("name", it.name), zap.Error(err))
+					w.o.Metrics.publishError()
+					w.mu.Lock()
+					if _, queued := w.pending[it]; !queued {
+						w.pending[it] = pendingState{typ: bus.Resync}
+					}
+					w.mu.Unlock()
+					w.queue.AddRateLimited(it)
+				}
+			}
+		})
+	}
+	wg.Wait()
 }
 
 // Idle reports whether nothing is queued or being published.
@@ -424,6 +506,10 @@ func (w *Watcher) publish(ctx context.Context, it item) error {
 	w.mu.Lock()
 	p, ok := w.pending[it]
 	delete(w.pending, it)
+	if len(w.pending) == 0 && w.peak > shrinkPending {
+		// A map keeps its size after a burst (thousands of pods created at once): start afresh.
+		w.pending, w.peak = map[item]pendingState{}, 0
+	}
 	w.mu.Unlock()
 	if !ok {
 		p.typ = bus.Updated // a retry: the pending entry was consumed by the failed attempt
@@ -438,6 +524,21 @@ func (w *Watcher) publish(ctx context.Context, it item) error {
 		}
 		obj, p.typ = p.last, bus.Deleted
 	}
+	if err := w.publishObject(ctx, it, obj, p.typ); err != nil {
+		if p.typ == bus.Deleted {
+			w.mu.Lock()
+			if _, again := w.pending[it]; !again {
+				w.pending[it] = p // keep the final state for the retry
+			}
+			w.mu.Unlock()
+		}
+		return err
+	}
+	return nil
+}
+
+// publishObject publishes one observation of obj.
+func (w *Watcher) publishObject(ctx context.Context, it item, obj object, typ bus.ObservationType) error {
 	var (
 		raw []byte
 		err error
@@ -451,27 +552,20 @@ func (w *Watcher) publish(ctx context.Context, it item) error {
 		return fmt.Errorf("encode %s %s/%s: %w", it.kind, it.namespace, it.name, err)
 	}
 	o := &bus.Observation{
-		Version: bus.EnvelopeVersion, Cluster: w.o.Cluster, Type: p.typ, Kind: it.kind,
+		Version: bus.EnvelopeVersion, Cluster: w.o.Cluster, Type: typ, Kind: it.kind,
 		Namespace: obj.GetNamespace(), Name: obj.GetName(), UID: string(obj.GetUID()),
 		ResourceVersion: obj.GetResourceVersion(), ObservedAt: w.o.Now().UTC(), Object: raw,
 	}
 	if e, ok := obj.(*corev1.Event); ok {
 		o.Reason = e.Reason
 	}
-	if p.typ == bus.Resync {
+	if typ == bus.Resync {
 		o.Epoch = o.ObservedAt.UnixNano() / int64(w.o.Resync)
 	}
 	if err := w.o.Publisher.PublishObservation(ctx, o); err != nil {
-		if p.typ == bus.Deleted {
-			w.mu.Lock()
-			if _, again := w.pending[it]; !again {
-				w.pending[it] = p // keep the final state for the retry
-			}
-			w.mu.Unlock()
-		}
 		return err
 	}
-	w.o.Metrics.published(it.kind, p.typ)
+	w.o.Metrics.published(it.kind, typ)
 	return nil
 }
 
