@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Builds the binaries the end-to-end tests run (kube-apiserver, etcd,
-# nats-server) from the Go module proxy, using the pinned modules under
-# hack/testbins/. Only what is missing or stale is rebuilt: next to each
+# nats-server) and the deploy/ checks run (helm, kubeconform) from the Go
+# module proxy, using the pinned modules under hack/testbins/ and hack/tools/.
+# Only what is missing or stale is rebuilt: next to each
 # binary a stamp file holds a hash of its module's go.mod, go.sum and Go
 # files and of the build recipe, so a version bump rebuilds it.
 #
-# Usage: hack/testbins.sh [all|kube-apiserver|etcd|nats-server]...
+# Usage: hack/testbins.sh [all|kube-apiserver|etcd|nats-server|helm|kubeconform]...
 #
 # Output directory: $PODMEDIC_TESTBIN_DIR, else <repo>/.cache/bin.
 # Prints one line per binary: "<name>: cached" or "<name>: built in <N>s".
@@ -17,7 +18,7 @@ out="${PODMEDIC_TESTBIN_DIR:-$root/.cache/bin}"
 src="$root/hack/testbins"
 
 usage() {
-	echo "usage: $0 [all|kube-apiserver|etcd|nats-server]..." >&2
+	echo "usage: $0 [all|kube-apiserver|etcd|nats-server|helm|kubeconform]..." >&2
 	exit 2
 }
 
@@ -27,6 +28,8 @@ mod_dir() {
 	kube-apiserver) echo "$src/kube" ;;
 	etcd) echo "$src/etcd" ;;
 	nats-server) echo "$src/nats" ;;
+	helm) echo "$root/hack/tools/helm" ;;
+	kubeconform) echo "$root/hack/tools/kubeconform" ;;
 	*) usage ;;
 	esac
 }
@@ -36,6 +39,8 @@ pkg_of() {
 	kube-apiserver) echo "k8s.io/kubernetes/cmd/kube-apiserver" ;;
 	etcd) echo "." ;;
 	nats-server) echo "github.com/nats-io/nats-server/v2" ;;
+	helm) echo "helm.sh/helm/v4/cmd/helm" ;;
+	kubeconform) echo "github.com/yannh/kubeconform/cmd/kubeconform" ;;
 	esac
 }
 
@@ -53,6 +58,17 @@ ldflags_of() {
 		minor="${minor%%.*}"
 		local p=k8s.io/component-base/version
 		flags+=" -X $p.gitVersion=$v -X $p.gitMajor=$major -X $p.gitMinor=$minor -X $p.gitTreeState=clean"
+	fi
+	# helm reports the version its release build sets (otherwise "v4.3").
+	if [[ "$1" == helm ]]; then
+		local v
+		v="$(cd "$(mod_dir "$1")" && go list -mod=readonly -m -f '{{.Version}}' helm.sh/helm/v4)"
+		flags+=" -X helm.sh/helm/v4/internal/version.version=$v -X helm.sh/helm/v4/internal/version.gitTreeState=clean"
+	fi
+	if [[ "$1" == kubeconform ]]; then
+		local v
+		v="$(cd "$(mod_dir "$1")" && go list -mod=readonly -m -f '{{.Version}}' github.com/yannh/kubeconform)"
+		flags+=" -X main.version=$v"
 	fi
 	echo "$flags"
 }
@@ -110,8 +126,8 @@ names=()
 [[ $# -eq 0 ]] && set -- all
 for arg in "$@"; do
 	case "$arg" in
-	all) names+=(kube-apiserver etcd nats-server) ;;
-	kube-apiserver | etcd | nats-server) names+=("$arg") ;;
+	all) names+=(kube-apiserver etcd nats-server helm kubeconform) ;;
+	kube-apiserver | etcd | nats-server | helm | kubeconform) names+=("$arg") ;;
 	-h | --help) usage ;;
 	*) usage ;;
 	esac
