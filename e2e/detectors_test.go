@@ -45,7 +45,7 @@ func TestDetectorsLive(t *testing.T) {
 	ns := namespace(t, env, "nightly")
 	cfg := filepath.Join(t.TempDir(), "rules.yaml")
 	require.NoError(t, os.WriteFile(cfg, []byte(detectorRules), 0o600))
-	pm := startPodmedic(t, env, t.TempDir(), "--config", cfg, "--resync", "1s")
+	pm := startPodmedic(t, env, t.TempDir(), "--config", cfg, "--resync", "1s", "--namespace", ns)
 	c := env.Client
 	ctx := context.Background()
 	now := time.Now().Truncate(time.Second)

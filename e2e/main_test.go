@@ -101,6 +101,7 @@ type podmedic struct {
 
 	mu       sync.Mutex
 	findings []finding.Finding
+	notices  []finding.Notice // decisions and refusals
 	stderr   strings.Builder
 }
 
@@ -124,10 +125,27 @@ func startPodmedic(t *testing.T, env *kubeenv.Env, dataDir string, args ...strin
 		defer readers.Done()
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
-			var f finding.Finding
-			if err := json.Unmarshal(sc.Bytes(), &f); err != nil {
-				t.Errorf("stdout line is not a finding: %q: %v", sc.Text(), err)
+			// A line is a finding (notify-only rules) or a Notice (a finding with its proposal
+			// or outcome, a decision, a refusal).
+			var n finding.Notice
+			if err := json.Unmarshal(sc.Bytes(), &n); err != nil {
+				t.Errorf("stdout line is not JSON: %q: %v", sc.Text(), err)
 				continue
+			}
+			var f finding.Finding
+			switch {
+			case n.Type == finding.NoticeFinding && n.Finding != nil:
+				f = *n.Finding
+			case n.Type != "":
+				p.mu.Lock()
+				p.notices = append(p.notices, n)
+				p.mu.Unlock()
+				continue
+			default:
+				if err := json.Unmarshal(sc.Bytes(), &f); err != nil {
+					t.Errorf("stdout line is not a finding: %q: %v", sc.Text(), err)
+					continue
+				}
 			}
 			p.mu.Lock()
 			p.findings = append(p.findings, f)

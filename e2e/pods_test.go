@@ -34,7 +34,7 @@ func airflowWorker(ns, name, dag, task string) *corev1.Pod {
 				Env:  []corev1.EnvVar{{Name: "AIRFLOW_IS_K8S_EXECUTOR_POD", Value: "True"}},
 				Resources: corev1.ResourceRequirements{
 					Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("2Gi")},
-					Requests: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("1Gi"), corev1.ResourceCPU: resource.MustParse("500m")},
+					Requests: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("1536Mi"), corev1.ResourceCPU: resource.MustParse("500m")},
 				},
 			}},
 		},

@@ -19,7 +19,7 @@ func TestOOMKilledWorkerIsReportedOnce(t *testing.T) {
 	env := cluster(t)
 	ns := namespace(t, env, "airflow-spine")
 	data := t.TempDir()
-	pm := startPodmedic(t, env, data, "--config", "../rules.yaml")
+	pm := startPodmedic(t, env, data, "--config", "../rules.yaml", "--namespace", ns)
 
 	now := time.Now().Add(-2 * time.Minute).Truncate(time.Second)
 	healthy := createPod(t, env.Client, airflowWorker(ns, "etl-extract-ok", "etl_daily", "extract"))
@@ -51,7 +51,7 @@ func TestOOMKilledWorkerIsReportedOnce(t *testing.T) {
 
 	// Restarted on the same store, podmedic relists the pod, recognises the failure as already
 	// reported (podmedic_findings_repeated_total), and reports nothing new.
-	pm2 := startPodmedic(t, env, data, "--config", "../rules.yaml")
+	pm2 := startPodmedic(t, env, data, "--config", "../rules.yaml", "--namespace", ns)
 	require.Eventually(t, func() bool { return pm2.metric("podmedic_findings_repeated_total") >= 1 },
 		30*time.Second, 50*time.Millisecond, "the relisted OOMKilled pod was not re-evaluated")
 	require.Empty(t, pm2.all(), "a failure already reported was reported again")

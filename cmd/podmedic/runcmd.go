@@ -9,8 +9,9 @@ import (
 
 func newRunCmd(g *globalFlags) *cobra.Command {
 	var (
-		o      app.Options
-		config string
+		o          app.Options
+		config     string
+		namespaces []string
 	)
 	cmd := &cobra.Command{
 		Use:   "run --config rules.yaml [--kubeconfig F] [--context C] [--nats-url URL] [--data-dir D] [--dry-run]",
@@ -25,6 +26,9 @@ func newRunCmd(g *globalFlags) *cobra.Command {
 			if o.Config, err = loadConfig(config); err != nil {
 				return configError(err)
 			}
+			if len(namespaces) > 0 {
+				o.Config.Namespaces.Include = namespaces
+			}
 			o.Logger, o.Out = log, cmd.OutOrStdout()
 			log.Info("starting podmedic", zap.String("config", config), zap.Bool("embedded_nats", o.NATSURL == ""))
 			return app.Run(cmd.Context(), o)
@@ -34,6 +38,7 @@ func newRunCmd(g *globalFlags) *cobra.Command {
 	f.StringVar(&config, "config", "", "rules.yaml (default: the embedded default rules)")
 	f.StringVar(&o.Kubeconfig, "kubeconfig", "", "path to the kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or in-cluster)")
 	f.StringVar(&o.Context, "context", "", "kubeconfig context to use")
+	f.StringSliceVarP(&namespaces, "namespace", "n", nil, "watch only these namespaces (repeatable or comma separated; overrides namespaces.include)")
 	f.StringVar(&o.NATSURL, "nats-url", "", "external NATS server URL(s), comma separated (default: embedded server)")
 	f.IntVar(&o.NATSReplicas, "nats-replicas", 1, "replicas of podmedic's streams and KV buckets on an external NATS cluster (3 for HA)")
 	f.StringVar(&o.DataDir, "data-dir", "data", "directory of the embedded NATS server's JetStream store")
