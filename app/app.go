@@ -54,6 +54,16 @@ type Options struct {
 	Logger *zap.Logger
 	// Now is the clock detectors evaluate at; default time.Now (the demo plays a night faster).
 	Now func() time.Time
+	// ConfigPath is the rules.yaml Config was loaded from; when set, podmedic reloads it on
+	// SIGHUP and when its content changes.
+	ConfigPath string
+	// InboxAddr serves the local inbox (approve/deny proposals) when Slack is not configured;
+	// it must be a loopback address. Empty disables it.
+	InboxAddr string
+	// InboxReady, when set, is told the inbox's address once it listens.
+	InboxReady func(addr string)
+	// Getenv reads secrets (SLACK_BOT_TOKEN, ...); default os.Getenv.
+	Getenv func(string) string
 	// Ready, when set, is called once podmedic is ready (caches synced, bus up).
 	Ready func(*Handle)
 	// Actions tunes the actions stage (own namespace, Airflow credentials, loop timings).
@@ -165,20 +175,11 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 
-	n := o.Notifier
-	if n == nil {
-		out := o.Out
-		if out == nil {
-			out = os.Stdout
-		}
-		format := o.ConsoleFormat
-		if format == "" {
-			format = notifier.FormatText
-		}
-		if n, err = notifier.NewConsole(out, format); err != nil {
-			return err
-		}
+	ns, err := newNotifiers(ctx, o, cfg, b, log, metrics)
+	if err != nil {
+		return err
 	}
+	n := ns.chain
 	p := newPipeline(engine, w, b, n, log.Named("rules"), metrics)
 	if o.Now != nil {
 		p.now = o.Now
@@ -189,6 +190,8 @@ func Run(ctx context.Context, o Options) error {
 	}
 	defer act.broadcaster.Shutdown()
 	p.stage = act.svc
+	ns.decider = act.svc
+	p.logs = &logTailer{client: client}
 	workers := o.Workers
 	if workers <= 0 {
 		workers = 4
@@ -205,8 +208,29 @@ func Run(ctx context.Context, o Options) error {
 	g.Go(func() error { return w.Run(gctx) })
 	g.Go(func() error { return b.Consume(gctx, workers, p.handle) })
 	g.Go(func() error { return act.svc.Run(gctx) })
+	if err := ns.run(gctx, g, o, act.svc, log); err != nil {
+		return err
+	}
+	if o.ConfigPath != "" {
+		rl, err := newReloader(o.ConfigPath, cfg, reg, func(c *rules.Config) error {
+			if o.DryRun {
+				c.DryRun = true
+			}
+			e, err := rules.NewEngine(c, reg)
+			if err != nil {
+				return err
+			}
+			p.engine.Store(e)
+			act.applyActions(c)
+			return nil
+		}, log.Named("reload"), metrics)
+		if err != nil {
+			return err
+		}
+		g.Go(func() error { return rl.Run(gctx) })
+	}
 	if o.HTTPAddr != "" {
-		srv, ln, err := listen(o.HTTPAddr, metrics, ready)
+		srv, ln, err := listen(o.HTTPAddr, metrics, ready, ns.interactions(cfg))
 		if err != nil {
 			return err
 		}
@@ -240,8 +264,11 @@ func Run(ctx context.Context, o Options) error {
 	return err
 }
 
-func listen(addr string, reg *prometheus.Registry, ready func(context.Context) error) (*http.Server, net.Listener, error) {
+func listen(addr string, reg *prometheus.Registry, ready func(context.Context) error, interactions http.Handler) (*http.Server, net.Listener, error) {
 	mux := http.NewServeMux()
+	if interactions != nil {
+		mux.Handle("POST /slack/interactions", interactions)
+	}
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {

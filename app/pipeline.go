@@ -34,6 +34,7 @@ type Store interface {
 // pipeline is the rule handler: it turns one observation into findings and delivers each new
 // finding once.
 type pipeline struct {
+	logs     *logTailer // adds log tails to TaskFailed findings; nil: none
 	engine   atomic.Pointer[rules.Engine]
 	view     rules.View
 	store    Store
@@ -126,6 +127,7 @@ func (p *pipeline) deliver(ctx context.Context, f *finding.Finding) error {
 		p.repeats.Inc()
 		return nil
 	}
+	p.logs.enrich(ctx, f)
 	subject := bus.SubjectFindings + "." + bus.Token(p.cluster) + "." + string(f.Kind)
 	err = p.store.PublishJSON(ctx, subject, key, f)
 	if err == nil {

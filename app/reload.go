@@ -136,9 +136,19 @@ func restartOnly(old, new *rules.Config) []string {
 	if old.NATS.MaxMemory.Cmp(new.NATS.MaxMemory.Quantity) != 0 || old.NATS.MaxStore.Cmp(new.NATS.MaxStore.Quantity) != 0 {
 		out = append(out, "nats")
 	}
+	if old.DryRun != new.DryRun {
+		out = append(out, "dry_run") // the executor is chosen once, at start
+	}
+	if !reflect.DeepEqual(old.Airflow, new.Airflow) {
+		out = append(out, "airflow")
+	}
+	if !reflect.DeepEqual(old.Slack, new.Slack) {
+		out = append(out, "slack")
+	}
 	return out
 }
 
 func keepRestartOnly(old, new *rules.Config) {
 	new.Cluster, new.Namespaces, new.NATS = old.Cluster, old.Namespaces, old.NATS
+	new.DryRun, new.Airflow, new.Slack = old.DryRun, old.Airflow, old.Slack
 }

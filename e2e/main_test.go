@@ -111,7 +111,7 @@ func startPodmedic(t *testing.T, env *kubeenv.Env, dataDir string, args ...strin
 	t.Helper()
 	addr := freeAddr(t)
 	all := append([]string{"run", "--kubeconfig", env.Kubeconfig, "--data-dir", dataDir, "--http-addr", addr,
-		"--console-format", "json"}, args...)
+		"--inbox-addr", "127.0.0.1:0", "--console-format", "json"}, args...)
 	cmd := exec.Command(suite.bin, all...)
 	stdout, err := cmd.StdoutPipe()
 	require.NoError(t, err)

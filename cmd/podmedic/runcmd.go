@@ -29,6 +29,7 @@ func newRunCmd(g *globalFlags) *cobra.Command {
 			if len(namespaces) > 0 {
 				o.Config.Namespaces.Include = namespaces
 			}
+			o.ConfigPath = config
 			o.Logger, o.Out = log, cmd.OutOrStdout()
 			log.Info("starting podmedic", zap.String("config", config), zap.Bool("embedded_nats", o.NATSURL == ""))
 			return app.Run(cmd.Context(), o)
@@ -44,6 +45,7 @@ func newRunCmd(g *globalFlags) *cobra.Command {
 	f.StringVar(&o.DataDir, "data-dir", "data", "directory of the embedded NATS server's JetStream store")
 	f.BoolVar(&o.DryRun, "dry-run", false, "propose and report every action, execute none (overrides rules.yaml)")
 	f.StringVar(&o.HTTPAddr, "http-addr", ":8080", "address of /healthz, /readyz and /metrics (empty disables)")
+	f.StringVar(&o.InboxAddr, "inbox-addr", "127.0.0.1:8089", "loopback address of the local inbox, used when Slack is not configured (empty disables)")
 	f.StringVar(&o.ConsoleFormat, "console-format", "text", "console notices: text or json")
 	f.IntVar(&o.Workers, "workers", 4, "observations handled concurrently")
 	f.DurationVar(&o.Resync, "resync", 0, "re-evaluate every pod and PVC this often (default 1m)")
