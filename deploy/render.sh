@@ -3,11 +3,13 @@
 # (namespace podmedic), one file per template, plus a Namespace and a kustomization.yaml, for
 # people who install without Helm (kubectl apply -k deploy/manifests).
 #
-# Usage: deploy/render.sh [OUTDIR]      (default: deploy/manifests)
+# Usage: deploy/render.sh [OUTDIR]
 #
-# It first copies the repository's rules.yaml into the chart (files/rules.yaml), so the chart
-# and the manifests ship the same default rules. helm comes from .cache/bin (built from the Go
-# module proxy by hack/testbins.sh helm), or $HELM.
+# Without OUTDIR it first copies the repository's rules.yaml into the chart (files/rules.yaml),
+# so the chart and the manifests ship the same default rules, then writes deploy/manifests/.
+# With OUTDIR it renders the chart as it is into OUTDIR (the deploy tests compare that with the
+# committed manifests). helm comes from .cache/bin (built from the Go module proxy by
+# hack/testbins.sh helm), or $HELM.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -20,7 +22,9 @@ if [[ ! -x "$helm" ]]; then
 	"$root/hack/testbins.sh" helm >&2
 fi
 
-cp "$root/rules.yaml" "$chart/files/rules.yaml"
+if [[ $# -eq 0 ]]; then
+	cp "$root/rules.yaml" "$chart/files/rules.yaml"
+fi
 
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
