@@ -109,10 +109,17 @@ type podmedic struct {
 // in dataDir and the console notifier in JSON, and waits until /readyz answers 200.
 func startPodmedic(t *testing.T, env *kubeenv.Env, dataDir string, args ...string) *podmedic {
 	t.Helper()
+	return startPodmedicEnv(t, env, dataDir, nil, args...)
+}
+
+// startPodmedicEnv is startPodmedic with extra environment variables (secrets).
+func startPodmedicEnv(t *testing.T, env *kubeenv.Env, dataDir string, extraEnv []string, args ...string) *podmedic {
+	t.Helper()
 	addr := freeAddr(t)
 	all := append([]string{"run", "--kubeconfig", env.Kubeconfig, "--data-dir", dataDir, "--http-addr", addr,
 		"--inbox-addr", "127.0.0.1:0", "--console-format", "json"}, args...)
 	cmd := exec.Command(suite.bin, all...)
+	cmd.Env = append(os.Environ(), extraEnv...)
 	stdout, err := cmd.StdoutPipe()
 	require.NoError(t, err)
 	stderr, err := cmd.StderrPipe()
