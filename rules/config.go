@@ -1,6 +1,9 @@
 package rules
 
 import (
+	"time"
+
+	"github.com/robfig/cron/v3"
 	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/podmedic/podmedic/finding"
@@ -32,6 +35,9 @@ type Config struct {
 	// Rules are evaluated in order; for each finding kind the first rule whose match selects
 	// an object handles it.
 	Rules []Rule `yaml:"rules" json:"rules"`
+	// Schedules are jobs run on a clock by one replica (the elected leader): sweeps that act on
+	// old findings in bulk, and the on-call digest.
+	Schedules []Schedule `yaml:"schedules,omitempty" json:"schedules,omitempty"`
 
 	// File is the path the config was loaded from.
 	File string `yaml:"-" json:"-"`
@@ -214,4 +220,123 @@ type Notify struct {
 	Route string `yaml:"route,omitempty" json:"route,omitempty"`
 	// Channel overrides the route with a fixed channel.
 	Channel string `yaml:"channel,omitempty" json:"channel,omitempty"`
+}
+
+// Schedule is a job the elected leader runs on a cron schedule: a sweep or the digest.
+type Schedule struct {
+	// Name is unique among schedules and rules; it appears in reports, audit records, Events
+	// and metrics, and budgets and refusals are counted under it.
+	Name string `yaml:"name" json:"name"`
+	// Description is free text shown in reports.
+	Description string `yaml:"description,omitempty" json:"description,omitempty"`
+	// Cron says when the job runs: five fields (minute hour day-of-month month day-of-week),
+	// six with a leading seconds field, or a descriptor (@hourly, @daily, @weekly, @monthly,
+	// @yearly, @every 15m). @every runs at multiples of its interval since the Unix epoch, so
+	// every replica and every restart agrees on the times.
+	Cron string `yaml:"cron" json:"cron"`
+	// Timezone is the IANA time zone the expression is read in, e.g. Europe/Berlin. Default UTC.
+	Timezone string `yaml:"timezone,omitempty" json:"timezone,omitempty"`
+	// Disabled jobs are validated but never run.
+	Disabled bool `yaml:"disabled,omitempty" json:"disabled,omitempty"`
+	// Sweep or Digest: what the job does. Exactly one is set.
+	Sweep  *Sweep     `yaml:"sweep,omitempty" json:"sweep,omitempty"`
+	Digest *DigestJob `yaml:"digest,omitempty" json:"digest,omitempty"`
+	// Notify routes the job's reports (a sweep's run report, the digest).
+	Notify Notify `yaml:"notify,omitempty" json:"notify,omitempty"`
+
+	// Location is Timezone, loaded at load.
+	Location *time.Location `yaml:"-" json:"-"`
+	// When is Cron parsed in Location at load.
+	When cron.Schedule `yaml:"-" json:"-"`
+}
+
+// Schedule job types.
+const (
+	JobSweep  = "sweep"
+	JobDigest = "digest"
+)
+
+// Type is JobSweep or JobDigest.
+func (s *Schedule) Type() string {
+	if s.Digest != nil {
+		return JobDigest
+	}
+	return JobSweep
+}
+
+// PodPhases lists the valid sweep.phases values.
+var PodPhases = []string{"Pending", "Running", "Succeeded", "Failed", "Unknown"}
+
+// Sweep takes an action on every pod with a finding of one kind older than a threshold, at
+// most Budget per run: the cleanup platform teams otherwise do by hand.
+type Sweep struct {
+	// Kind of finding swept. A sweep takes the findings the rules make now (with the rules'
+	// thresholds), so an enabled rule must detect the kind; the guard re-checks the finding
+	// with the same rules before acting.
+	Kind finding.Kind `yaml:"kind" json:"kind"`
+	// OlderThan: only failures that began at least this long ago (see schedule.FailureSince:
+	// an eviction's time, the start of an init container hang, ...). Default 0: every finding.
+	OlderThan Duration `yaml:"older_than,omitempty" json:"older_than,omitempty"`
+	// Phases: only pods in these phases. Left out: any phase.
+	Phases []string `yaml:"phases,omitempty" json:"phases,omitempty"`
+	// Match selects pods, as a rule's match does, within the global namespaces.
+	Match Match `yaml:"match,omitempty" json:"match,omitempty"`
+	// Action taken on each candidate.
+	Action SweepAction `yaml:"action" json:"action"`
+	// Budget is the most actions (auto) or proposals (approve) one run makes; the global
+	// budgets apply too, through the guard. Default 10.
+	Budget int `yaml:"budget,omitempty" json:"budget,omitempty"`
+}
+
+// SweepAction is a sweep's action: a rule's action without budget and cooldown (the sweep's
+// budget is per run; the global cooldown applies).
+type SweepAction struct {
+	Type finding.ActionType `yaml:"type" json:"type"`
+	// Mode is notify (report the candidates only), approve or auto. Default approve.
+	Mode   finding.Mode `yaml:"mode,omitempty" json:"mode,omitempty"`
+	Params ActionParams `yaml:"params,omitempty" json:"params,omitempty"`
+}
+
+// DigestJob is the on-call digest: incidents by kind and namespace, the Airflow tasks that
+// failed most, actions taken and refused, pending approvals and expired proposals, read from
+// the audit stream.
+type DigestJob struct {
+	// Window is how far back the digest looks. Default 24h.
+	Window Duration `yaml:"window,omitempty" json:"window,omitempty"`
+	// Top is how many Airflow tasks and namespaces the digest lists. Default 10.
+	Top int `yaml:"top,omitempty" json:"top,omitempty"`
+}
+
+// CronParser parses schedules[].cron: an optional seconds field, five standard fields, or a
+// descriptor.
+func CronParser() cron.Parser {
+	return cron.NewParser(cron.SecondOptional | cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
+}
+
+// ParseCron parses a cron expression read in loc. @every is aligned to the Unix epoch
+// (Every), so that the times of a job do not depend on when podmedic started.
+func ParseCron(expr string, loc *time.Location) (cron.Schedule, error) {
+	s, err := CronParser().Parse(expr)
+	if err != nil {
+		return nil, err
+	}
+	switch s := s.(type) {
+	case *cron.SpecSchedule:
+		s.Location = loc
+		return s, nil
+	case cron.ConstantDelaySchedule:
+		return Every{Interval: s.Delay}, nil
+	}
+	return s, nil
+}
+
+// Every runs at every multiple of Interval since the Unix epoch (@every 15m: :00, :15, :30,
+// :45), whatever the time zone.
+type Every struct{ Interval time.Duration }
+
+// Next implements cron.Schedule.
+func (e Every) Next(t time.Time) time.Time {
+	d := max(e.Interval, time.Second)
+	n := t.UnixNano() / int64(d)
+	return time.Unix(0, (n+1)*int64(d)).In(t.Location())
 }

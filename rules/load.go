@@ -163,7 +163,27 @@ func syntaxError(file string, data []byte, err error) *Error {
 	if l := firstFailingLine(data, line, msg); l > line {
 		line = l
 	}
+	if col, expr, ok := unquotedCron(data, line); ok {
+		return &Error{File: file, Line: line, Column: col, Message: fmt.Sprintf(
+			"invalid YAML: %s; a cron expression that starts with * must be quoted (* starts a YAML alias): cron: %q", msg, expr)}
+	}
 	return &Error{File: file, Line: line, Column: firstColumn(data, line), Message: "invalid YAML: " + msg}
+}
+
+var cronLine = regexp.MustCompile(`^(\s*(?:-\s+)?cron:\s*)(\*[^#]*?)\s*(?:#.*)?$`)
+
+// unquotedCron reports whether a line is a schedule's cron key with an unquoted value that
+// starts with *, and returns the value's column and text.
+func unquotedCron(data []byte, line int) (int, string, bool) {
+	lines := bytes.Split(data, []byte("\n"))
+	if line < 1 || line > len(lines) {
+		return 0, "", false
+	}
+	m := cronLine.FindSubmatch(bytes.TrimRight(lines[line-1], "\r"))
+	if m == nil {
+		return 0, "", false
+	}
+	return len([]rune(string(m[1]))) + 1, string(m[2]), true
 }
 
 var yamlLine = regexp.MustCompile(`^yaml: line (\d+): `)
@@ -952,6 +972,11 @@ const (
 	DefaultMaxLimit             = "16Gi"
 	DefaultMaxLimitRequestRatio = 1.5
 	DefaultOnlyFailed           = true
+
+	DefaultTimezone     = "UTC"
+	DefaultSweepBudget  = 10
+	DefaultDigestWindow = 24 * time.Hour
+	DefaultDigestTop    = 10
 )
 
 // applyDefaults fills the keys the file does not set.
@@ -992,32 +1017,56 @@ func applyDefaults(c *Config, src *source) {
 			r.Match.Workload = DefaultWorkload
 		}
 		if a := r.Action; a != nil {
-			if !src.set(join(path, "action.mode")) {
-				a.Mode = DefaultMode
-				if a.Type == finding.ActionNotify {
-					a.Mode = finding.ModeNotify
-				}
+			actionDefaults(&a.Type, &a.Mode, &a.Params, join(path, "action"), src)
+		}
+	}
+	for i := range c.Schedules {
+		s, path := &c.Schedules[i], index("schedules", i)
+		if sw := s.Sweep; sw != nil {
+			if !src.set(join(path, "sweep.match.workload")) {
+				sw.Match.Workload = DefaultWorkload
 			}
-			p := &a.Params
-			switch a.Type {
-			case finding.ActionProposeMemoryLimit:
-				if p.BumpRatio == nil {
-					p.BumpRatio = ptr(DefaultBumpRatio)
-				}
-				if p.MinBump == nil {
-					p.MinBump = ptr(MustQuantity(DefaultMinBump))
-				}
-				if p.MaxLimit == nil {
-					p.MaxLimit = ptr(MustQuantity(DefaultMaxLimit))
-				}
-				if p.MaxLimitRequestRatio == nil {
-					p.MaxLimitRequestRatio = ptr(DefaultMaxLimitRequestRatio)
-				}
-			case finding.ActionAirflowClearTask:
-				if p.OnlyFailed == nil {
-					p.OnlyFailed = ptr(DefaultOnlyFailed)
-				}
+			if !src.set(join(path, "sweep.budget")) {
+				sw.Budget = DefaultSweepBudget
 			}
+			actionDefaults(&sw.Action.Type, &sw.Action.Mode, &sw.Action.Params, join(path, "sweep.action"), src)
+		}
+		if d := s.Digest; d != nil {
+			if !src.set(join(path, "digest.window")) {
+				d.Window = Duration{DefaultDigestWindow}
+			}
+			if !src.set(join(path, "digest.top")) {
+				d.Top = DefaultDigestTop
+			}
+		}
+	}
+}
+
+// actionDefaults fills an action block's mode and its type's params (a rule's or a sweep's).
+func actionDefaults(typ *finding.ActionType, mode *finding.Mode, p *ActionParams, path string, src *source) {
+	if !src.set(join(path, "mode")) {
+		*mode = DefaultMode
+		if *typ == finding.ActionNotify {
+			*mode = finding.ModeNotify
+		}
+	}
+	switch *typ {
+	case finding.ActionProposeMemoryLimit:
+		if p.BumpRatio == nil {
+			p.BumpRatio = ptr(DefaultBumpRatio)
+		}
+		if p.MinBump == nil {
+			p.MinBump = ptr(MustQuantity(DefaultMinBump))
+		}
+		if p.MaxLimit == nil {
+			p.MaxLimit = ptr(MustQuantity(DefaultMaxLimit))
+		}
+		if p.MaxLimitRequestRatio == nil {
+			p.MaxLimitRequestRatio = ptr(DefaultMaxLimitRequestRatio)
+		}
+	case finding.ActionAirflowClearTask:
+		if p.OnlyFailed == nil {
+			p.OnlyFailed = ptr(DefaultOnlyFailed)
 		}
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"time"
+	_ "time/tzdata" // time zones of schedules load the same on every machine, distroless images included
 
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/validation"
@@ -104,6 +106,7 @@ func (v *validator) config(c *Config) {
 			names[name] = path
 		}
 	}
+	v.schedules(c, routes, names)
 }
 
 func (v *validator) scope(path string, s NamespaceScope) {
@@ -225,33 +228,42 @@ func (v *validator) rule(r *Rule, path string, c *Config, routes []string) {
 		v.errorf(join(path, "detect.kind"), "required (registered kinds: %s)", joinKinds(v.reg.Kinds()))
 	}
 
-	v.scope(join(path, "match.namespaces"), r.Match.Namespaces)
-	r.Match.LabelSelector = labels.Everything()
-	if r.Match.Selector != "" {
-		sel, err := labels.Parse(r.Match.Selector)
-		if err != nil {
-			v.errorf(join(path, "match.selector"), "invalid label selector %q: %v", r.Match.Selector, err)
-		} else {
-			r.Match.LabelSelector = sel
-		}
-	}
-	if !slices.Contains(Workloads, r.Match.Workload) {
-		v.errorf(join(path, "match.workload"), "invalid workload %q (valid: %s)", r.Match.Workload, joinList(Workloads))
-	}
+	v.match(&r.Match, join(path, "match"))
 
 	if r.Action != nil {
 		v.action(r.Action, join(path, "action"), c)
 	}
+	v.notify(r.Notify, join(path, "notify"), routes)
+}
 
-	if r.Notify.Route != "" && !slices.Contains(routes, r.Notify.Route) {
+// match validates a match block (a rule's or a sweep's) and parses its selector.
+func (v *validator) match(m *Match, path string) {
+	v.scope(join(path, "namespaces"), m.Namespaces)
+	m.LabelSelector = labels.Everything()
+	if m.Selector != "" {
+		sel, err := labels.Parse(m.Selector)
+		if err != nil {
+			v.errorf(join(path, "selector"), "invalid label selector %q: %v", m.Selector, err)
+		} else {
+			m.LabelSelector = sel
+		}
+	}
+	if !slices.Contains(Workloads, m.Workload) {
+		v.errorf(join(path, "workload"), "invalid workload %q (valid: %s)", m.Workload, joinList(Workloads))
+	}
+}
+
+// notify validates a notify block (a rule's or a schedule's).
+func (v *validator) notify(n Notify, path string, routes []string) {
+	if n.Route != "" && !slices.Contains(routes, n.Route) {
 		defined := "no routes are defined"
 		if len(routes) > 0 {
 			defined = "defined: " + strings.Join(routes, ", ")
 		}
-		v.errorf(join(path, "notify.route"), "route %q is not defined in slack.routes (%s)", r.Notify.Route, defined)
+		v.errorf(join(path, "route"), "route %q is not defined in slack.routes (%s)", n.Route, defined)
 	}
-	if v.src.set(join(path, "notify.channel")) && r.Notify.Channel == "" {
-		v.errorf(join(path, "notify.channel"), "must not be empty")
+	if v.src.set(join(path, "channel")) && n.Channel == "" {
+		v.errorf(join(path, "channel"), "must not be empty")
 	}
 }
 
@@ -348,4 +360,160 @@ func toStrings[T ~string](xs []T) []string {
 		out[i] = string(x)
 	}
 	return out
+}
+
+// cronReference is the time from which validation checks that a cron expression ever runs
+// (robfig/cron gives up after five years), fixed so that `podmedic check` is deterministic.
+var cronReference = time.Date(2026, time.January, 1, 0, 0, 0, 0, time.UTC)
+
+// schedules validates the schedules section: names (shared with the rules), cron expressions,
+// time zones, and each job's sweep or digest block.
+func (v *validator) schedules(c *Config, routes []string, ruleNames map[string]string) {
+	names := map[string]string{}
+	for i := range c.Schedules {
+		s, path := &c.Schedules[i], index("schedules", i)
+		namePath := join(path, "name")
+		switch first, dup := names[s.Name]; {
+		case s.Name == "":
+			v.errorf(namePath, "required")
+		case len(s.Name) > 63 || !ruleName.MatchString(s.Name):
+			v.errorf(namePath, "invalid schedule name %q: use lowercase letters, digits and '-', starting and ending with a letter or digit (at most 63 characters)", s.Name)
+		case dup:
+			v.errorf(namePath, "duplicate schedule name %q (%s at line %d has it too)", s.Name, first, v.src.node(join(first, "name")).Line)
+		case ruleNames[s.Name] != "":
+			r := ruleNames[s.Name]
+			v.errorf(namePath, "%q is the name of %s (line %d) too; schedules and rules share names, because budgets, refusals and reports are counted by name",
+				s.Name, r, v.src.node(join(r, "name")).Line)
+		default:
+			names[s.Name] = path
+		}
+		v.timezone(s, join(path, "timezone"))
+		v.cron(s, join(path, "cron"))
+
+		switch {
+		case s.Sweep == nil && s.Digest == nil:
+			if !v.src.hasFailed(join(path, "sweep")) && !v.src.hasFailed(join(path, "digest")) {
+				v.errorf(path, "a schedule needs sweep: (act on old findings) or digest: (the on-call digest)")
+			}
+		case s.Sweep != nil && s.Digest != nil:
+			v.keyErrorf(join(path, "digest"), "a schedule is a sweep or a digest, not both; make two schedules")
+		case s.Sweep != nil:
+			v.sweep(s.Sweep, join(path, "sweep"), c)
+		default:
+			v.digest(s.Digest, join(path, "digest"))
+		}
+		v.notify(s.Notify, join(path, "notify"), routes)
+	}
+}
+
+func (v *validator) timezone(s *Schedule, path string) {
+	s.Location = time.UTC
+	switch tz := s.Timezone; {
+	case !v.src.set(path):
+	case tz == "" || tz == "Local":
+		v.errorf(path, "invalid time zone %q: use an IANA name such as Europe/Berlin or America/New_York, or UTC (Local would depend on the machine)", tz)
+	default:
+		loc, err := time.LoadLocation(tz)
+		if err != nil {
+			v.errorf(path, "unknown time zone %q: use an IANA name such as Europe/Berlin, America/New_York or UTC", tz)
+			return
+		}
+		s.Location = loc
+	}
+}
+
+// cronHelp says what a cron expression may be.
+const cronHelp = "five fields (minute hour day-of-month month day-of-week), six with a leading seconds field, or a descriptor such as @daily or @every 15m"
+
+func (v *validator) cron(s *Schedule, path string) {
+	expr := strings.TrimSpace(s.Cron)
+	switch {
+	case !v.src.set(path) || expr == "":
+		v.errorf(path, "required: when the job runs, e.g. \"*/15 * * * *\" or @daily (%s)", cronHelp)
+		return
+	case strings.HasPrefix(expr, "TZ=") || strings.HasPrefix(expr, "CRON_TZ="):
+		v.errorf(path, "put the time zone in timezone:, not in the expression")
+		return
+	}
+	if rest, ok := strings.CutPrefix(expr, "@every "); ok {
+		d, err := time.ParseDuration(strings.TrimSpace(rest))
+		switch {
+		case err != nil:
+			v.errorf(path, "invalid cron expression %q: %q is not a duration (use e.g. @every 15m or @every 1h30m)", s.Cron, strings.TrimSpace(rest))
+			return
+		case d < time.Second:
+			v.errorf(path, "invalid cron expression %q: @every needs at least 1s", s.Cron)
+			return
+		}
+	}
+	when, err := ParseCron(expr, s.Location)
+	if err != nil {
+		v.errorf(path, "invalid cron expression %q: %v; use %s", s.Cron, err, cronHelp)
+		return
+	}
+	if when.Next(cronReference).IsZero() {
+		v.errorf(path, "cron expression %q never runs (no such date)", s.Cron)
+		return
+	}
+	s.When = when
+}
+
+// sweep validates a sweep block.
+func (v *validator) sweep(sw *Sweep, path string, c *Config) {
+	kindPath := join(path, "kind")
+	var podKinds []finding.Kind
+	for _, k := range v.reg.Kinds() {
+		if p, _ := v.reg.Lookup(k); p.Object == KindObjectPod {
+			podKinds = append(podKinds, k)
+		}
+	}
+	switch p, registered := v.reg.Lookup(sw.Kind); {
+	case sw.Kind == "":
+		v.errorf(kindPath, "required: the kind of finding swept (%s)", joinKinds(podKinds))
+	case !registered:
+		v.errorf(kindPath, "%s", unknownKind(sw.Kind, v.reg.Kinds()))
+	case p.Object != KindObjectPod:
+		v.errorf(kindPath, "%s findings are about %ss; a sweep acts on pods (%s)", sw.Kind, p.Object, joinKinds(podKinds))
+	case !detectedByRule(c, sw.Kind):
+		v.errorf(kindPath, "no enabled rule detects %s: a sweep acts on the findings the rules make, and the guard re-checks them with the rules before acting; add a rule with detect.kind: %s (notify-only is enough)", sw.Kind, sw.Kind)
+	}
+	for i, ph := range sw.Phases {
+		p := index(join(path, "phases"), i)
+		switch {
+		case slices.Contains(PodPhases, ph):
+		case strings.EqualFold(ph, "Evicted"):
+			v.errorf(p, "Evicted is a reason, not a phase: evicted pods are Failed (kind: Evicted finds them)")
+		default:
+			v.errorf(p, "invalid phase %q (valid: %s)", ph, strings.Join(PodPhases, ", "))
+		}
+	}
+	v.match(&sw.Match, join(path, "match"))
+	actionPath := join(path, "action")
+	if !v.src.set(actionPath) {
+		v.errorf(actionPath, "required: what to do with each pod found (type: delete-pod, evict-pod, ...; mode: approve or auto)")
+	} else {
+		v.action(&RuleAction{Type: sw.Action.Type, Mode: sw.Action.Mode, Params: sw.Action.Params}, actionPath, c)
+	}
+	if sw.Budget < 1 {
+		v.errorf(join(path, "budget"), "must be at least 1: the most actions (or proposals) one run makes")
+	}
+}
+
+func detectedByRule(c *Config, k finding.Kind) bool {
+	for _, r := range c.Rules {
+		if !r.Disabled && r.Detect.Kind == k {
+			return true
+		}
+	}
+	return false
+}
+
+// digest validates a digest block.
+func (v *validator) digest(d *DigestJob, path string) {
+	if d.Window.Duration <= 0 {
+		v.errorf(join(path, "window"), "must be greater than 0, e.g. 24h")
+	}
+	if d.Top < 1 {
+		v.errorf(join(path, "top"), "must be at least 1")
+	}
 }
