@@ -62,6 +62,8 @@ type Options struct {
 	InboxAddr string
 	// InboxReady, when set, is told the inbox's address once it listens.
 	InboxReady func(addr string)
+	// Logs replaces the Kubernetes log API for TaskFailed log tails (the demo).
+	Logs LogSource
 	// Getenv reads secrets (SLACK_BOT_TOKEN, ...); default os.Getenv.
 	Getenv func(string) string
 	// Ready, when set, is called once podmedic is ready (caches synced, bus up).
@@ -191,7 +193,7 @@ func Run(ctx context.Context, o Options) error {
 	defer act.broadcaster.Shutdown()
 	p.stage = act.svc
 	ns.decider = act.svc
-	p.logs = &logTailer{client: client}
+	p.logs = &logTailer{client: client, source: o.Logs}
 	workers := o.Workers
 	if workers <= 0 {
 		workers = 4

@@ -25,11 +25,17 @@ const (
 // finding is reported without them — absent logs are not an error.
 type logTailer struct {
 	client kubernetes.Interface
+	// source replaces the log API when set (the demo's simulated cluster has no kubelet).
+	source LogSource
 }
+
+// LogSource returns the raw tail of a container's log (at most tailLines lines and limitBytes
+// bytes).
+type LogSource func(ctx context.Context, namespace, pod, container string, tailLines, limitBytes int64) ([]byte, error)
 
 // enrich adds the log tail to TaskFailed findings about a container.
 func (l *logTailer) enrich(ctx context.Context, f *finding.Finding) {
-	if l == nil || l.client == nil || f.Kind != finding.TaskFailed || f.Pod == "" || f.Container == "" {
+	if l == nil || (l.client == nil && l.source == nil) || f.Kind != finding.TaskFailed || f.Pod == "" || f.Container == "" {
 		return
 	}
 	lines, err := l.tail(ctx, f.Namespace, f.Pod, f.Container)
@@ -47,9 +53,17 @@ func (l *logTailer) tail(ctx context.Context, ns, pod, container string) ([]stri
 	ctx, cancel := context.WithTimeout(ctx, logTimeout)
 	defer cancel()
 	tailLines, limit := int64(logTailLines), int64(logTailBytes)
-	raw, err := l.client.CoreV1().Pods(ns).GetLogs(pod, &corev1.PodLogOptions{
-		Container: container, TailLines: &tailLines, LimitBytes: &limit,
-	}).DoRaw(ctx)
+	var (
+		raw []byte
+		err error
+	)
+	if l.source != nil {
+		raw, err = l.source(ctx, ns, pod, container, tailLines, limit)
+	} else {
+		raw, err = l.client.CoreV1().Pods(ns).GetLogs(pod, &corev1.PodLogOptions{
+			Container: container, TailLines: &tailLines, LimitBytes: &limit,
+		}).DoRaw(ctx)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -59,8 +59,8 @@ func (c *Console) Notify(_ context.Context, n *finding.Notice) error {
 	return err
 }
 
-// RenderNotice renders any notice as text: a finding block (with its proposal or outcome), or
-// one line for a decision or a refusal.
+// RenderNotice renders any notice as text: a finding block (with its proposal or outcome), one
+// line for a decision or a refusal, or a report's title and indented text.
 func RenderNotice(n *finding.Notice) string {
 	switch n.Type {
 	case finding.NoticeDecision:
@@ -71,6 +71,17 @@ func RenderNotice(n *finding.Notice) string {
 			o = &finding.Outcome{}
 		}
 		return fmt.Sprintf("REFUSED  %d action(s): %s\n", max(n.Count, 1), o.Message)
+	case finding.NoticeReport:
+		var b strings.Builder
+		fmt.Fprintf(&b, "REPORT   %s\n", n.Title)
+		for _, line := range strings.Split(strings.TrimRight(n.Text, "\n"), "\n") {
+			if line == "" {
+				b.WriteString("\n")
+				continue
+			}
+			fmt.Fprintf(&b, "  %s\n", line)
+		}
+		return b.String()
 	}
 	var b strings.Builder
 	if n.Finding != nil {
@@ -78,6 +89,12 @@ func RenderNotice(n *finding.Notice) string {
 	}
 	if p := n.Proposal; p != nil {
 		fmt.Fprintf(&b, "  proposal  %s: %s, waiting for approval until %s\n", p.ID, p.State, p.ExpiresAt.UTC().Format("15:04Z"))
+		if p.Advice != "" {
+			b.WriteString("  advice    the change to make (podmedic records the decision, it does not patch this):\n")
+			for _, line := range strings.Split(strings.TrimRight(p.Advice, "\n"), "\n") {
+				b.WriteString("            " + line + "\n")
+			}
+		}
 	}
 	if o := n.Outcome; o != nil {
 		fmt.Fprintf(&b, "  outcome   %s: %s\n", o.Result, o.Message)

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"fmt"
+
 	"github.com/spf13/cobra"
 
 	podmedic "github.com/podmedic/podmedic"
@@ -8,7 +10,7 @@ import (
 )
 
 func newDemoCmd(g *globalFlags) *cobra.Command {
-	var config string
+	var config, inbox string
 	cmd := &cobra.Command{
 		Use:   "demo",
 		Short: "Play a scripted night of Airflow/Spark incidents through the whole pipeline",
@@ -32,10 +34,14 @@ func newDemoCmd(g *globalFlags) *cobra.Command {
 			if name == "" {
 				name = podmedic.DefaultRulesFile
 			}
-			_, err = demo.Run(cmd.Context(), demo.Options{Config: cfg, ConfigName: name, Out: cmd.OutOrStdout(), Logger: log})
+			_, err = demo.Run(cmd.Context(), demo.Options{Config: cfg, ConfigName: name, Out: cmd.OutOrStdout(), Logger: log,
+				Inbox: inbox, InboxReady: func(addr string) {
+					fmt.Fprintf(cmd.OutOrStdout(), "\nLocal inbox: http://%s/ (approve or deny the proposals there)\n", addr)
+				}})
 			return err
 		},
 	}
 	cmd.Flags().StringVar(&config, "config", "", "rules.yaml (default: the embedded default rules)")
+	cmd.Flags().StringVar(&inbox, "inbox", "", "after the night, keep running and serve the local inbox here (e.g. 127.0.0.1:8089) to approve or deny the proposals")
 	return cmd
 }

@@ -29,6 +29,11 @@ type Options struct {
 	Logger     *zap.Logger
 	// Quiet is how long the pipeline must be idle before the next step; default 150ms.
 	Quiet time.Duration
+	// Inbox, when set (a loopback address), keeps the demo running after the night with the
+	// local inbox served there, so the proposals can be approved or denied, until ctx ends.
+	Inbox string
+	// InboxReady is told the inbox's address once it listens.
+	InboxReady func(addr string)
 }
 
 // Result is what the demo saw.
@@ -116,15 +121,36 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	fmt.Fprintf(out, "Nothing here touches a real cluster.\n")
 
 	client := newCluster()
+	logs := map[string]string{} // namespace/pod/container -> the log the scenario gives it
+	airflow, err := startAirflow(func(dag, run string, tasks []string) {
+		printf("       Airflow (simulated): cleared %s.%s in run %s; the scheduler will run it again\n", dag, taskList(tasks), run)
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer airflow.Close()
+	cfg := *o.Config
+	cfg.Airflow.URL = airflow.URL() // the demo's Airflow is simulated, like its cluster
+	// The night plays in seconds; its proposals wait for a decision until the morning.
+	cfg.Proposals.TTL.Duration = max(cfg.Proposals.TTL.Duration, 12*time.Hour)
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	ready := make(chan *app.Handle, 1)
 	done := make(chan error, 1)
 	go func() {
 		done <- app.Run(runCtx, app.Options{
-			Config: o.Config, Client: client, DataDir: dataDir, Notifier: notify, Logger: log,
-			Now: clk.now, Resync: 2 * time.Second, Workers: 2,
+			Config: &cfg, Client: client, DataDir: dataDir, Notifier: notify, Logger: log,
+			Now: clk.now, Resync: 2 * time.Second, Workers: 2, InboxAddr: o.Inbox, InboxReady: o.InboxReady,
 			Ready: func(h *app.Handle) { ready <- h },
+			Logs: func(_ context.Context, ns, pod, container string, _, _ int64) ([]byte, error) {
+				mu.Lock()
+				defer mu.Unlock()
+				l, ok := logs[ns+"/"+pod+"/"+container]
+				if !ok {
+					return nil, fmt.Errorf("no log for %s/%s/%s", ns, pod, container)
+				}
+				return []byte(l), nil
+			},
 		})
 	}()
 	var h *app.Handle
@@ -139,6 +165,13 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	for _, st := range sc.Steps {
 		clk.set(st.Time())
 		printf("\n%s  %s\n", hhmm(st.Time()), st.Say)
+		mu.Lock()
+		for _, w := range st.Status {
+			for container, l := range w.Logs {
+				logs[w.Pod+"/"+container] = l
+			}
+		}
+		mu.Unlock()
 		pods, err := apply(ctx, client, st)
 		if err != nil {
 			stop()
@@ -152,13 +185,18 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			return nil, err
 		}
 	}
+	mu.Lock()
+	summary(out, res)
+	mu.Unlock()
+	if o.Inbox != "" {
+		printf("\nThe night is over; podmedic keeps running. Approve or deny the proposals in the local inbox\n" +
+			"(its address is logged above, or see --inbox); decisions and their outcomes appear here. Ctrl-C stops.\n")
+		<-ctx.Done()
+	}
 	stop()
 	if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
 		return nil, err
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	summary(out, res)
 	return res, nil
 }
 

@@ -3,8 +3,13 @@ package demo
 import (
 	"bytes"
 	"context"
+	"io"
+	"net/http"
+	"net/url"
+	"regexp"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -45,6 +50,8 @@ func TestDemoNight(t *testing.T) {
 	require.Contains(t, text, "action    propose-memory-limit (approve): container=base limit=3Gi request=2Gi")
 	require.Contains(t, text, "event FailedMount x11")
 	require.Contains(t, text, "a higher memory limit will not help", "SIGKILL is not reported as OOM")
+	require.Contains(t, text, "| botocore.exceptions.ClientError: An error occurred (AccessDenied) when calling the PutObject operation: Access Denied",
+		"the failed task's log tail")
 	require.NotContains(t, text, "etl-extract-9d2a  (rule", "the healthy worker has no finding")
 	require.Contains(t, text, "findings            6 (OOMKilled 1, SIGKILL 1, InitStuck 1, Evicted 1, TaskFailed 1, PVCPending 1)")
 	require.Contains(t, text, "pods without finding 2 of 7: airflow/etl-extract-9d2a, reporting/report-api-6c9f7d-x2x7q")
@@ -63,4 +70,72 @@ func TestParseScenarioErrors(t *testing.T) {
 	sc, err := ParseScenario([]byte("name: x\nstart: 2026-11-20T22:00:00Z\nsteps:\n- at: '23:00'\n- at: '01:30'\n"))
 	require.NoError(t, err)
 	require.Equal(t, "2026-11-21T01:30:00Z", sc.Steps[1].Time().Format(time.RFC3339), "past midnight is the next day")
+}
+
+// syncBuffer is a bytes.Buffer safe for the demo writing while the test reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestDemoInboxApproval: with --inbox the demo keeps running after the night; approving the
+// Airflow task's proposal in the inbox clears it in the simulated Airflow.
+func TestDemoInboxApproval(t *testing.T) {
+	cfg, err := rules.Parse(podmedic.DefaultRulesFile, podmedic.DefaultRules(), rules.NewDefaultRegistry())
+	require.NoError(t, err)
+	out := &syncBuffer{}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	addrc := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() {
+		_, err := Run(ctx, Options{Config: cfg, ConfigName: "rules.yaml", Out: out, Logger: zaptest.NewLogger(t),
+			Inbox: "127.0.0.1:0", InboxReady: func(a string) { addrc <- a }})
+		done <- err
+	}()
+	addr := <-addrc
+	require.Eventually(t, func() bool { return strings.Contains(out.String(), "The night is over") }, time.Minute, 50*time.Millisecond)
+
+	page := httpGet(t, "http://"+addr+"/")
+	token := regexp.MustCompile(`name="token" value="([0-9a-f]+)"`).FindStringSubmatch(page)[1]
+	cards := regexp.MustCompile(`(?s)<div class="card" id="proposal-([a-z0-9]+)">.*?</form>\s*</div>`).FindAllStringSubmatch(page, -1)
+	require.Len(t, cards, 3, "three proposals wait in the inbox")
+	var airflowID string
+	for _, c := range cards {
+		if strings.Contains(c[0], "airflow-clear-task") {
+			airflowID = c[1]
+		}
+	}
+	require.NotEmpty(t, airflowID)
+	resp, err := http.PostForm("http://"+addr+"/proposals/"+airflowID+"/approve", url.Values{"token": {token}})
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Eventually(t, func() bool {
+		return strings.Contains(out.String(), "Airflow (simulated): cleared etl_daily.publish in run scheduled__2026-11-20T00:00:00+00:00")
+	}, 30*time.Second, 50*time.Millisecond, out.String())
+	require.Contains(t, httpGet(t, "http://"+addr+"/"), "Pending (2)")
+	cancel()
+	require.NoError(t, <-done)
+}
+
+func httpGet(t *testing.T, u string) string {
+	t.Helper()
+	resp, err := http.Get(u)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return string(b)
 }

@@ -42,6 +42,8 @@ type Step struct {
 type StatusWrite struct {
 	Pod    string           `json:"pod"`
 	Status corev1.PodStatus `json:"status"`
+	// Logs are what each container wrote (container name -> text), served as its log.
+	Logs map[string]string `json:"logs,omitempty"`
 }
 
 // Time is when the step happens.
