@@ -118,6 +118,9 @@ const (
 	// NoticeRefusal: the guard refused actions (budget, cooldown, scope); reported once per
 	// rule and reason, not once per pod.
 	NoticeRefusal NoticeType = "refusal"
+	// NoticeReport: a scheduled job's report (a sweep's run, the on-call digest): Title and
+	// Text, to Route.
+	NoticeReport NoticeType = "report"
 )
 
 // Notice is what the notifier is asked to deliver.
@@ -128,4 +131,9 @@ type Notice struct {
 	Outcome  *Outcome   `json:"outcome,omitempty"`
 	// Count of findings a refusal covers.
 	Count int `json:"count,omitempty"`
+	// Title and Text of a report (plain text, lines aligned for a fixed-width font), and its
+	// Route: a slack.routes name or a channel; empty for the default channel.
+	Title string `json:"title,omitempty"`
+	Text  string `json:"text,omitempty"`
+	Route string `json:"route,omitempty"`
 }

@@ -126,6 +126,21 @@ func (c *Config) ChannelFor(f *finding.Finding) string {
 	return c.DefaultChannel
 }
 
+// ChannelForRoute is where a report routed to route goes (a scheduled job's notify block): the
+// channel of the first route with that name, whatever its severities and namespaces (a report
+// is about all of them); else route itself when it is a literal channel; else DefaultChannel.
+func (c *Config) ChannelForRoute(route string) string {
+	for _, r := range c.Routes {
+		if route != "" && r.Name == route {
+			return r.Channel
+		}
+	}
+	if IsChannel(route) {
+		return route
+	}
+	return c.DefaultChannel
+}
+
 // IsChannel reports whether s names a channel literally: "#name", or a channel id (C or G
 // followed by at least eight upper-case letters and digits).
 func IsChannel(s string) bool {

@@ -161,7 +161,10 @@ func validNotice(nt *finding.Notice) error {
 		return fmt.Errorf("%w: decision notice without a proposal", ErrInvalidNotice)
 	case (nt.Type == finding.NoticeFinding || nt.Type == finding.NoticeDecision) && nt.Proposal != nil && nt.Proposal.ID == "":
 		return fmt.Errorf("%w: proposal without an id", ErrInvalidNotice)
-	case nt.Type != finding.NoticeFinding && nt.Type != finding.NoticeDecision && nt.Type != finding.NoticeRefusal:
+	case nt.Type == finding.NoticeReport && nt.Title == "" && nt.Text == "":
+		return fmt.Errorf("%w: report without a title or text", ErrInvalidNotice)
+	case nt.Type != finding.NoticeFinding && nt.Type != finding.NoticeDecision && nt.Type != finding.NoticeRefusal &&
+		nt.Type != finding.NoticeReport:
 		return fmt.Errorf("%w: unknown type %q", ErrInvalidNotice, nt.Type)
 	}
 	return nil
@@ -174,6 +177,7 @@ const (
 	kindProposal msgKind = iota // one proposal: buttons, then its decision
 	kindGroup                   // a storm group of findings without a pending proposal
 	kindRefusal                 // a refusal by the guard
+	kindReport                  // a scheduled job's report (a sweep's run, the digest)
 )
 
 // pend is a notice whose content is not yet in Slack: delivered once the message's posted
@@ -222,7 +226,7 @@ type message struct {
 	openUntil time.Time
 	lastReply time.Time
 
-	// kindRefusal
+	// kindRefusal, kindReport
 	notice *finding.Notice
 }
 
@@ -247,6 +251,8 @@ func (m *message) render(inline int) rendered {
 		return renderProposal(m.proposal, m.outcome, m.display())
 	case kindGroup:
 		return renderGroup(m.members, inline)
+	case kindReport:
+		return renderReport(m.notice)
 	}
 	return renderRefusal(m.notice)
 }
@@ -266,6 +272,17 @@ func rank(s finding.ProposalState) int {
 func (n *Notifier) acceptLocked(nt *finding.Notice, now time.Time, internal bool) error {
 	full := !internal && n.pending >= n.o.queueSize
 	switch {
+	case nt.Type == finding.NoticeReport:
+		if full {
+			return ErrQueueFull
+		}
+		n.seq++
+		m := n.newMessageLocked(fmt.Sprintf("d:%d", n.seq), kindReport, n.cfg.ChannelForRoute(nt.Route), now)
+		cp := *nt
+		m.notice = &cp
+		n.bumpLocked(m, now, nt.Type)
+		return nil
+
 	case nt.Type == finding.NoticeRefusal:
 		if full {
 			return ErrQueueFull

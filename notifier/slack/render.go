@@ -666,3 +666,43 @@ func renderRefusal(n *finding.Notice) rendered {
 	}
 	return rendered{Blocks: blocks, Text: esc(fmt.Sprintf("Refused %d action(s): %s", count, msg))}
 }
+
+// Limits of a report: the text goes in at most maxReportSections code blocks.
+const maxReportSections = 12
+
+// renderReport renders a scheduled job's report (a sweep's run, the digest): a header with the
+// title and the text in code blocks, split at line ends, so that its columns line up.
+func renderReport(n *finding.Notice) rendered {
+	blocks := []slack.Block{slack.NewHeaderBlock(plain(truncate(":clipboard: "+n.Title, maxHeader)))}
+	lines := strings.Split(strings.TrimRight(n.Text, "\n"), "\n")
+	var chunk []string
+	size, sections := 0, 0
+	flush := func() {
+		if len(chunk) > 0 {
+			blocks = append(blocks, slack.NewSectionBlock(mrkdwn("```"+esc(strings.Join(chunk, "\n"))+"```"), nil, nil))
+			sections++
+		}
+		chunk, size = nil, 0
+	}
+	for i, line := range lines {
+		line = truncate(line, maxLine*2)
+		// esc may lengthen a line (& < >): count what is sent.
+		if len(chunk) > 0 && size+len(esc(line))+1 > maxSection-8 {
+			flush()
+		}
+		if sections == maxReportSections-1 && len(chunk) == 0 && i < len(lines) {
+			rest := len(lines) - i
+			chunk = []string{fmt.Sprintf("… %d more line(s) not shown", rest)}
+			flush()
+			break
+		}
+		chunk = append(chunk, line)
+		size += len(esc(line)) + 1
+	}
+	flush()
+	text := n.Title
+	if n.Text != "" {
+		text += "\n" + n.Text
+	}
+	return rendered{Blocks: blocks, Text: truncate(esc(text), 39000)}
+}

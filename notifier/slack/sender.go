@@ -129,7 +129,7 @@ func (n *Notifier) pruneLocked(now time.Time) {
 			switch m.kind {
 			case kindGroup:
 				done = now.After(m.openUntil)
-			case kindRefusal:
+			case kindRefusal, kindReport:
 				done = true
 			case kindProposal:
 				end := m.proposal.DecidedAt

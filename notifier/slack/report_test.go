@@ -1,0 +1,90 @@
+package slack
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/slack-go/slack"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/podmedic/podmedic/finding"
+	"github.com/podmedic/podmedic/internal/testenv/slackenv"
+)
+
+// digestText is what schedule.RenderDigest writes (a plain-text table).
+const digestText = `prod-eu-1, 2026-11-19 08:00 to 2026-11-20 08:00 UTC
+
+Incidents: 14
+  kind               total  top namespaces
+  OOMKilled              6  airflow 5, reporting 1
+  Evicted                5  spark-jobs 5
+  InitStuck              3  spark-jobs 3
+
+Airflow tasks that failed most
+  etl_daily.load              4  (OOMKilled 4)
+  etl_hourly.extract          2  (SIGKILL 2)
+
+Actions: 9 taken, 2 failed, 3 refused
+  delete-pod                  8 executed (sweep-evicted 5)
+  propose-memory-limit        1 executed, 1 failed
+
+Pending approvals: 2 (oldest 07:31)
+Expired without a decision: 1
+Sweeps: sweep-evicted ran 96 times, acted on 5, 0 left
+`
+
+func TestGoldenReport(t *testing.T) {
+	env := slackenv.Start(t)
+	r := renderReport(&finding.Notice{Type: finding.NoticeReport, Title: "Daily digest · prod-eu-1 · last 24h",
+		Text: digestText, Route: "oncall"})
+	assert.Contains(t, r.Text, "Daily digest")
+	assert.Contains(t, blocksJSON(t, r), "etl_daily.load")
+	golden(t, env, "report-digest", r)
+}
+
+// TestLongReportStaysValid: a report far beyond Slack's limits is cut into code blocks and
+// then cut short, never refused; special characters are escaped.
+func TestLongReportStaysValid(t *testing.T) {
+	env := slackenv.Start(t)
+	var b strings.Builder
+	for i := range 3000 {
+		fmt.Fprintf(&b, "line %04d <tag> & more %s\n", i, strings.Repeat("x", i%300))
+	}
+	r := renderReport(&finding.Notice{Type: finding.NoticeReport, Title: strings.Repeat("T", 400), Text: b.String()})
+	require.LessOrEqual(t, len(r.Blocks), 1+maxReportSections)
+	js := blocksJSON(t, r)
+	assert.Contains(t, js, "more line(s) not shown")
+	assert.NotContains(t, js, "<tag>")
+	api := slack.New(slackenv.DefaultBotToken, slack.OptionAPIURL(env.URL()))
+	_, _, err := api.PostMessageContext(t.Context(), "#x", slack.MsgOptionText(r.Text, false), slack.MsgOptionBlocks(r.Blocks...))
+	require.NoError(t, err)
+}
+
+func TestChannelForRoute(t *testing.T) {
+	cfg := Config{DefaultChannel: "#default", Routes: []Route{
+		{Name: "oncall", Channel: "#oncall", Severities: []finding.Severity{finding.SeverityCritical}, Namespaces: []string{"airflow"}},
+		{Name: "oncall", Channel: "#later"},
+	}}
+	assert.Equal(t, "#oncall", cfg.ChannelForRoute("oncall"), "a report ignores the route's severities and namespaces")
+	assert.Equal(t, "#fixed", cfg.ChannelForRoute("#fixed"))
+	assert.Equal(t, "C0123ABCD", cfg.ChannelForRoute("C0123ABCD"))
+	assert.Equal(t, "#default", cfg.ChannelForRoute("unknown"))
+	assert.Equal(t, "#default", cfg.ChannelForRoute(""))
+}
+
+// TestReportDelivered: a report notice is posted once to its route's channel.
+func TestReportDelivered(t *testing.T) {
+	env := slackenv.Start(t)
+	h := start(t, env, testConfig(env))
+	require.NoError(t, h.n.Notify(t.Context(), &finding.Notice{Type: finding.NoticeReport,
+		Title: "Sweep sweep-evicted · deleted 10 of 30", Text: "20 left for the next run", Route: "oncall"}))
+	require.ErrorIs(t, h.n.Notify(t.Context(), &finding.Notice{Type: finding.NoticeReport}), ErrInvalidNotice)
+	h.flush(t, 10*time.Second)
+	msgs := topLevel(env, env.ChannelID("#oncall"))
+	require.Len(t, msgs, 1)
+	assert.Contains(t, msgs[0].Text, "20 left for the next run")
+	assert.Empty(t, topLevel(env, env.ChannelID("#alerts")))
+}
