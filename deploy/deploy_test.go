@@ -293,8 +293,8 @@ func TestNotesWarnAboutUnpermittedRules(t *testing.T) {
 	out, err := run(helm, "install", release, chartDir, "--namespace", namespace, "--dry-run=client",
 		"--set", "actions.deletePods=false")
 	require.NoError(t, err)
-	require.Contains(t, string(out), "WARNING: these rules take actions this installation does not permit")
-	require.Contains(t, string(out), "init-stuck (delete-pod), stuck-terminating (delete-pod)")
+	require.Contains(t, string(out), "WARNING: these rules and schedules take actions this installation does not permit")
+	require.Contains(t, string(out), "init-stuck (delete-pod), stuck-terminating (delete-pod), schedule sweep-evicted (delete-pod)")
 	out, err = run(helm, "install", release, chartDir, "--namespace", namespace, "--dry-run=client")
 	require.NoError(t, err)
 	require.NotContains(t, string(out), "WARNING", "the default values permit every action of the default rules")

@@ -102,8 +102,9 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end -}}
 {{- end -}}
 
-{{/* The action types of enabled rules that this installation's actions values do not permit,
-as "rule (type)" strings; empty when rules come from an existing ConfigMap. */}}
+{{/* The enabled rules and schedules (sweeps) whose action this installation's actions values
+do not permit, as "rule (type)" and "schedule name (type)"; empty when rules.yaml comes from an
+existing ConfigMap. */}}
 {{- define "podmedic.unpermittedRules" -}}
 {{- if not .Values.existingRulesConfigMap -}}
 {{- $cfg := fromYaml (include "podmedic.rules" .) -}}
@@ -117,6 +118,15 @@ as "rule (type)" strings; empty when rules come from an existing ConfigMap. */}}
 {{- if or (and (eq $t "delete-pod") (not $a.deletePods)) (and (eq $t "evict-pod") (not $a.evictPods)) (and (eq $t "airflow-clear-task") (not $a.airflowClear)) (and (eq $t "propose-memory-limit") (not $a.patchWorkloads) (ne (toString (dig "match" "workload" "" $r)) "airflow")) -}}
 {{- $out = append $out (printf "%s (%s)" $r.name $t) -}}
 {{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- range $s := (default list $cfg.schedules) -}}
+{{- $act := dig "sweep" "action" dict $s -}}
+{{- if and $act (not $s.disabled) (ne (toString (default "approve" $act.mode)) "notify") -}}
+{{- $t := $act.type -}}
+{{- if or (and (eq $t "delete-pod") (not $a.deletePods)) (and (eq $t "evict-pod") (not $a.evictPods)) (and (eq $t "airflow-clear-task") (not $a.airflowClear)) (and (eq $t "propose-memory-limit") (not $a.patchWorkloads)) -}}
+{{- $out = append $out (printf "schedule %s (%s)" $s.name $t) -}}
 {{- end -}}
 {{- end -}}
 {{- end -}}
