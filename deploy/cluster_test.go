@@ -4,12 +4,17 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -21,10 +26,12 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/restmapper"
+	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/podmedic/podmedic/internal/testenv/kubeenv"
 )
@@ -434,4 +441,176 @@ func TestServiceMonitorShape(t *testing.T) {
 	for k := range spec {
 		require.Contains(t, []string{"selector", "namespaceSelector", "endpoints"}, k)
 	}
+}
+
+// TestPodmedicRunsWithChartRBAC runs the real podmedic binary as the chart's ServiceAccount
+// (impersonated, with exactly the default rendering's RBAC): it becomes ready (its informers may
+// list and watch), deletes a pod stuck in Init:0/1 under an auto rule and records the Event;
+// once the actions ClusterRoleBinding is gone, the same action fails with Forbidden. The RBAC
+// is enough, and the actions values really are what permits acting.
+func TestPodmedicRunsWithChartRBAC(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs podmedic")
+	}
+	env := apiserver(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	dyn, err := dynamic.NewForConfig(env.Config)
+	require.NoError(t, err)
+	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(env.Client.Discovery()))
+	ns := objects(t, mustRead(t, "manifests/namespace.yaml"))
+	apply(ctx, t, dyn, mapper, ns[0], false)
+	for _, o := range objects(t, template(t)) {
+		switch o.GetKind() {
+		case "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding":
+			apply(ctx, t, dyn, mapper, o, false)
+		}
+	}
+	t.Cleanup(func() {
+		for _, name := range []string{release, release + "-actions"} {
+			_ = env.Client.RbacV1().ClusterRoleBindings().Delete(context.Background(), name, metav1.DeleteOptions{})
+			_ = env.Client.RbacV1().ClusterRoles().Delete(context.Background(), name, metav1.DeleteOptions{})
+		}
+	})
+
+	// A kubeconfig that acts as the ServiceAccount.
+	dir := t.TempDir()
+	kc, err := clientcmd.LoadFromFile(env.Kubeconfig)
+	require.NoError(t, err)
+	for _, ai := range kc.AuthInfos {
+		ai.Impersonate = "system:serviceaccount:" + namespace + ":" + release
+	}
+	kubeconfig := filepath.Join(dir, "kubeconfig")
+	require.NoError(t, clientcmd.WriteToFile(*kc, kubeconfig))
+
+	target := "rbac-check-" + rand.String(5)
+	_, err = env.Client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: target}}, metav1.CreateOptions{})
+	require.NoError(t, err)
+	rules := filepath.Join(dir, "rules.yaml")
+	require.NoError(t, os.WriteFile(rules, []byte(`version: 1
+cluster: rbac-check
+namespaces: {include: [`+target+`]}
+cooldown: 0s
+rules:
+  - name: init-stuck
+    detect: {kind: InitStuck, init_timeout: 15m}
+    action: {type: delete-pod, mode: auto, params: {grace_period: 1}}
+`), 0o600))
+
+	bin := filepath.Join(dir, "podmedic")
+	_, err = run("go", "build", "-o", bin, "../cmd/podmedic")
+	require.NoError(t, err)
+	addr := freeAddr(t)
+	cmd := exec.Command(bin, "run", "--kubeconfig", kubeconfig, "--config", rules, "--data-dir", filepath.Join(dir, "data"),
+		"--http-addr", addr, "--inbox-addr", "", "--resync", "1s", "--console-format", "json")
+	cmd.Env = append(os.Environ(), "POD_NAMESPACE="+namespace, "SLACK_BOT_TOKEN=", "SLACK_BOT_TOKEN_FILE=")
+	var logs lockedBuffer
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("podmedic output:\n%s", logs.String())
+		}
+	})
+	get := func(path string) (int, string) {
+		resp, err := http.Get("http://" + addr + path)
+		if err != nil {
+			return 0, err.Error()
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	require.Eventually(t, func() bool { code, _ := get("/readyz"); return code == http.StatusOK }, 60*time.Second, 100*time.Millisecond,
+		"podmedic is not ready with the chart's RBAC")
+	metric := func(name string) string {
+		_, body := get("/metrics")
+		for _, line := range strings.Split(body, "\n") {
+			if v, ok := strings.CutPrefix(line, name+" "); ok {
+				return v
+			}
+		}
+		return ""
+	}
+
+	stuck := func(name string) {
+		p := &corev1.Pod{
+			// A Spark driver: the guard's owner policy lets podmedic delete it (the operator
+			// recreates it).
+			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: target, Labels: map[string]string{"spark-role": "driver", "spark-app-selector": "spark-" + name}},
+			Spec: corev1.PodSpec{NodeName: "node-1", RestartPolicy: corev1.RestartPolicyNever,
+				InitContainers: []corev1.Container{{Name: "wait-for-history", Image: "busybox"}},
+				Containers:     []corev1.Container{{Name: "driver", Image: "spark"}}},
+		}
+		p, err := env.Client.CoreV1().Pods(target).Create(ctx, p, metav1.CreateOptions{})
+		require.NoError(t, err)
+		started := metav1.NewTime(time.Now().Add(-40 * time.Minute))
+		p.Status = corev1.PodStatus{Phase: corev1.PodPending, StartTime: &started,
+			Conditions: []corev1.PodCondition{{Type: corev1.PodInitialized, Status: corev1.ConditionFalse, Reason: "ContainersNotInitialized"}},
+			InitContainerStatuses: []corev1.ContainerStatus{{Name: "wait-for-history", Image: "busybox",
+				State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: started}}}},
+			ContainerStatuses: []corev1.ContainerStatus{{Name: "driver", Image: "spark",
+				State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "PodInitializing"}}}}}
+		_, err = env.Client.CoreV1().Pods(target).UpdateStatus(ctx, p, metav1.UpdateOptions{})
+		require.NoError(t, err)
+	}
+
+	// With the actions ClusterRole: deleted, and the Event written.
+	stuck("spark-driver-a")
+	require.Eventually(t, func() bool {
+		p, err := env.Client.CoreV1().Pods(target).Get(ctx, "spark-driver-a", metav1.GetOptions{})
+		return apierrors.IsNotFound(err) || (err == nil && p.DeletionTimestamp != nil)
+	}, 60*time.Second, 200*time.Millisecond, "the stuck pod was not deleted")
+	require.Equal(t, "1", metric(`podmedic_actions_total{outcome="executed",type="delete-pod"}`))
+	require.Eventually(t, func() bool {
+		evs, err := env.Client.EventsV1().Events(target).List(ctx, metav1.ListOptions{})
+		require.NoError(t, err)
+		for _, e := range evs.Items {
+			if e.ReportingController == "podmedic" && e.Regarding.Name == "spark-driver-a" && e.Reason == "PodmedicExecuted" {
+				return true
+			}
+		}
+		return false
+	}, 30*time.Second, 200*time.Millisecond, "no PodmedicExecuted Event (events.k8s.io create)")
+
+	// Without it (as with actions.deletePods=false): the delete is forbidden.
+	require.NoError(t, env.Client.RbacV1().ClusterRoleBindings().Delete(ctx, release+"-actions", metav1.DeleteOptions{}))
+	stuck("spark-driver-b")
+	require.Eventually(t, func() bool {
+		return metric(`podmedic_actions_total{outcome="failed",type="delete-pod"}`) != ""
+	}, 60*time.Second, 200*time.Millisecond, "the delete without RBAC did not fail")
+	_, err = env.Client.CoreV1().Pods(target).Get(ctx, "spark-driver-b", metav1.GetOptions{})
+	require.NoError(t, err, "the pod is still there")
+	require.Contains(t, logs.String(), "forbidden")
+	require.NotContains(t, strings.ReplaceAll(logs.String(), `pods \"spark-driver-b\" is forbidden`, ""), "is forbidden: User",
+		"a permission other than the removed delete is missing")
+	t.Logf("as system:serviceaccount:%s:%s: ready, deleted a stuck pod and recorded its Event; without the actions binding the delete was forbidden", namespace, release)
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// lockedBuffer is an io.Writer safe for a process's stdout and stderr at once.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
