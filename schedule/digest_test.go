@@ -1,0 +1,152 @@
+package schedule
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/podmedic/podmedic/finding"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata")
+
+// night is a day of audit records: findings, proposal transitions and sweep reports.
+func night(t *testing.T) []Record {
+	t.Helper()
+	var out []Record
+	at := t0.Add(-20 * time.Hour)
+	add := func(typ string, v any) {
+		data, err := json.Marshal(v)
+		require.NoError(t, err)
+		out = append(out, Record{Cluster: "prod-eu-1", Type: typ, Time: at, Data: data})
+		at = at.Add(10 * time.Minute)
+	}
+	task := func(dag, taskID, run string) *finding.AirflowTask {
+		return &finding.AirflowTask{DagID: dag, TaskID: taskID, RunID: run, TryNumber: 1}
+	}
+	for i := range 4 {
+		add(RecordFinding, finding.Finding{Kind: finding.OOMKilled, Rule: "oom", Namespace: "airflow", Pod: "etl-load",
+			Airflow: task("etl_daily", "load", []string{"r1", "r1", "r2", "r3"}[i])})
+	}
+	add(RecordFinding, finding.Finding{Kind: finding.SIGKILL, Rule: "sigkill", Namespace: "airflow", Pod: "etl-extract",
+		Airflow: task("etl_hourly", "extract", "r1")})
+	add(RecordFinding, finding.Finding{Kind: finding.TaskFailed, Rule: "task-failed", Namespace: "airflow", Pod: "etl-load-2",
+		Airflow: task("etl_daily", "load", "r4")})
+	for range 3 {
+		add(RecordFinding, finding.Finding{Kind: finding.Evicted, Rule: "evicted", Namespace: "spark-jobs", Pod: "exec"})
+	}
+	add(RecordFinding, finding.Finding{Kind: finding.InitStuck, Rule: "init-stuck", Namespace: "spark-jobs", Pod: "driver"})
+	add(RecordFinding, finding.Finding{Kind: finding.OOMKilled, Rule: "oom-other", Namespace: "reporting", Pod: "api"})
+
+	prop := func(id string, typ finding.ActionType, state finding.ProposalState, by string, out *finding.Outcome) finding.Proposal {
+		return finding.Proposal{ID: id, Finding: finding.Finding{Rule: "init-stuck", Namespace: "spark-jobs", Pod: "driver-" + id},
+			Action: finding.Action{Type: typ, Mode: finding.ModeApprove}, State: state, CreatedAt: t0.Add(-3 * time.Hour),
+			ExpiresAt: t0.Add(-150 * time.Minute), Target: finding.Target{Kind: "Pod", Namespace: "spark-jobs", Name: "driver-" + id},
+			DecidedBy: by, Outcome: out}
+	}
+	// One approved and executed, one auto, one failed, one refused after approval, one denied,
+	// one expired, and one still pending (in the store).
+	add(RecordProposal, prop("aaaaaaaaaaaaa", finding.ActionDeletePod, finding.StatePending, "", nil))
+	add(RecordProposal, prop("aaaaaaaaaaaaa", finding.ActionDeletePod, finding.StateApproved, "U1", nil))
+	add(RecordProposal, prop("aaaaaaaaaaaaa", finding.ActionDeletePod, finding.StateExecuted, "U1", &finding.Outcome{Result: finding.ResultExecuted}))
+	add(RecordProposal, prop("bbbbbbbbbbbbb", finding.ActionDeletePod, finding.StateExecuted, autoDecider, &finding.Outcome{Result: finding.ResultExecuted}))
+	add(RecordProposal, prop("ccccccccccccc", finding.ActionProposeMemoryLimit, finding.StateFailed, "U1", &finding.Outcome{Result: finding.ResultFailed, Message: "patch: conflict"}))
+	add(RecordProposal, prop("ddddddddddddd", finding.ActionDeletePod, finding.StateFailed, "U1", &finding.Outcome{Result: finding.ResultRefused, Message: "cooldown: podmedic acted on Pod x less than 30m0s ago"}))
+	add(RecordProposal, prop("eeeeeeeeeeeee", finding.ActionDeletePod, finding.StateDenied, "U2", nil))
+	add(RecordProposal, prop("fffffffffffff", finding.ActionDeletePod, finding.StateExpired, "podmedic", &finding.Outcome{Result: finding.ResultRefused}))
+	add(RecordSchedule, Report{Job: "sweep-evicted", Type: JobSweepType, Mode: finding.ModeAuto, Acted: 10, Remaining: 20,
+		Refused: map[string]int{"owner-policy": 2}})
+	add(RecordSchedule, Report{Job: "sweep-evicted", Type: JobSweepType, Mode: finding.ModeAuto, Acted: 10, Remaining: 10})
+	add(RecordSchedule, Report{Job: "daily-digest", Type: JobDigestType})
+	// Before the window: not counted.
+	old := out[0]
+	old.Time = t0.Add(-25 * time.Hour)
+	return append([]Record{old}, out...)
+}
+
+func TestBuildDigest(t *testing.T) {
+	pending := []finding.Proposal{
+		{ID: "ggggggggggggg", State: finding.StatePending, Action: finding.Action{Type: finding.ActionDeletePod},
+			Finding: finding.Finding{Rule: "sweep-init-stuck"}, Target: finding.Target{Kind: "Pod", Namespace: "spark-jobs", Name: "driver-9"},
+			CreatedAt: t0.Add(-10 * time.Minute), ExpiresAt: t0.Add(20 * time.Minute)},
+		{ID: "hhhhhhhhhhhhh", State: finding.StatePending, ExpiresAt: t0.Add(-time.Minute)}, // overdue: expires at the next maintenance
+		{ID: "aaaaaaaaaaaaa", State: finding.StateExecuted},
+	}
+	d := BuildDigest("prod-eu-1", t0.Add(-24*time.Hour), t0, night(t), pending, 10)
+
+	assert.Equal(t, 11, d.Incidents)
+	assert.Equal(t, []KindCount{
+		{Kind: finding.OOMKilled, Count: 5, Namespaces: []NameCount{{"airflow", 4}, {"reporting", 1}}},
+		{Kind: finding.Evicted, Count: 3, Namespaces: []NameCount{{"spark-jobs", 3}}},
+		{Kind: finding.SIGKILL, Count: 1, Namespaces: []NameCount{{"airflow", 1}}},
+		{Kind: finding.InitStuck, Count: 1, Namespaces: []NameCount{{"spark-jobs", 1}}},
+		{Kind: finding.TaskFailed, Count: 1, Namespaces: []NameCount{{"airflow", 1}}},
+	}, d.ByKind)
+	assert.Equal(t, []NameCount{{"airflow", 6}, {"spark-jobs", 4}, {"reporting", 1}}, d.ByNamespace)
+	assert.Equal(t, []TaskCount{
+		{DagID: "etl_daily", TaskID: "load", Count: 5, Kinds: []NameCount{{"OOMKilled", 4}, {"TaskFailed", 1}}, Runs: 4},
+		{DagID: "etl_hourly", TaskID: "extract", Count: 1, Kinds: []NameCount{{"SIGKILL", 1}}, Runs: 1},
+	}, d.TopTasks)
+	assert.Equal(t, ActionCounts{Taken: 2, Failed: 1, Refused: 3, Denied: 1,
+		ByType: []TypeCount{{Type: finding.ActionDeletePod, Taken: 2, Auto: 1}, {Type: finding.ActionProposeMemoryLimit, Failed: 1}},
+		RefusedBy: []NameCount{{"owner-policy", 2}, {"cooldown", 1}}}, d.Actions)
+	require.Len(t, d.Pending, 1)
+	assert.Equal(t, "ggggggggggggg", d.Pending[0].ID)
+	require.Len(t, d.Expired, 1)
+	assert.Equal(t, "fffffffffffff", d.Expired[0].ID)
+	assert.Equal(t, []SweepCount{{Job: "sweep-evicted", Runs: 2, Acted: 20, Refused: 2, Remaining: 10}}, d.Sweeps)
+
+	assert.Equal(t, "Digest · prod-eu-1 · last 24h: 11 incidents, 2 actions taken, 1 pending approval", d.Title())
+	golden(t, "digest.txt", d.Text())
+
+	// Without the store, the pending proposals are those whose last transition is pending.
+	d = BuildDigest("prod-eu-1", t0.Add(-24*time.Hour), t0, night(t), nil, 10)
+	assert.Empty(t, d.Pending, "the only pending one in the window was decided")
+}
+
+func TestDigestEmpty(t *testing.T) {
+	d := BuildDigest("", t0.Add(-24*time.Hour), t0, nil, []finding.Proposal{}, 10)
+	assert.Equal(t, "Digest · all clusters · last 24h: 0 incidents, 0 actions taken, 0 pending approvals", d.Title())
+	golden(t, "digest-empty.txt", d.Text())
+}
+
+// TestDigesterWindow: the digester reads from the start of the window and ends it at until.
+func TestDigesterWindow(t *testing.T) {
+	src := &fakeSource{records: night(t)}
+	d, err := (&Digester{Source: src}).Build(context.Background(), "prod-eu-1", t0, 24*time.Hour, 3)
+	require.NoError(t, err)
+	assert.Equal(t, t0.Add(-24*time.Hour), src.since)
+	assert.Equal(t, "prod-eu-1", src.cluster)
+	assert.Equal(t, 11, d.Incidents)
+	assert.LessOrEqual(t, len(d.ByNamespace), 3)
+}
+
+type fakeSource struct {
+	records []Record
+	cluster string
+	since   time.Time
+}
+
+func (f *fakeSource) Records(_ context.Context, cluster string, since time.Time) ([]Record, error) {
+	f.cluster, f.since = cluster, since
+	return f.records, nil
+}
+
+func golden(t *testing.T, name, got string) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		require.NoError(t, os.MkdirAll("testdata", 0o755))
+		require.NoError(t, os.WriteFile(path, []byte(got), 0o644))
+	}
+	want, err := os.ReadFile(path)
+	require.NoError(t, err, "run go test -run %s -update", t.Name())
+	assert.Equal(t, string(want), got)
+}
