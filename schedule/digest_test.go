@@ -95,7 +95,7 @@ func TestBuildDigest(t *testing.T) {
 		{DagID: "etl_hourly", TaskID: "extract", Count: 1, Kinds: []NameCount{{"SIGKILL", 1}}, Runs: 1},
 	}, d.TopTasks)
 	assert.Equal(t, ActionCounts{Taken: 2, Failed: 1, Refused: 3, Denied: 1,
-		ByType: []TypeCount{{Type: finding.ActionDeletePod, Taken: 2, Auto: 1}, {Type: finding.ActionProposeMemoryLimit, Failed: 1}},
+		ByType:    []TypeCount{{Type: finding.ActionDeletePod, Taken: 2, Auto: 1}, {Type: finding.ActionProposeMemoryLimit, Failed: 1}},
 		RefusedBy: []NameCount{{"owner-policy", 2}, {"cooldown", 1}}}, d.Actions)
 	require.Len(t, d.Pending, 1)
 	assert.Equal(t, "ggggggggggggg", d.Pending[0].ID)
