@@ -3,12 +3,15 @@ package watchers
 import (
 	"context"
 	"encoding/json"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"go.uber.org/zap/zaptest"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/podmedic/podmedic/bus"
@@ -147,4 +150,39 @@ func TestResyncPassesRepublishWithoutTheQueue(t *testing.T) {
 	require.Eventually(t, func() bool { return len(epochs()) >= 3 }, 5*time.Second, 10*time.Millisecond,
 		"the initial list and the following periods are each published once")
 	require.Eventually(t, w.Idle, time.Second, 5*time.Millisecond)
+}
+
+// batchRecorder is a recorder that also takes batches, as the bus does.
+type batchRecorder struct {
+	recorder
+	batches atomic.Int64
+}
+
+func (r *batchRecorder) PublishObservations(ctx context.Context, obs []*bus.Observation) []error {
+	r.batches.Add(1)
+	errs := make([]error, len(obs))
+	for i, o := range obs {
+		errs[i] = r.PublishObservation(ctx, o)
+	}
+	return errs
+}
+
+func TestResyncPassesPublishInBatches(t *testing.T) {
+	var pods []runtime.Object
+	for i := range 600 {
+		pods = append(pods, podgen.Stored("airflow", i, false))
+	}
+	rec := &batchRecorder{}
+	w, err := New(Options{Client: fake.NewClientset(pods...), Publisher: rec, Logger: zaptest.NewLogger(t), Resync: time.Hour})
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	defer func() { cancel(); require.NoError(t, <-done) }()
+	require.Eventually(t, func() bool {
+		rec.mu.Lock()
+		defer rec.mu.Unlock()
+		return len(rec.obs) == 600
+	}, 10*time.Second, 10*time.Millisecond)
+	require.Equal(t, int64(3), rec.batches.Load(), "600 pods in batches of %d", resyncBatch)
 }

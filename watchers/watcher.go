@@ -32,6 +32,16 @@ type Publisher interface {
 	PublishObservation(ctx context.Context, o *bus.Observation) error
 }
 
+// BatchPublisher is a Publisher that also publishes many observations in one round trip,
+// returning one error per observation (the bus does). Resync passes use it when available.
+type BatchPublisher interface {
+	Publisher
+	PublishObservations(ctx context.Context, obs []*bus.Observation) []error
+}
+
+// resyncBatch is how many observations a resync pass publishes at once.
+const resyncBatch = 256
+
 // Options configure a Watcher.
 type Options struct {
 	Client kubernetes.Interface
@@ -418,37 +428,73 @@ func (w *Watcher) resync(ctx context.Context) {
 	for range w.o.Workers {
 		wg.Go(func() {
 			for ctx.Err() == nil {
-				i := int(next.Add(1)) - 1
-				if i >= len(items) {
+				from := int(next.Add(resyncBatch)) - resyncBatch
+				if from >= len(items) {
 					return
 				}
-				it := items[i]
-				obj := w.get(it)
-				if obj == nil {
-					continue // deleted since the pass began
-				}
-				err := w.publishObject(ctx, it, obj, bus.Resync)
-				switch {
-				case err == nil || ctx.Err() != nil:
-				case errors.Is(err, bus.ErrMalformed):
-					w.o.Logger.Error("dropping an observation that cannot be published", zap.String("kind", it.kind),
-						zap.String("namespace", it.namespace), zap.String("name", it.name), zap.Error(err))
-					w.o.Metrics.publishError()
-				default:
-					w.o.Logger.Warn("resync publish failed; will retry", zap.String("kind", it.kind),
-						zap.String("namespace", it.namespace), zap.String("name", it.name), zap.Error(err))
-					w.o.Metrics.publishError()
-					w.mu.Lock()
-					if _, queued := w.pending[it]; !queued {
-						w.pending[it] = pendingState{typ: bus.Resync}
-					}
-					w.mu.Unlock()
-					w.queue.AddRateLimited(it)
-				}
+				w.resyncBatch(ctx, items[from:min(from+resyncBatch, len(items))])
 			}
 		})
 	}
 	wg.Wait()
+}
+
+// resyncBatch publishes the Resync observations of some items, in one round trip when the
+// publisher can.
+func (w *Watcher) resyncBatch(ctx context.Context, items []item) {
+	var (
+		its []item
+		obs []*bus.Observation
+	)
+	for _, it := range items {
+		obj := w.get(it)
+		if obj == nil {
+			continue // deleted since the pass began
+		}
+		o, err := w.observation(it, obj, bus.Resync)
+		if err != nil {
+			w.resyncFailed(ctx, it, err)
+			continue
+		}
+		its, obs = append(its, it), append(obs, o)
+	}
+	var errs []error
+	if bp, ok := w.o.Publisher.(BatchPublisher); ok {
+		errs = bp.PublishObservations(ctx, obs)
+	} else {
+		errs = make([]error, len(obs))
+		for i, o := range obs {
+			errs[i] = w.o.Publisher.PublishObservation(ctx, o)
+		}
+	}
+	for i, err := range errs {
+		if err != nil {
+			w.resyncFailed(ctx, its[i], err)
+		} else {
+			w.o.Metrics.published(its[i].kind, bus.Resync)
+		}
+	}
+}
+
+// resyncFailed drops what cannot be published and retries the rest through the queue.
+func (w *Watcher) resyncFailed(ctx context.Context, it item, err error) {
+	switch {
+	case ctx.Err() != nil:
+	case errors.Is(err, bus.ErrMalformed):
+		w.o.Logger.Error("dropping an observation that cannot be published", zap.String("kind", it.kind),
+			zap.String("namespace", it.namespace), zap.String("name", it.name), zap.Error(err))
+		w.o.Metrics.publishError()
+	default:
+		w.o.Logger.Warn("resync publish failed; will retry", zap.String("kind", it.kind),
+			zap.String("namespace", it.namespace), zap.String("name", it.name), zap.Error(err))
+		w.o.Metrics.publishError()
+		w.mu.Lock()
+		if _, queued := w.pending[it]; !queued {
+			w.pending[it] = pendingState{typ: bus.Resync}
+		}
+		w.mu.Unlock()
+		w.queue.AddRateLimited(it)
+	}
 }
 
 // Idle reports whether nothing is queued or being published.
@@ -539,6 +585,19 @@ func (w *Watcher) publish(ctx context.Context, it item) error {
 
 // publishObject publishes one observation of obj.
 func (w *Watcher) publishObject(ctx context.Context, it item, obj object, typ bus.ObservationType) error {
+	o, err := w.observation(it, obj, typ)
+	if err != nil {
+		return err
+	}
+	if err := w.o.Publisher.PublishObservation(ctx, o); err != nil {
+		return err
+	}
+	w.o.Metrics.published(it.kind, typ)
+	return nil
+}
+
+// observation is the envelope of obj.
+func (w *Watcher) observation(it item, obj object, typ bus.ObservationType) (*bus.Observation, error) {
 	var (
 		raw []byte
 		err error
@@ -549,7 +608,7 @@ func (w *Watcher) publishObject(ctx context.Context, it item, obj object, typ bu
 		raw, err = json.Marshal(obj)
 	}
 	if err != nil {
-		return fmt.Errorf("encode %s %s/%s: %w", it.kind, it.namespace, it.name, err)
+		return nil, fmt.Errorf("encode %s %s/%s: %w", it.kind, it.namespace, it.name, err)
 	}
 	o := &bus.Observation{
 		Version: bus.EnvelopeVersion, Cluster: w.o.Cluster, Type: typ, Kind: it.kind,
@@ -562,11 +621,7 @@ func (w *Watcher) publishObject(ctx context.Context, it item, obj object, typ bu
 	if typ == bus.Resync {
 		o.Epoch = o.ObservedAt.UnixNano() / int64(w.o.Resync)
 	}
-	if err := w.o.Publisher.PublishObservation(ctx, o); err != nil {
-		return err
-	}
-	w.o.Metrics.published(it.kind, typ)
-	return nil
+	return o, nil
 }
 
 func (w *Watcher) get(it item) object {

@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"runtime"
 	"sync"
@@ -29,8 +30,12 @@ type Throughput struct {
 	AllocsPerObs float64 `json:"allocs_per_obs"`
 	BytesPerObs  float64 `json:"bytes_per_obs"`
 	Publishers   int     `json:"publishers,omitempty"`
-	Workers      int     `json:"workers"`
-	Findings     int64   `json:"findings"`
+	// Batch is how many observations a publisher sends per round trip (PublishObservations, as
+	// the watchers' resync passes do); 0: one at a time (PublishObservation, as their change
+	// queue does).
+	Batch    int   `json:"batch,omitempty"`
+	Workers  int   `json:"workers"`
+	Findings int64 `json:"findings"`
 }
 
 // Corpus is a set of distinct realistic observations' objects: trimmed Airflow worker pods as
@@ -165,10 +170,10 @@ func RulesOnly(c *Corpus, e *rules.Engine, n, workers int) (Throughput, error) {
 }
 
 // Pipeline publishes n observations with publishers goroutines through an embedded NATS
-// JetStream bus in dataDir (as the watchers' workers do) and consumes them with the rule
-// handler on workers goroutines (as the daemon does), and reports the rate from the first
-// publish to the last ack.
-func Pipeline(ctx context.Context, dataDir string, c *Corpus, e *rules.Engine, n, publishers, workers int) (Throughput, error) {
+// JetStream bus in dataDir (as the watchers' workers do: one at a time, or batch at a time)
+// and consumes them with the rule handler on workers goroutines (as the daemon does), and
+// reports the rate from the first publish to the last ack.
+func Pipeline(ctx context.Context, dataDir string, c *Corpus, e *rules.Engine, n, publishers, batch, workers int) (Throughput, error) {
 	b, err := bus.Open(ctx, bus.Options{DataDir: dataDir, Name: "podmedic-bench", Metrics: bus.NewMetrics(prometheus.NewRegistry())})
 	if err != nil {
 		return Throughput{}, err
@@ -200,14 +205,26 @@ func Pipeline(ctx context.Context, dataDir string, c *Corpus, e *rules.Engine, n
 		pubOnce  sync.Once
 		deadline = time.After(3 * time.Minute)
 	)
+	step := max(batch, 1)
 	for range publishers {
 		wg.Go(func() {
+			obs := make([]*bus.Observation, 0, step)
 			for {
-				i := int(next.Add(1)) - 1
-				if i >= n {
+				from := int(next.Add(int64(step))) - step
+				if from >= n {
 					return
 				}
-				if err := b.PublishObservation(ctx, c.Observation(i)); err != nil {
+				var err error
+				if batch == 0 {
+					err = b.PublishObservation(ctx, c.Observation(from))
+				} else {
+					obs = obs[:0]
+					for i := from; i < min(from+step, n); i++ {
+						obs = append(obs, c.Observation(i))
+					}
+					err = errors.Join(b.PublishObservations(ctx, obs)...)
+				}
+				if err != nil {
 					pubOnce.Do(func() { pubErr = err })
 					return
 				}
@@ -234,7 +251,7 @@ func Pipeline(ctx context.Context, dataDir string, c *Corpus, e *rules.Engine, n
 	return Throughput{Observations: n, Seconds: elapsed.Seconds(), PerSecond: float64(n) / elapsed.Seconds(),
 		AllocsPerObs: float64(after.Mallocs-before.Mallocs) / float64(n),
 		BytesPerObs:  float64(after.TotalAlloc-before.TotalAlloc) / float64(n),
-		Publishers:   publishers, Workers: workers, Findings: findings.Load()}, nil
+		Publishers:   publishers, Batch: batch, Workers: workers, Findings: findings.Load()}, nil
 }
 
 func memStats() runtime.MemStats {
