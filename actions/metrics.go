@@ -57,6 +57,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	for _, s := range finding.ProposalStates {
 		m.proposals.WithLabelValues(string(s))
 	}
+	for _, what := range []string{"audit", "notify", "store"} {
+		m.errors.WithLabelValues(what) // zeros from the start, for dashboards and alerts
+	}
 	reg.MustRegister(m.actions, m.refusals, m.proposals, m.transitions, m.suppressed, m.errors)
 	return m
 }

@@ -27,6 +27,10 @@ func newMetrics(reg prometheus.Registerer, queue func() float64) *metrics {
 			Help: "Approve/Deny clicks and interaction requests by result (approved, denied, refused, forbidden, error, disabled, duplicate, replay, bad_signature, bad_request).",
 		}, []string{"result"}),
 	}
+	// Every result exists from the start, so dashboards and alerts see zeros rather than nothing.
+	for _, r := range []string{"approved", "denied", "refused", "forbidden", "error", "disabled", "duplicate", "replay", "bad_signature", "bad_request"} {
+		m.interactions.WithLabelValues(r)
+	}
 	if reg != nil {
 		reg.MustRegister(m.latency, m.apiErrors, m.interactions,
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
