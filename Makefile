@@ -7,7 +7,7 @@ RACE_PKGS := ./bus/... ./watchers/... ./app/... ./notifier/... ./actions/...
 TESTBINS  := .cache/bin
 export PODMEDIC_TESTBIN_DIR := $(CURDIR)/$(TESTBINS)
 
-.PHONY: all build test unit race e2e testbins browser demo bench lint fmt vet fuzz clean
+.PHONY: all build test unit race e2e testbins browser demo bench lint fmt vet fuzz manifests clean
 
 all: build
 
@@ -60,6 +60,10 @@ FUZZTIME ?= 30s
 fuzz:
 	$(GO) test ./rules -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./bus -run '^$$' -fuzz '^FuzzDecodeObservation$$' -fuzztime $(FUZZTIME)
+
+## manifests: regenerate deploy/manifests (and the chart's copy of rules.yaml) from the chart
+manifests:
+	deploy/render.sh
 
 clean:
 	rm -rf bin
