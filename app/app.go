@@ -70,6 +70,8 @@ type Options struct {
 	Ready func(*Handle)
 	// Actions tunes the actions stage (own namespace, Airflow credentials, loop timings).
 	Actions ActionsOptions
+	// Schedule tunes the scheduled jobs and the election of the replica that runs them.
+	Schedule ScheduleOptions
 }
 
 // Handle lets the caller of Run observe the running pipeline.
@@ -77,6 +79,7 @@ type Handle struct {
 	w       *watchers.Watcher
 	b       *bus.Bus
 	actions *actionsStage
+	sched   *schedules
 }
 
 // Settle waits until nothing is in flight anywhere in the pipeline — the watchers' queue is
@@ -194,6 +197,10 @@ func Run(ctx context.Context, o Options) error {
 	p.stage = act.svc
 	ns.decider = act.svc
 	p.logs = &logTailer{client: client, source: o.Logs}
+	sch, err := newSchedules(o, cfg, reg, client, b, p, act, n, log.Named("schedule"), metrics)
+	if err != nil {
+		return err
+	}
 	workers := o.Workers
 	if workers <= 0 {
 		workers = 4
@@ -210,6 +217,7 @@ func Run(ctx context.Context, o Options) error {
 	g.Go(func() error { return w.Run(gctx) })
 	g.Go(func() error { return b.Consume(gctx, workers, p.handle) })
 	g.Go(func() error { return act.svc.Run(gctx) })
+	g.Go(func() error { return sch.run(gctx) })
 	if err := ns.run(gctx, g, o, act.svc, log); err != nil {
 		return err
 	}
@@ -224,6 +232,7 @@ func Run(ctx context.Context, o Options) error {
 			}
 			p.engine.Store(e)
 			act.applyActions(c)
+			sch.apply(c)
 			return nil
 		}, log.Named("reload"), metrics)
 		if err != nil {
@@ -252,7 +261,7 @@ func Run(ctx context.Context, o Options) error {
 					log.Info("podmedic is ready", zap.String("cluster", cfg.Cluster), zap.Bool("dry_run", cfg.DryRun),
 						zap.Int("rules", len(cfg.Rules)))
 					if o.Ready != nil {
-						o.Ready(&Handle{w: w, b: b, actions: act})
+						o.Ready(&Handle{w: w, b: b, actions: act, sched: sch})
 					}
 					return nil
 				}
