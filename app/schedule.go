@@ -287,4 +287,6 @@ func OpenAudit(ctx context.Context, natsURL, dataDir string) (*Audit, error) {
 // storeProposals lists the proposals of a store.
 type storeProposals struct{ s actions.ProposalStore }
 
-func (s storeProposals) Proposals(ctx context.Context) ([]finding.Proposal, error) { return s.s.List(ctx) }
+func (s storeProposals) Proposals(ctx context.Context) ([]finding.Proposal, error) {
+	return s.s.List(ctx)
+}
