@@ -149,7 +149,11 @@ func (r *Report) Text() string {
 	if r.DryRun {
 		mode += ", dry-run"
 	}
-	fmt.Fprintf(&b, "%s, run of %s: %s pods%s; %s (%s), at most %d a run\n", r.Job, r.Tick.UTC().Format("2006-01-02 15:04 UTC"),
+	layout := "2006-01-02 15:04 UTC"
+	if r.Tick.Second() != 0 {
+		layout = "2006-01-02 15:04:05 UTC"
+	}
+	fmt.Fprintf(&b, "%s, run of %s: %s pods%s; %s (%s), at most %d a run\n", r.Job, r.Tick.UTC().Format(layout),
 		r.Kind, age, r.Action, mode, r.Budget)
 	row := func(label, format string, args ...any) {
 		fmt.Fprintf(&b, "  %-10s %s\n", label, fmt.Sprintf(format, args...))
