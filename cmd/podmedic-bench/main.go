@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -28,6 +29,7 @@ func run() int {
 	flag.IntVar(&o.Publishers, "publishers", 8, "publishing goroutines of the throughput figure")
 	flag.IntVar(&o.Workers, "workers", 4, "rule handler workers of the throughput figure")
 	flag.IntVar(&o.Storm, "storm", 500, "pods OOM-killed at once for the latency and storm figures")
+	memEnvs := flag.String("memory-env", "GOMEMLIMIT=40MiB,GOGC=50", "comma-separated environment settings to measure the memory with too (empty: none)")
 	timeout := flag.Duration("timeout", 10*time.Minute, "bound on the whole run")
 	flag.Parse()
 	if o.Bin == "" {
@@ -39,6 +41,9 @@ func run() int {
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
 	o.Log = os.Stderr
+	if *memEnvs != "" {
+		o.MemoryEnvs = strings.Split(*memEnvs, ",")
+	}
 	r := bench.Run(ctx, o)
 	enc := json.NewEncoder(os.Stdout)
 	enc.SetIndent("", "  ")

@@ -30,6 +30,9 @@ type Options struct {
 	Publishers, Workers int
 	// Storm is the number of pods OOM-killed at once for the latency and storm figures.
 	Storm int
+	// MemoryEnvs are environment settings (e.g. GOMEMLIMIT=40MiB) to measure the memory with,
+	// besides the default.
+	MemoryEnvs []string
 	// Settle is how long the daemon runs after its initial observations are handled before
 	// its memory is read again. Default 10s.
 	Settle time.Duration
@@ -108,6 +111,17 @@ type MemoryFigure struct {
 	GoHeapMB       float64 `json:"go_heap_inuse_mb"`
 	GoNextGCMB     float64 `json:"go_next_gc_mb"`
 	Note           string  `json:"note"`
+	// Variants are the same measure with the Go runtime's memory settings in the environment.
+	Variants []MemoryVariant `json:"variants,omitempty"`
+}
+
+// MemoryVariant is the memory of the daemon with the pods, run with Env.
+type MemoryVariant struct {
+	Env          string  `json:"env"`
+	SettledMB    float64 `json:"rss_settled_mb"`
+	AnonMB       float64 `json:"rss_settled_anon_mb"`
+	PeakMB       float64 `json:"peak_rss_mb"`
+	ReadySeconds float64 `json:"seconds_to_ready"`
 }
 
 // ColdStart is item (b).
@@ -127,22 +141,39 @@ type ThroughputPair struct {
 	TargetPerS          float64    `json:"target_obs_per_s"`
 }
 
-// Latency is item (d).
+// Latency is item (d): a burst of OOM kills of one mapped Airflow task against a
+// Slack-compatible server that does not throttle.
 type Latency struct {
-	Pods  int     `json:"pods"`
+	Pods int `json:"pods"`
+	// P50ms, P99ms and Maxms are, over the pods, the time from the status write (sent to the
+	// apiserver) to the first chat call naming the pod.
 	P50ms float64 `json:"p50_ms"`
 	P99ms float64 `json:"p99_ms"`
 	Maxms float64 `json:"max_ms"`
-}
-
-// Storm is item (e).
-type Storm struct {
-	Pods                int     `json:"pods"`
+	// FirstMessageMs is from the first status write to the first chat message.
+	FirstMessageMs float64 `json:"first_message_ms"`
+	// DetectP50ms and DetectP99ms are from the status write to the finding on the console:
+	// the pipeline without the Slack notifier's pacing and grouping.
+	DetectP50ms         float64 `json:"detect_p50_ms"`
+	DetectP99ms         float64 `json:"detect_p99_ms"`
 	AllRepresentedAfter float64 `json:"all_represented_after_s"`
 	ChatCalls           int     `json:"chat_calls"`
-	RateLimited         int     `json:"rate_limited_429"`
-	Lost                int     `json:"lost"`
-	Duplicates          int     `json:"duplicates"`
+}
+
+// Storm is item (e): the same burst with the server enforcing one message per second per
+// channel, answering 429 beyond it.
+type Storm struct {
+	Pods int `json:"pods"`
+	// AllRepresentedAfter is from the first status write until every pod is named in the
+	// channel (0: not all of them within 60s).
+	AllRepresentedAfter float64 `json:"all_represented_after_s"`
+	// ChatCalls counts chat.postMessage and chat.update calls, the 429s among them too.
+	ChatCalls      int     `json:"chat_calls"`
+	RateLimited    int     `json:"rate_limited_429"`
+	Lost           int     `json:"lost"`
+	Duplicates     int     `json:"duplicates"`
+	FirstMessageMs float64 `json:"first_message_ms"`
+	DetectP99ms    float64 `json:"detect_p99_ms"`
 }
 
 const mb = 1 << 20
@@ -197,7 +228,7 @@ func Run(ctx context.Context, o Options) *Report {
 
 	// (a) baseline: an empty cluster.
 	logf("baseline: podmedic with no pods")
-	base, err := measureDaemon(ctx, o, env, filepath.Join(tmp, "nats-baseline"), 0)
+	base, err := measureDaemon(ctx, o, env, filepath.Join(tmp, "nats-baseline"), 0, "")
 	if err != nil {
 		fail("baseline memory", err)
 	}
@@ -222,7 +253,7 @@ func Run(ctx context.Context, o Options) *Report {
 
 	// (a) and (b) with the pods.
 	logf("cold start with %d pods", o.Pods)
-	full, err := measureDaemon(ctx, o, env, filepath.Join(tmp, "nats-full"), o.Pods)
+	full, err := measureDaemon(ctx, o, env, filepath.Join(tmp, "nats-full"), o.Pods, "")
 	if err != nil {
 		fail("memory and cold start", err)
 	} else {
@@ -237,11 +268,24 @@ func Run(ctx context.Context, o Options) *Report {
 			r.Memory.BaselineMB, r.Memory.BaselineAnonMB = kib(base.settled.RSSKiB), kib(base.settled.AnonKiB)
 			r.Memory.KBPerPod = float64(full.settled.RSSKiB-base.settled.RSSKiB) * 1024 / 1000 / float64(o.Pods)
 		}
+		for i, e := range o.MemoryEnvs {
+			logf("memory with %s", e)
+			v, err := measureDaemon(ctx, o, env, filepath.Join(tmp, fmt.Sprintf("nats-variant-%d", i)), o.Pods, e)
+			if err != nil {
+				fail("memory with "+e, err)
+				continue
+			}
+			r.Memory.Variants = append(r.Memory.Variants, MemoryVariant{Env: e, SettledMB: kib(v.settled.RSSKiB),
+				AnonMB: kib(v.settled.AnonKiB), PeakMB: kib(v.settled.PeakKiB), ReadySeconds: v.cold.ReadySeconds})
+		}
 	}
 
-	// (d) and (e) need the Slack notifier.
-	if reason := slackPending(); reason != "" {
-		r.Pending["latency"], r.Pending["storm"] = reason, reason
+	// (d) and (e), through the Slack notifier.
+	logf("latency and storm: %d OOM kills at once, twice", o.Storm)
+	if lat, storm, err := slackFigures(ctx, o, env, client, filepath.Join(tmp, "slack")); err != nil {
+		fail("latency and storm", err)
+	} else {
+		r.Latency, r.Storm = lat, storm
 	}
 	if len(r.Pending) == 0 {
 		r.Pending = nil
@@ -286,8 +330,12 @@ type daemonRun struct {
 
 // measureDaemon starts podmedic against env, waits until it is ready and has handled the
 // initial observation of every pod, lets it settle, and reads its memory.
-func measureDaemon(ctx context.Context, o Options, env *kubeenv.Env, dataDir string, pods int) (*daemonRun, error) {
-	d, err := StartDaemon(DaemonOptions{Bin: o.Bin, Kubeconfig: env.Kubeconfig, DataDir: dataDir})
+func measureDaemon(ctx context.Context, o Options, env *kubeenv.Env, dataDir string, pods int, extraEnv string) (*daemonRun, error) {
+	var envs []string
+	if extraEnv != "" {
+		envs = strings.Fields(extraEnv)
+	}
+	d, err := StartDaemon(DaemonOptions{Bin: o.Bin, Kubeconfig: env.Kubeconfig, DataDir: dataDir, Env: envs})
 	if err != nil {
 		return nil, err
 	}
