@@ -22,11 +22,9 @@ import (
 
 // fakeRunner counts the runs of each job and tick; a run takes block (of the bubble's time).
 type fakeRunner struct {
-	mu     sync.Mutex
-	runs   map[string]map[time.Time]int
-	by     map[string]map[time.Time]string
-	block  time.Duration
-	leader string
+	mu    sync.Mutex
+	runs  map[string]map[time.Time]int
+	block time.Duration
 }
 
 func newFakeRunner() *fakeRunner {
