@@ -23,8 +23,8 @@ func newDigestCmd() *cobra.Command {
 		Short: "Print the on-call digest of a window, read from the audit stream",
 		Long: "Print the on-call digest (incidents by kind and namespace, the Airflow tasks that failed most, actions\n" +
 			"taken and refused, pending approvals, proposals that expired, sweeps) of the last --since, read from\n" +
-			"podmedic's audit stream: on the NATS server at --nats-url, or in the embedded store in --data-dir of a\n" +
-			"stopped `podmedic run`. Nothing is changed.",
+			"podmedic's audit stream: on the NATS server at --nats-url, or in the embedded store in --data-dir of\n" +
+			"`podmedic run` (a copy of it is read, so podmedic may be running). Nothing is changed.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			window, err := rules.ParseDuration(since)
@@ -75,7 +75,7 @@ func newDigestCmd() *cobra.Command {
 	f := cmd.Flags()
 	f.StringVar(&since, "since", "24h", "how far back the digest looks (e.g. 24h, 7d)")
 	f.StringVar(&natsURL, "nats-url", "", "NATS server of podmedic's audit stream")
-	f.StringVar(&dataDir, "data-dir", "data", "the embedded store of a stopped `podmedic run` (its --data-dir)")
+	f.StringVar(&dataDir, "data-dir", "data", "the embedded store of `podmedic run` (its --data-dir; read from a copy)")
 	f.StringVar(&config, "config", "", "rules.yaml, for the cluster name")
 	f.StringVar(&cluster, "cluster", "", "only this cluster's records (default: rules.yaml's cluster with --config, else all)")
 	f.IntVar(&top, "top", rules.DefaultDigestTop, "how many Airflow tasks, namespaces and proposals to list")

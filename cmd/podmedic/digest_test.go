@@ -33,12 +33,24 @@ func TestDigestFromDataDir(t *testing.T) {
 	p := finding.Proposal{ID: "aaaaaaaaaaaaa", Finding: oom, Action: finding.Action{Type: finding.ActionDeletePod}, State: finding.StateExpired,
 		CreatedAt: time.Now().Add(-time.Hour), ExpiresAt: time.Now().Add(-30 * time.Minute), Target: finding.Target{Kind: "Pod", Namespace: "airflow", Name: "etl-load-1"}}
 	require.NoError(t, b.PublishJSON(ctx, "podmedic.audit.prod.proposal", "aaaaaaaaaaaaa/expired", p))
+
+	// While podmedic runs: the digest reads a copy and leaves the store alone.
+	code, out, errOut := cli(t, "digest", "--data-dir", dir, "--cluster", "prod")
+	require.Equal(t, 0, code, errOut)
+	require.Contains(t, out, "2 incidents")
+	require.NoError(t, b.PublishJSON(ctx, "podmedic.findings.prod.OOMKilled", "later", finding.Finding{Kind: finding.OOMKilled, Namespace: "airflow"}))
+	require.NoError(t, b.Close())
+	b, err = bus.Open(ctx, bus.Options{DataDir: dir})
+	require.NoError(t, err, "the store opens as before")
+	info, err := b.JetStream().Stream(ctx, bus.StreamAudit)
+	require.NoError(t, err)
+	require.Equal(t, uint64(5), info.CachedInfo().State.Msgs)
 	require.NoError(t, b.Close())
 
-	code, out, errOut := cli(t, "digest", "--since", "24h", "--data-dir", dir, "--cluster", "prod")
+	code, out, errOut = cli(t, "digest", "--since", "24h", "--data-dir", dir, "--cluster", "prod")
 	require.Equal(t, 0, code, errOut)
-	require.True(t, strings.HasPrefix(out, "Digest · prod · last 24h: 2 incidents, 0 actions taken, 0 pending approvals\n"), out)
-	require.Contains(t, out, "  OOMKilled              2  airflow 2")
+	require.True(t, strings.HasPrefix(out, "Digest · prod · last 24h: 3 incidents, 0 actions taken, 0 pending approvals\n"), out)
+	require.Contains(t, out, "  OOMKilled              3  airflow 3")
 	require.Contains(t, out, "  etl_daily.load    2  (OOMKilled 2; 1 run)")
 	require.Contains(t, out, "Expired without a decision: 1\n  aaaaaaaaaaaaa  delete-pod")
 
@@ -46,7 +58,7 @@ func TestDigestFromDataDir(t *testing.T) {
 	require.Equal(t, 0, code, errOut)
 	var d schedule.Digest
 	require.NoError(t, json.Unmarshal([]byte(out), &d))
-	require.Equal(t, 3, d.Incidents, "every cluster without --cluster")
+	require.Equal(t, 4, d.Incidents, "every cluster without --cluster")
 	require.Equal(t, "", d.Cluster)
 	require.Equal(t, 48*time.Hour, d.Until.Sub(d.Since))
 }
@@ -59,7 +71,7 @@ func TestDigestBadFlags(t *testing.T) {
 		{[]string{"--since", "yesterday"}, `podmedic: --since: "yesterday" is not a duration such as 24h or 7d`},
 		{[]string{"--output", "yaml"}, `podmedic: --output: unknown format "yaml"`},
 		{[]string{"--nats-url", "nats://127.0.0.1:1", "--data-dir", "x"}, "podmedic: give --nats-url or --data-dir, not both"},
-		{[]string{"--data-dir", filepath.Join("testdata", "nope")}, "podmedic: no podmedic store in testdata/nope"},
+		{[]string{"--data-dir", filepath.Join("testdata", "nope")}, "podmedic: no podmedic store in testdata/nope (no PODMEDIC_AUDIT stream"},
 		{[]string{"--nats-url", "nats://127.0.0.1:1"}, "podmedic: connect to NATS at nats://127.0.0.1:1"},
 	} {
 		code, out, errOut := cli(t, append([]string{"digest"}, tc.args...)...)
