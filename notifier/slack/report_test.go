@@ -14,33 +14,41 @@ import (
 	"github.com/podmedic/podmedic/internal/testenv/slackenv"
 )
 
-// digestText is what schedule.RenderDigest writes (a plain-text table).
-const digestText = `prod-eu-1, 2026-11-19 08:00 to 2026-11-20 08:00 UTC
+// digestText is a digest as schedule.Digest.Text writes it (schedule/testdata/digest.txt).
+const digestText = `prod-eu-1, 2026-11-19 08:15 to 2026-11-20 08:15 UTC
 
-Incidents: 14
-  kind               total  top namespaces
-  OOMKilled              6  airflow 5, reporting 1
-  Evicted                5  spark-jobs 5
-  InitStuck              3  spark-jobs 3
+Incidents: 11
+  kind               count  namespaces
+  OOMKilled              5  airflow 4, reporting 1
+  Evicted                3  spark-jobs 3
+  SIGKILL                1  airflow 1
+  InitStuck              1  spark-jobs 1
+  TaskFailed             1  airflow 1
+  by namespace: airflow 6, spark-jobs 4, reporting 1
 
 Airflow tasks that failed most
-  etl_daily.load              4  (OOMKilled 4)
-  etl_hourly.extract          2  (SIGKILL 2)
+  etl_daily.load        5  (OOMKilled 4, TaskFailed 1; 4 runs)
+  etl_hourly.extract    1  (SIGKILL 1; 1 run)
 
-Actions: 9 taken, 2 failed, 3 refused
-  delete-pod                  8 executed (sweep-evicted 5)
-  propose-memory-limit        1 executed, 1 failed
+Actions: 2 taken, 1 failed, 3 refused, 1 denied
+  delete-pod             2 taken (1 in auto mode)
+  propose-memory-limit   0 taken, 1 failed
+  refused by reason: owner-policy 2, cooldown 1
 
-Pending approvals: 2 (oldest 07:31)
+Pending approvals: 1
+  ggggggggggggg  delete-pod           Pod spark-jobs/driver-9 (rule sweep-init-stuck), since 11-20 08:05Z
 Expired without a decision: 1
-Sweeps: sweep-evicted ran 96 times, acted on 5, 0 left
+  fffffffffffff  delete-pod           Pod spark-jobs/driver-fffffffffffff (rule init-stuck), expired 11-20 05:45Z
+
+Sweeps
+  sweep-evicted          2 runs, 20 acted, 0 proposed, 2 refused, 10 remain
 `
 
 func TestGoldenReport(t *testing.T) {
 	env := slackenv.Start(t)
-	r := renderReport(&finding.Notice{Type: finding.NoticeReport, Title: "Daily digest · prod-eu-1 · last 24h",
+	r := renderReport(&finding.Notice{Type: finding.NoticeReport, Title: "Digest · prod-eu-1 · last 24h: 11 incidents, 2 actions taken, 1 pending approval",
 		Text: digestText, Route: "oncall"})
-	assert.Contains(t, r.Text, "Daily digest")
+	assert.Contains(t, r.Text, "Digest · prod-eu-1")
 	assert.Contains(t, blocksJSON(t, r), "etl_daily.load")
 	golden(t, env, "report-digest", r)
 }
