@@ -264,9 +264,11 @@ func (s *Sweeper) candidates(ctx context.Context, cfg *rules.Config, job *rules.
 	if s.Rules != nil {
 		pipeline = s.Rules()
 	}
-	phase := ""
-	if len(sw.Phases) == 1 {
-		phase = sw.Phases[0]
+	// Each phase is listed with a field selector, so that the apiserver sends only those pods
+	// (an InitStuck sweep lists the Pending pods, not the cluster).
+	phases := sw.Phases
+	if len(phases) == 0 {
+		phases = []string{""}
 	}
 	now := s.now()
 	var (
@@ -308,8 +310,10 @@ func (s *Sweeper) candidates(ctx context.Context, cfg *rules.Config, job *rules.
 		return nil
 	}
 	for _, ns := range scopes(cfg, sw) {
-		if err := s.Pods.ListPods(ctx, ns, sw.Match.LabelSelector, phase, visit); err != nil {
-			return nil, 0, fmt.Errorf("list pods: %w", err)
+		for _, phase := range phases {
+			if err := s.Pods.ListPods(ctx, ns, sw.Match.LabelSelector, phase, visit); err != nil {
+				return nil, 0, fmt.Errorf("list pods: %w", err)
+			}
 		}
 	}
 	sort.SliceStable(out, func(i, j int) bool {
