@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"os"
 	"strings"
 	"sync/atomic"
@@ -130,6 +131,10 @@ func NewLeaseElector(o LeaseOptions) (*LeaseElector, error) {
 	}
 	if o.Logger == nil {
 		o.Logger = zap.NewNop()
+	}
+	if o.LeaseDuration <= o.RenewDeadline || float64(o.RenewDeadline) <= leaderelection.JitterFactor*float64(o.RetryPeriod) {
+		return nil, fmt.Errorf("schedule: lease timings need lease duration (%s) > renew deadline (%s) > %.1f x retry period (%s)",
+			o.LeaseDuration, o.RenewDeadline, leaderelection.JitterFactor, o.RetryPeriod)
 	}
 	return &LeaseElector{o: o}, nil
 }

@@ -116,3 +116,15 @@ func TestSchedulerOnLease(t *testing.T) {
 		assert.Len(t, ticks, 7, "00:00 to 01:00, every 10s, none lost in the handover at 00:36")
 	})
 }
+
+func TestLeaseTimings(t *testing.T) {
+	_, err := NewLeaseElector(LeaseOptions{Client: fake.NewClientset(), LeaseDuration: 5 * time.Second, RenewDeadline: 10 * time.Second})
+	assert.ErrorContains(t, err, "lease duration (5s) > renew deadline (10s)")
+	_, err = NewLeaseElector(LeaseOptions{Client: fake.NewClientset(), RetryPeriod: 9 * time.Second})
+	assert.ErrorContains(t, err, "1.2 x retry period (9s)")
+	el, err := NewLeaseElector(LeaseOptions{Client: fake.NewClientset(), Namespace: "podmedic"})
+	require.NoError(t, err)
+	assert.Contains(t, el.Identity(), "_", "host name and a random suffix")
+	_, err = NewLeaseElector(LeaseOptions{})
+	assert.Error(t, err)
+}
