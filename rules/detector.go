@@ -29,6 +29,16 @@ type Input struct {
 	PVC  *corev1.PersistentVolumeClaim
 	View View
 	Now  time.Time
+
+	// events remembers the pod's events for the detectors of one evaluation (set by the
+	// engine; nil in an Input made elsewhere, which then asks the view each time).
+	events *podEventsMemo
+}
+
+// podEventsMemo holds the events of an evaluation's pod once looked up.
+type podEventsMemo struct {
+	done   bool
+	events []*corev1.Event
 }
 
 // Detector recognises one kind of failure. Detect returns the findings for the input (usually

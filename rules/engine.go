@@ -58,7 +58,7 @@ func (e *Engine) EvaluatePod(pod *corev1.Pod, view View, now time.Time) []findin
 	if pod == nil || !e.cfg.Namespaces.Allows(pod.Namespace) {
 		return nil
 	}
-	in := Input{Pod: pod, View: view, Now: now}
+	in := Input{Pod: pod, View: view, Now: now, events: &podEventsMemo{}}
 	return e.evaluate(KindObjectPod, &pod.ObjectMeta, in)
 }
 

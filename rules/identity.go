@@ -218,6 +218,14 @@ func podEvents(in Input) []*corev1.Event {
 	if in.Pod == nil {
 		return nil
 	}
+	if m := in.events; m != nil {
+		// Several detectors read the events of one pod: look them up once. Detectors only
+		// read the slice (those that sort or filter copy it first).
+		if !m.done {
+			m.events, m.done = objectEvents(in.View, KindObjectPod, &in.Pod.ObjectMeta), true
+		}
+		return m.events
+	}
 	return objectEvents(in.View, KindObjectPod, &in.Pod.ObjectMeta)
 }
 

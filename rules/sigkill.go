@@ -43,12 +43,16 @@ func (SIGKILLDetector) Detect(in Input) []finding.Finding {
 	if pod == nil {
 		return nil
 	}
+	statuses := allStatuses(pod)
+	if !slices.ContainsFunc(statuses, func(cs corev1.ContainerStatus) bool { t, _ := sigkillTermination(cs); return t != nil }) {
+		return nil // no kill: no need for the events
+	}
 	events := podEvents(in)
 	if disruptionOf(pod, events).eviction() {
 		return nil // the kill is how the eviction ended; Evicted reports it
 	}
 	var out []finding.Finding
-	for _, cs := range allStatuses(pod) {
+	for _, cs := range statuses {
 		term, when := sigkillTermination(cs)
 		if term == nil {
 			continue
