@@ -2,7 +2,6 @@ package bus
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"reflect"
 	"testing"
@@ -87,35 +86,4 @@ func TestEnvelopeFastPathTaken(t *testing.T) {
 	var back Observation
 	require.True(t, decodeFast(data, &back))
 	require.Equal(t, *o, back)
-}
-
-func TestPublishObservationsInOneGo(t *testing.T) {
-	b := testBus(t, t.TempDir())
-	ctx := testCtx(t)
-	var obs []*Observation
-	for i := range 300 {
-		obs = append(obs, podObs(i))
-	}
-	bad := podObs(1000)
-	bad.UID = ""
-	obs = append(obs, podObs(0), bad) // a duplicate, and one a consumer would refuse
-	errs := b.PublishObservations(ctx, obs)
-	for i, err := range errs[:301] {
-		require.NoError(t, err, "observation %d", i)
-	}
-	require.ErrorIs(t, errs[301], ErrMalformed)
-
-	got := make(chan string, 400)
-	c := startConsume(t, b, 4, func(_ context.Context, o *Observation) error { got <- o.Name; return nil })
-	seen := map[string]bool{}
-	for len(seen) < 300 {
-		select {
-		case n := <-got:
-			require.False(t, seen[n], "delivered twice: %s", n)
-			seen[n] = true
-		case <-ctx.Done():
-			t.Fatalf("%d of 300 delivered", len(seen))
-		}
-	}
-	require.NoError(t, c.stop(t))
 }

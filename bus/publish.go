@@ -131,3 +131,15 @@ func (b *Bus) PublishObservations(ctx context.Context, obs []*Observation) []err
 	}
 	return errs
 }
+
+// ObservationBacklog is how many published observations the rules consumer has not acked yet
+// (pending plus in flight), over all replicas. Publishers of bulk work (resync passes) wait
+// while it is high, so that the stream does not hold thousands of messages (in the store's
+// memory cache, and ahead of the next real change in the work queue).
+func (b *Bus) ObservationBacklog(ctx context.Context) (int, error) {
+	info, err := b.rules.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("consumer %s: %w", ConsumerRules, err)
+	}
+	return int(info.NumPending) + info.NumAckPending, nil
+}

@@ -186,3 +186,36 @@ func TestResyncPassesPublishInBatches(t *testing.T) {
 	}, 10*time.Second, 10*time.Millisecond)
 	require.Equal(t, int64(3), rec.batches.Load(), "600 pods in batches of %d", resyncBatch)
 }
+
+// backlogRecorder reports a backlog that drains as the test reads it.
+type backlogRecorder struct {
+	batchRecorder
+	backlog atomic.Int64
+	reads   atomic.Int64
+}
+
+func (r *backlogRecorder) ObservationBacklog(context.Context) (int, error) {
+	r.reads.Add(1)
+	return int(r.backlog.Add(-500)), nil
+}
+
+func TestResyncPassesWaitForTheBacklog(t *testing.T) {
+	var pods []runtime.Object
+	for i := range 300 {
+		pods = append(pods, podgen.Stored("airflow", i, false))
+	}
+	rec := &backlogRecorder{}
+	rec.backlog.Store(maxBacklog + 2000) // drains below maxBacklog after 4 reads
+	w, err := New(Options{Client: fake.NewClientset(pods...), Publisher: rec, Logger: zaptest.NewLogger(t), Resync: time.Hour, Workers: 1})
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	defer func() { cancel(); require.NoError(t, <-done) }()
+	require.Eventually(t, func() bool {
+		rec.mu.Lock()
+		defer rec.mu.Unlock()
+		return len(rec.obs) == 300
+	}, 10*time.Second, 10*time.Millisecond)
+	require.GreaterOrEqual(t, rec.reads.Load(), int64(4), "the pass waited for the backlog to drain")
+}

@@ -39,8 +39,20 @@ type BatchPublisher interface {
 	PublishObservations(ctx context.Context, obs []*bus.Observation) []error
 }
 
-// resyncBatch is how many observations a resync pass publishes at once.
-const resyncBatch = 256
+// Backlogger is a Publisher that tells how many published observations are not handled yet
+// (the bus). Resync passes wait while the backlog is above maxBacklog: a pass of 20,000 pods
+// published at full speed would otherwise sit in the stream, in memory and ahead of the next
+// real change.
+type Backlogger interface {
+	ObservationBacklog(ctx context.Context) (int, error)
+}
+
+const (
+	// resyncBatch is how many observations a resync pass publishes at once.
+	resyncBatch = 256
+	// maxBacklog is the backlog above which a resync pass waits.
+	maxBacklog = 1024
+)
 
 // Options configure a Watcher.
 type Options struct {
@@ -428,6 +440,7 @@ func (w *Watcher) resync(ctx context.Context) {
 	for range w.o.Workers {
 		wg.Go(func() {
 			for ctx.Err() == nil {
+				w.waitBacklog(ctx)
 				from := int(next.Add(resyncBatch)) - resyncBatch
 				if from >= len(items) {
 					return
@@ -472,6 +485,26 @@ func (w *Watcher) resyncBatch(ctx context.Context, items []item) {
 			w.resyncFailed(ctx, its[i], err)
 		} else {
 			w.o.Metrics.published(its[i].kind, bus.Resync)
+		}
+	}
+}
+
+// waitBacklog waits while the publisher's backlog is above maxBacklog (at most a resync
+// period; an error reading it does not stop the pass).
+func (w *Watcher) waitBacklog(ctx context.Context) {
+	b, ok := w.o.Publisher.(Backlogger)
+	if !ok {
+		return
+	}
+	deadline := time.Now().Add(w.o.Resync)
+	for time.Now().Before(deadline) {
+		if n, err := b.ObservationBacklog(ctx); err != nil || n <= maxBacklog {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(20 * time.Millisecond):
 		}
 	}
 }
