@@ -77,7 +77,7 @@ var renderings = []rendering{
 	{"default", nil},
 	{"ha", []string{"-f", chartDir + "/ci/ha-values.yaml"}},
 	{"all", []string{"-f", chartDir + "/ci/all-values.yaml"}},
-	{"no-actions", []string{"--set", "actions.deletePods=false,actions.evictPods=false,actions.patchWorkloads=false,actions.airflowClear=false,rbac.podLogs=false"}},
+	{"no-actions", []string{"--set", "actions.deletePods=false,actions.evictPods=false,actions.patchWorkloads=false,actions.airflowClear=false,rbac.podLogs=false,leaderElection.enabled=false"}},
 }
 
 // template renders the chart as release podmedic in namespace podmedic.
@@ -504,8 +504,8 @@ func TestRBACLeastPrivilege(t *testing.T) {
 		"events.k8s.io/events create", "events.k8s.io/events patch",
 	}
 	want := map[string][]string{
-		"default":    append(slices.Clone(always), "/pods delete", "/pods/log get"),
-		"ha":         append(slices.Clone(always), "/pods delete", "/pods/log get"),
+		"default":    append(slices.Clone(always), "/pods delete", "/pods/log get", "coordination.k8s.io/leases get", "coordination.k8s.io/leases create", "coordination.k8s.io/leases update"),
+		"ha":         append(slices.Clone(always), "/pods delete", "/pods/log get", "coordination.k8s.io/leases get", "coordination.k8s.io/leases create", "coordination.k8s.io/leases update"),
 		"no-actions": always,
 		"all": append(slices.Clone(always), "/pods delete", "/pods/log get", "/pods/eviction create",
 			"apps/deployments get", "apps/deployments patch", "apps/statefulsets get", "apps/statefulsets patch",
@@ -537,7 +537,7 @@ func TestRBACLeastPrivilege(t *testing.T) {
 			{"leaderElection.enabled=true", "coordination.k8s.io/leases create, coordination.k8s.io/leases get, coordination.k8s.io/leases update"},
 			{"actions.airflowClear=true", ""},
 		} {
-			base := "actions.deletePods=false,actions.evictPods=false,actions.patchWorkloads=false,actions.airflowClear=false"
+			base := "actions.deletePods=false,actions.evictPods=false,actions.patchWorkloads=false,actions.airflowClear=false,leaderElection.enabled=false"
 			got := rbacRules(t, objects(t, template(t, "--set", base+","+c.set)))
 			w := slices.Clone(always)
 			w = append(w, "/pods/log get")
