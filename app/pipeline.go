@@ -24,9 +24,12 @@ import (
 const DedupTTL = 7 * 24 * time.Hour
 
 // Store is what the pipeline needs of the bus beyond consuming: claiming a finding key exactly
-// once across replicas, releasing it when delivery failed, and recording the finding.
+// once across replicas on behalf of the observation being handled (bus.ClaimFor: a redelivery
+// of that observation wins the claim again until it is settled), settling the claim once the
+// finding is delivered, releasing it when delivery failed, and recording the finding.
 type Store interface {
-	Claim(ctx context.Context, key string, ttl time.Duration) (bool, error)
+	ClaimFor(ctx context.Context, key, owner string, ttl time.Duration) (bool, error)
+	Settle(ctx context.Context, key, owner string, ttl time.Duration) error
 	Release(ctx context.Context, key string) error
 	PublishJSON(ctx context.Context, subject, msgID string, v any) error
 }
@@ -106,7 +109,7 @@ func (p *pipeline) handle(ctx context.Context, o *bus.Observation) error {
 		}
 	}
 	for i := range found {
-		if err := p.deliver(ctx, &found[i]); err != nil {
+		if err := p.deliver(ctx, &found[i], o.MsgID()); err != nil {
 			return err
 		}
 	}
@@ -114,12 +117,16 @@ func (p *pipeline) handle(ctx context.Context, o *bus.Observation) error {
 }
 
 // deliver reports a finding the first time it is seen anywhere: it claims the finding's key
-// (one winner across replicas and restarts), records it on the audit stream and hands it to the
-// actions stage, which acts or proposes and notifies. When recording or the stage fails the
-// claim is released and the observation is retried (the stage is idempotent per finding).
-func (p *pipeline) deliver(ctx context.Context, f *finding.Finding) error {
+// on behalf of the observation (owner) that shows it (one winner across replicas and
+// restarts), records it on the audit stream and hands it to the actions stage, which acts or
+// proposes and notifies, then settles the claim. When recording or the stage fails the claim
+// is released and the observation is retried (the stage is idempotent per finding). When the
+// handler dies between claim and settle (a killed replica, a NATS node lost with the answer
+// to the claim), the observation comes back and its owner wins the claim again: the finding
+// is delivered, not lost.
+func (p *pipeline) deliver(ctx context.Context, f *finding.Finding, owner string) error {
 	key := f.Key()
-	won, err := p.store.Claim(ctx, "finding."+key, DedupTTL)
+	won, err := p.store.ClaimFor(ctx, "finding."+key, owner, DedupTTL)
 	if err != nil {
 		return err
 	}
@@ -133,7 +140,8 @@ func (p *pipeline) deliver(ctx context.Context, f *finding.Finding) error {
 	if err == nil {
 		err = p.stage.Handle(ctx, f)
 		if errors.Is(err, actions.ErrAfterAction) {
-			return nil // about a pod podmedic deleted itself: no new finding; the claim stays
+			p.settle(ctx, f, owner) // about a pod podmedic deleted itself: no new finding
+			return nil
 		}
 	}
 	if err != nil {
@@ -143,8 +151,34 @@ func (p *pipeline) deliver(ctx context.Context, f *finding.Finding) error {
 		}
 		return fmt.Errorf("deliver %s %s: %w", f.Kind, f.Target(), err)
 	}
+	p.settle(ctx, f, owner)
 	p.findings.WithLabelValues(string(f.Kind), f.Rule).Inc()
 	p.log.Info("finding", zap.String("kind", string(f.Kind)), zap.String("rule", f.Rule),
 		zap.String("namespace", f.Namespace), zap.String("pod", f.Pod), zap.String("container", f.Container))
 	return nil
+}
+
+// settleFor bounds the retries of settling a delivered finding's claim: a NATS cluster elects
+// a new stream leader within seconds.
+const settleFor = 30 * time.Second
+
+// settle closes the claim of a delivered finding, retrying for up to settleFor (the
+// observation is held in progress meanwhile). A claim left open would let a redelivery of the
+// same observation — after an ack lost with a NATS node, say — report the finding again.
+func (p *pipeline) settle(ctx context.Context, f *finding.Finding, owner string) {
+	ctx = context.WithoutCancel(ctx)
+	deadline := time.Now().Add(settleFor)
+	for wait := 250 * time.Millisecond; ; wait = min(2*wait, 4*time.Second) {
+		err := p.store.Settle(ctx, "finding."+f.Key(), owner, DedupTTL)
+		if err == nil {
+			return
+		}
+		if time.Now().Add(wait).After(deadline) {
+			p.log.Warn("settling the claim of a delivered finding failed; a redelivery may report it again",
+				zap.String("finding", f.Target()), zap.Error(err))
+			return
+		}
+		p.log.Info("settling the claim of a delivered finding failed; retrying", zap.String("finding", f.Target()), zap.Error(err))
+		time.Sleep(wait)
+	}
 }

@@ -23,22 +23,32 @@ import (
 	"github.com/podmedic/podmedic/rules"
 )
 
-// memStore is an in-memory Store with the bus's claim semantics.
+// memStore is an in-memory Store with the bus's claim semantics: claims[key] is the owner of
+// an open claim, or "" once settled.
 type memStore struct {
 	mu        sync.Mutex
-	claims    map[string]bool
+	claims    map[string]string
 	published []string
 	failPub   error
 }
 
-func (s *memStore) Claim(_ context.Context, key string, _ time.Duration) (bool, error) {
+func (s *memStore) ClaimFor(_ context.Context, key, owner string, _ time.Duration) (bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.claims[key] {
-		return false, nil
+	if cur, ok := s.claims[key]; ok {
+		return cur == owner, nil
 	}
-	s.claims[key] = true
+	s.claims[key] = owner
 	return true, nil
+}
+
+func (s *memStore) Settle(_ context.Context, key, owner string, _ time.Duration) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.claims[key] == owner {
+		s.claims[key] = ""
+	}
+	return nil
 }
 
 func (s *memStore) Release(_ context.Context, key string) error {
@@ -88,7 +98,7 @@ func newTestPipeline(t *testing.T, view rules.View, store Store, n notifier.Noti
 }
 
 func TestPipelineReportsAFailureOnce(t *testing.T) {
-	store := &memStore{claims: map[string]bool{}}
+	store := &memStore{claims: map[string]string{}}
 	var got []finding.Finding
 	n := notifier.Func(func(_ context.Context, n *finding.Notice) error { got = append(got, *n.Finding); return nil })
 	p, _ := newTestPipeline(t, rules.NewStaticView(nil, nil, nil), store, n)
@@ -103,7 +113,7 @@ func TestPipelineReportsAFailureOnce(t *testing.T) {
 }
 
 func TestPipelineReleasesTheClaimWhenDeliveryFails(t *testing.T) {
-	store := &memStore{claims: map[string]bool{}}
+	store := &memStore{claims: map[string]string{}}
 	fail := true
 	var got int
 	n := notifier.Func(func(context.Context, *finding.Notice) error {
@@ -125,8 +135,39 @@ func TestPipelineReleasesTheClaimWhenDeliveryFails(t *testing.T) {
 	require.Equal(t, 1, got)
 }
 
+// TestPipelineFinishesTheClaimOfAHandlerThatDied: a replica claimed a finding and died before
+// it delivered it. Another observation of the same failure does not report it (the claim is
+// not its own); the redelivery of the observation that made the claim does, once.
+func TestPipelineFinishesTheClaimOfAHandlerThatDied(t *testing.T) {
+	store := &memStore{claims: map[string]string{}}
+	var got []finding.Finding
+	n := notifier.Func(func(_ context.Context, n *finding.Notice) error { got = append(got, *n.Finding); return nil })
+	p, _ := newTestPipeline(t, rules.NewStaticView(nil, nil, nil), store, n)
+	o := observation(t, bus.KindPod, oomPod())
+	var key string
+	for _, fd := range p.engine.Load().EvaluatePod(oomPod(), rules.NewStaticView(nil, nil, nil), time.Now()) {
+		key = "finding." + fd.Key()
+	}
+	require.NotEmpty(t, key)
+	won, err := store.ClaimFor(context.Background(), key, o.MsgID(), time.Hour) // the replica that died
+	require.NoError(t, err)
+	require.True(t, won)
+
+	later := observation(t, bus.KindPod, oomPod())
+	later.ResourceVersion = "2"
+	require.NoError(t, p.handle(context.Background(), later))
+	require.Empty(t, got, "another observation of the failure while the claim is open")
+
+	require.NoError(t, p.handle(context.Background(), o), "the redelivery")
+	require.Len(t, got, 1)
+	require.NoError(t, p.handle(context.Background(), o), "delivered again after it settled")
+	require.NoError(t, p.handle(context.Background(), later))
+	require.Len(t, got, 1)
+	require.Equal(t, "", store.claims[key], "settled")
+}
+
 func TestPipelineTerminatesUndecodableObjects(t *testing.T) {
-	p, _ := newTestPipeline(t, rules.NewStaticView(nil, nil, nil), &memStore{claims: map[string]bool{}},
+	p, _ := newTestPipeline(t, rules.NewStaticView(nil, nil, nil), &memStore{claims: map[string]string{}},
 		notifier.Func(func(context.Context, *finding.Notice) error { return nil }))
 	o := observation(t, bus.KindPod, oomPod())
 	o.Object = json.RawMessage(`{"spec":{"containers":"not a list"}}`)
@@ -137,7 +178,7 @@ func TestPipelineEventReevaluatesTheCachedPod(t *testing.T) {
 	pod := oomPod()
 	view := rules.NewStaticView([]*corev1.Pod{pod}, nil, nil)
 	var got []finding.Finding
-	p, _ := newTestPipeline(t, view, &memStore{claims: map[string]bool{}},
+	p, _ := newTestPipeline(t, view, &memStore{claims: map[string]string{}},
 		notifier.Func(func(_ context.Context, n *finding.Notice) error { got = append(got, *n.Finding); return nil }))
 
 	other := &corev1.Event{ObjectMeta: metav1.ObjectMeta{Namespace: "airflow", Name: "e1", UID: "e1"},
