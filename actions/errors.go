@@ -28,6 +28,20 @@ var (
 	ErrNoExecutor         = errors.New("no executor for the action")
 )
 
+// ErrNotAttempted wraps an error that stopped the guard before it executed anything and that
+// is not a refusal: the store of budgets and cooldowns, or the API it re-verifies the target
+// against, did not answer (a NATS node or the apiserver restarting). Nothing was done, nothing
+// was spent, and the same request may be tried again.
+var ErrNotAttempted = errors.New("not attempted")
+
+// notAttempted marks err as ErrNotAttempted (refusals stay refusals).
+func notAttempted(err error) error {
+	if err == nil || IsRefusal(err) || errors.Is(err, ErrNotAttempted) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", ErrNotAttempted, err)
+}
+
 // Reason names a kind of refusal: a metric label and the key under which refusals are
 // reported together.
 type Reason string

@@ -173,12 +173,17 @@ func (g *Guard) Protected(ns string) bool { return slices.Contains(g.protected, 
 
 // Do takes one action if every check passes, and returns its outcome: executed (or dry-run),
 // failed (the executor's error), or refused (a Refusal). The error is nil only when the action
-// was taken.
+// was taken. An error wrapping ErrNotAttempted (the store or the API did not answer before
+// anything was executed) is neither counted nor recorded as a failed action: try again.
 func (g *Guard) Do(ctx context.Context, r *Request) (finding.Outcome, error) {
 	msg, err := g.do(ctx, r)
 	out := finding.Outcome{Result: g.result, Message: msg, At: g.now()}
 	reason, refused := ReasonOf(err)
 	switch {
+	case errors.Is(err, ErrNotAttempted):
+		// Nothing was done: no Event, no failed action; the caller tries again.
+		out.Result, out.Message = finding.ResultFailed, err.Error()
+		g.metrics.error("guard")
 	case refused:
 		out.Result, out.Message = finding.ResultRefused, err.Error()
 		g.metrics.refused(r.Action.Type, reason)
@@ -202,16 +207,16 @@ func (g *Guard) do(ctx context.Context, r *Request) (string, error) {
 		return "", err
 	}
 	if err := g.verify(ctx, r); err != nil {
-		return "", err
+		return "", notAttempted(err)
 	}
 	release, err := g.budgets.Reserve(ctx, r.ID, g.scopes(r))
 	if err != nil {
-		return "", err
+		return "", notAttempted(err)
 	}
 	unclaim, err := g.cool(ctx, r)
 	if err != nil {
 		g.giveBack(release)
-		return "", err
+		return "", notAttempted(err)
 	}
 	msg, err := g.exec.Execute(ctx, r)
 	if err != nil {

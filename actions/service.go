@@ -251,6 +251,9 @@ func (s *Service) auto(ctx context.Context, r *Request) error {
 		if IsRefusal(err) {
 			return s.refused(ctx, r, &guardDone{err})
 		}
+		if errors.Is(err, ErrNotAttempted) {
+			return err // nothing done: the finding's delivery is retried
+		}
 		p.State, p.Outcome = finding.StateExecuted, &out
 		if err != nil {
 			p.State = finding.StateFailed
@@ -402,6 +405,19 @@ func (s *Service) execute(ctx context.Context, p *finding.Proposal) *finding.Pro
 	} else {
 		var err error
 		out, err = s.guard.Do(ctx, r)
+		// A human approved and waits for the outcome: while nothing could be attempted (the
+		// store or the API not answering), try again until ExecTimeout.
+		for wait := 250 * time.Millisecond; errors.Is(err, ErrNotAttempted); wait = min(2*wait, 4*time.Second) {
+			s.log.Info("approved action not attempted yet; retrying", zap.String("id", p.ID), zap.Error(err))
+			select {
+			case <-ctx.Done():
+			case <-time.After(wait):
+			}
+			if ctx.Err() != nil {
+				break
+			}
+			out, err = s.guard.Do(ctx, r)
+		}
 		if err != nil {
 			state = finding.StateFailed
 		}
