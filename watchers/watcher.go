@@ -49,9 +49,9 @@ type Backlogger interface {
 
 const (
 	// resyncBatch is how many observations a resync pass publishes at once.
-	resyncBatch = 256
+	resyncBatch = 128
 	// maxBacklog is the backlog above which a resync pass waits.
-	maxBacklog = 1024
+	maxBacklog = 512
 )
 
 // Options configure a Watcher.

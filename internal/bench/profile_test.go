@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -84,6 +85,15 @@ func TestProfileDaemon(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("ready after %s", time.Since(start))
+	// The live heap while the first resync pass publishes every pod.
+	for i := range 6 {
+		time.Sleep(300 * time.Millisecond)
+		runtime.GC()
+		t.Logf("%s after ready: live heap %.1f MB", time.Duration(i+1)*300*time.Millisecond, float64(heap())/mb)
+		if i == 1 {
+			writeHeap(t, filepath.Join(dir, "heap-pass.pprof"))
+		}
+	}
 	if err := h.Settle(ctx, 2*time.Second); err != nil {
 		t.Fatal(err)
 	}
@@ -94,14 +104,7 @@ func TestProfileDaemon(t *testing.T) {
 	after := heap()
 	t.Logf("heap in use: %.1f MB before, %.1f MB after: %.0f B/pod", float64(before)/mb, float64(after)/mb,
 		float64(after-before)/float64(pods))
-	f, err := os.Create(filepath.Join(dir, "heap.pprof"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := pprof.WriteHeapProfile(f); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
+	writeHeap(t, filepath.Join(dir, "heap.pprof"))
 	stop()
 	if err := <-done; err != nil {
 		t.Fatal(err)
@@ -112,4 +115,62 @@ func heap() uint64 {
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
 	return m.HeapInuse
+}
+
+// TestGCTraceDaemon runs the podmedic binary $PODMEDIC_BENCH_BIN with GODEBUG=gctrace=1
+// against a real kube-apiserver holding $PODMEDIC_BENCH_PODS pods and logs its GC trace and
+// memory as it starts, syncs and settles. It only runs when PODMEDIC_BENCH_BIN is set.
+func TestGCTraceDaemon(t *testing.T) {
+	bin := os.Getenv("PODMEDIC_BENCH_BIN")
+	if bin == "" {
+		t.Skip("set PODMEDIC_BENCH_BIN to a podmedic binary")
+	}
+	pods := 20000
+	if s := os.Getenv("PODMEDIC_BENCH_PODS"); s != "" {
+		pods, _ = strconv.Atoi(s)
+	}
+	kubeenv.Require(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 14*time.Minute)
+	defer cancel()
+	env, err := kubeenv.Start(ctx, kubeenv.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer env.Stop()
+	client, err := FastClient(env.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := EnsureNamespace(ctx, client, "airflow"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := CreatePods(ctx, client, "airflow", 0, pods, 32, true, nil); err != nil {
+		t.Fatal(err)
+	}
+	d, err := StartDaemon(DaemonOptions{Bin: bin, Kubeconfig: env.Kubeconfig, DataDir: t.TempDir(), Env: append([]string{"GODEBUG=gctrace=1"}, strings.Fields(os.Getenv("PODMEDIC_BENCH_ENV"))...)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Stop()
+	for i := 0; i < 40; i++ {
+		time.Sleep(500 * time.Millisecond)
+		m, _ := ProcMemory(d.Pid())
+		t.Logf("t=%4.1fs rss=%.1fMB anon=%.1fMB", time.Since(d.Started).Seconds(), kib(m.RSSKiB), kib(m.AnonKiB))
+	}
+	for _, l := range strings.Split(d.Log(), "\n") {
+		if strings.HasPrefix(l, "gc ") {
+			t.Log(l)
+		}
+	}
+}
+
+func writeHeap(t *testing.T, path string) {
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := pprof.WriteHeapProfile(f); err != nil {
+		t.Fatal(err)
+	}
 }
