@@ -7,7 +7,7 @@ RACE_PKGS := ./bus/... ./watchers/... ./app/... ./notifier/... ./actions/... ./s
 TESTBINS  := .cache/bin
 export PODMEDIC_TESTBIN_DIR := $(CURDIR)/$(TESTBINS)
 
-.PHONY: all build test unit race e2e testbins browser demo bench lint fmt vet fuzz manifests clean
+.PHONY: all build test unit race e2e testbins browser demo bench lint fmt vet fuzz manifests bench-micro clean
 
 all: build
 
@@ -43,8 +43,13 @@ browser:
 demo:
 	$(GO) run ./cmd/podmedic demo
 
+## bench: the figures of the performance issue as one JSON object (20,000 pods in a real
+## kube-apiserver, the real binary measured from outside); bench-micro: the Go benchmarks.
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+	hack/bench.sh
+
+bench-micro:
+	hack/bench.sh -micro
 
 lint: fmt vet
 
