@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -67,12 +68,35 @@ func (b *Bus) PublishJSON(ctx context.Context, subject, msgID string, v any) err
 	return b.publish(ctx, &nats.Msg{Subject: subject, Data: data}, StreamAudit, msgID)
 }
 
+// errCodeDuplicateInProcess is JetStream's answer to a message whose Nats-Msg-Id another
+// publisher's message (another watcher replica's) is being stored under right now, in a
+// replicated stream: not stored, not refused either.
+const errCodeDuplicateInProcess = 10158
+
+// duplicateInProcess reports whether err is that answer.
+func duplicateInProcess(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && apiErr.ErrorCode == errCodeDuplicateInProcess
+}
+
+// inProcessAttempts bounds the publishes of a message whose twin is being stored: the twin is
+// stored (our retry is then a duplicate) or refused (our retry stores it) within milliseconds.
+const inProcessAttempts = 20
+
 func (b *Bus) publish(ctx context.Context, m *nats.Msg, stream, msgID string) error {
 	opts := []jetstream.PublishOpt{jetstream.WithExpectStream(stream)}
 	if msgID != "" {
 		opts = append(opts, jetstream.WithMsgID(msgID))
 	}
 	ack, err := b.js.PublishMsg(ctx, m, opts...)
+	for attempt := 1; duplicateInProcess(err) && attempt < inProcessAttempts; attempt++ {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Duration(attempt) * 10 * time.Millisecond):
+		}
+		ack, err = b.js.PublishMsg(ctx, m, opts...)
+	}
 	if err != nil {
 		b.metrics.publishError()
 		if errors.Is(err, jetstream.ErrNoStreamResponse) {
@@ -120,6 +144,11 @@ func (b *Bus) PublishObservations(ctx context.Context, obs []*Observation) []err
 				b.metrics.published()
 			}
 		case err := <-f.Err():
+			if duplicateInProcess(err) {
+				// Another replica's twin is being stored: publish again until it is settled.
+				errs[i] = b.publish(ctx, f.Msg(), StreamObservations, f.Msg().Header.Get(jetstream.MsgIDHeader))
+				continue
+			}
 			b.metrics.publishError()
 			if errors.Is(err, jetstream.ErrNoStreamResponse) {
 				err = fmt.Errorf("no stream %s answered: %w", StreamObservations, err)
