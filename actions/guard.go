@@ -213,7 +213,7 @@ func (g *Guard) do(ctx context.Context, r *Request) (string, error) {
 	if err != nil {
 		return "", notAttempted(err)
 	}
-	unclaim, err := g.cool(ctx, r)
+	unclaim, settle, err := g.cool(ctx, r)
 	if err != nil {
 		g.giveBack(release)
 		return "", notAttempted(err)
@@ -226,10 +226,13 @@ func (g *Guard) do(ctx context.Context, r *Request) (string, error) {
 			// something; they keep their budget slot and cooldown.
 			g.giveBack(release)
 			g.giveBack(unclaim)
+			return "", err
 		}
+		g.giveBack(settle)
 		return "", err
 	}
 	g.mark(ctx, r)
+	g.giveBack(settle)
 	return msg, nil
 }
 
@@ -392,22 +395,36 @@ func (g *Guard) scopes(r *Request) []BudgetScope {
 	return out
 }
 
-// cool claims the target's cooldown; the returned function gives it back.
-func (g *Guard) cool(ctx context.Context, r *Request) (func(context.Context) error, error) {
+// cool claims the target's cooldown; unclaim gives it back, settle keeps it once the action
+// was attempted. With an OwnedClaimer the claim belongs to the request's id until settled, so
+// the same request retried after an interruption between claim and action (a killed replica,
+// a NATS node gone with the answer) is not refused by its own cooldown.
+func (g *Guard) cool(ctx context.Context, r *Request) (unclaim, settle func(context.Context) error, err error) {
+	nop := func(context.Context) error { return nil }
 	d := g.Policy().cooldown(ruleOf(r))
 	if d <= 0 {
-		return func(context.Context) error { return nil }, nil
+		return nop, nop, nil
 	}
 	d = max(d, time.Second)
 	key := g.prefix + "cooldown." + targetKey(r.Target)
-	won, err := g.claimer.Claim(ctx, key, d)
+	owned, isOwned := g.claimer.(OwnedClaimer)
+	var won bool
+	if isOwned {
+		won, err = owned.ClaimFor(ctx, key, r.ID, d)
+	} else {
+		won, err = g.claimer.Claim(ctx, key, d)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("cooldown of %s: %w", r.Target, err)
+		return nil, nil, fmt.Errorf("cooldown of %s: %w", r.Target, err)
 	}
 	if !won {
-		return nil, &CooldownError{Target: r.Target.String(), Cooldown: d}
+		return nil, nil, &CooldownError{Target: r.Target.String(), Cooldown: d}
 	}
-	return func(ctx context.Context) error { return g.claimer.Release(ctx, key) }, nil
+	settle = nop
+	if isOwned {
+		settle = func(ctx context.Context) error { return owned.Settle(ctx, key, r.ID, d) }
+	}
+	return func(ctx context.Context) error { return g.claimer.Release(ctx, key) }, settle, nil
 }
 
 func (g *Guard) giveBack(release func(context.Context) error) {

@@ -58,6 +58,15 @@ type Claimer interface {
 	Release(ctx context.Context, key string) error
 }
 
+// OwnedClaimer is a Claimer whose claims can be owned (the bus): while an owned claim is
+// open, its owner wins it again, so a request interrupted after its claim (a killed replica, a
+// lost answer) is finished when it is retried; Settle closes the claim. The guard claims
+// cooldowns this way when its Claimer can.
+type OwnedClaimer interface {
+	ClaimFor(ctx context.Context, key, owner string, ttl time.Duration) (bool, error)
+	Settle(ctx context.Context, key, owner string, ttl time.Duration) error
+}
+
 // MemoryKV is a KV in memory. It is safe for concurrent use.
 type MemoryKV struct {
 	mu   sync.Mutex
@@ -160,16 +169,20 @@ type MemoryClaimer struct {
 	mu     sync.Mutex
 	now    func() time.Time
 	claims map[string]time.Time // key -> expiry
+	owners map[string]string    // key -> owner of an open claim
 }
 
-var _ Claimer = (*MemoryClaimer)(nil)
+var (
+	_ Claimer      = (*MemoryClaimer)(nil)
+	_ OwnedClaimer = (*MemoryClaimer)(nil)
+)
 
 // NewMemoryClaimer returns a MemoryClaimer; now defaults to time.Now.
 func NewMemoryClaimer(now func() time.Time) *MemoryClaimer {
 	if now == nil {
 		now = time.Now
 	}
-	return &MemoryClaimer{now: now, claims: map[string]time.Time{}}
+	return &MemoryClaimer{now: now, claims: map[string]time.Time{}, owners: map[string]string{}}
 }
 
 // Claim implements Claimer.
@@ -189,6 +202,30 @@ func (m *MemoryClaimer) Release(_ context.Context, key string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	delete(m.claims, key)
+	delete(m.owners, key)
+	return nil
+}
+
+// ClaimFor implements OwnedClaimer.
+func (m *MemoryClaimer) ClaimFor(_ context.Context, key, owner string, ttl time.Duration) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := m.now()
+	if exp, ok := m.claims[key]; ok && now.Before(exp) {
+		return m.owners[key] == owner, nil
+	}
+	m.claims[key], m.owners[key] = now.Add(ttl), owner
+	return true, nil
+}
+
+// Settle implements OwnedClaimer.
+func (m *MemoryClaimer) Settle(_ context.Context, key, owner string, ttl time.Duration) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if exp, ok := m.claims[key]; ok && m.now().Before(exp) && m.owners[key] == owner {
+		m.claims[key] = m.now().Add(ttl)
+		delete(m.owners, key)
+	}
 	return nil
 }
 

@@ -74,3 +74,31 @@ func TestServiceStoreOutageBeforeActing(t *testing.T) {
 	require.Equal(t, int32(2), e.execs.Load())
 	require.False(t, podExists(t, e.client, "airflow", "w2"))
 }
+
+// TestGuardCooldownOwnedByTheRequest: a replica claimed a pod's cooldown for a request and died
+// before it acted. The same request, retried, acts (its own claim); another request on the pod
+// is refused; once the action is done the cooldown is settled and refuses everyone.
+func TestGuardCooldownOwnedByTheRequest(t *testing.T) {
+	pod := stuckPod("airflow", "w1")
+	e := newGuardEnv(t, Policy{Cooldown: 30 * time.Minute}, false, pod)
+	ctx := context.Background()
+	r := deleteRequest(pod, "init-stuck", finding.ModeAuto, "")
+	won, err := e.claims.ClaimFor(ctx, "cooldown."+targetKey(r.Target), r.ID, 30*time.Minute) // the replica that died
+	require.NoError(t, err)
+	require.True(t, won)
+
+	other := deleteRequest(pod, "init-stuck", finding.ModeAuto, "")
+	other.Finding.Occurrence = "a-later-failure"
+	other.ID = ProposalID(other.Finding)
+	require.NotEqual(t, r.ID, other.ID)
+	_, err = e.guard.Do(ctx, other)
+	require.ErrorIs(t, err, ErrCooldown, "another request on the pod")
+
+	_, err = e.guard.Do(ctx, r)
+	require.NoError(t, err, "the retried request")
+	require.Equal(t, 1, e.counted)
+	won, err = e.claims.ClaimFor(ctx, "cooldown."+targetKey(r.Target), r.ID, 30*time.Minute)
+	require.NoError(t, err)
+	require.False(t, won, "done: the cooldown is settled, even for the request that acted")
+	require.True(t, e.claims.Claimed("cooldown."+targetKey(r.Target)))
+}
