@@ -103,6 +103,9 @@ type podmedic struct {
 	findings []finding.Finding
 	notices  []finding.Notice // decisions and refusals
 	stderr   strings.Builder
+
+	// findingNotices are the finding notices whole: with their proposal or action outcome.
+	findingNotices []finding.Notice
 }
 
 // startPodmedic runs `podmedic run` against the shared apiserver with the embedded NATS server
@@ -143,6 +146,9 @@ func startPodmedicEnv(t *testing.T, env *kubeenv.Env, dataDir string, extraEnv [
 			switch {
 			case n.Type == finding.NoticeFinding && n.Finding != nil:
 				f = *n.Finding
+				p.mu.Lock()
+				p.findingNotices = append(p.findingNotices, n)
+				p.mu.Unlock()
 			case n.Type != "":
 				p.mu.Lock()
 				p.notices = append(p.notices, n)
