@@ -74,6 +74,13 @@ type Options struct {
 	Schedule ScheduleOptions
 }
 
+// DefaultQPS and DefaultBurst rate-limit podmedic's requests to the Kubernetes API when the
+// kubeconfig sets no limit (the watches are not counted).
+const (
+	DefaultQPS   = 50
+	DefaultBurst = 100
+)
+
 // Handle lets the caller of Run observe the running pipeline.
 type Handle struct {
 	w       *watchers.Watcher
@@ -142,6 +149,11 @@ func Run(ctx context.Context, o Options) error {
 			return err
 		}
 		rc.UserAgent = "podmedic"
+		if rc.QPS == 0 && rc.Burst == 0 {
+			// client-go's default (5/s, bursts of 10) paces a storm: every proposal and every
+			// action reads its pod first, every outcome writes an Event.
+			rc.QPS, rc.Burst = DefaultQPS, DefaultBurst
+		}
 		if client, err = kubernetes.NewForConfig(rc); err != nil {
 			return fmt.Errorf("kubernetes client: %w", err)
 		}
