@@ -104,6 +104,28 @@ func (b *Budgets) Reserve(ctx context.Context, id string, scopes []BudgetScope) 
 	return release, nil
 }
 
+// Check returns a *BudgetError for the first scope that has no slot left for the action id
+// now (an id counted already keeps its slot), reserving nothing. It is a cheap early refusal —
+// a storm of 10,000 stuck pods against a budget of 20 is refused without reading 9,980 pods
+// from the API — and Reserve still decides.
+func (b *Budgets) Check(ctx context.Context, id string, scopes []BudgetScope) error {
+	for _, s := range scopes {
+		if s.Limit.Max <= 0 && s.Limit.Window <= 0 {
+			continue // no such budget
+		}
+		log, _, err := b.read(ctx, s.key(b.prefix))
+		if err != nil {
+			return err
+		}
+		entries := live(log.Entries, b.now(), s.Limit.Window)
+		if len(entries) >= s.Limit.Max && !slices.ContainsFunc(entries, func(e budgetEntry) bool { return e.ID == id }) {
+			return &BudgetError{Scope: s.Scope, Name: s.Name, Max: s.Limit.Max, Window: s.Limit.Window,
+				NextSlot: entries[0].At.Add(s.Limit.Window)}
+		}
+	}
+	return nil
+}
+
 // Used returns how many actions a scope counts in its window now.
 func (b *Budgets) Used(ctx context.Context, s BudgetScope) (int, error) {
 	log, _, err := b.read(ctx, s.key(b.prefix))

@@ -206,6 +206,10 @@ func (g *Guard) do(ctx context.Context, r *Request) (string, error) {
 	if err := g.Admit(ctx, r, true); err != nil {
 		return "", err
 	}
+	// An exhausted budget refuses before the target is read from the API.
+	if err := g.budgets.Check(ctx, r.ID, g.scopes(r)); err != nil {
+		return "", notAttempted(err)
+	}
 	if err := g.verify(ctx, r); err != nil {
 		return "", notAttempted(err)
 	}
