@@ -30,6 +30,7 @@ func run() int {
 	flag.IntVar(&o.Workers, "workers", 4, "rule handler workers of the throughput figure")
 	flag.IntVar(&o.Storm, "storm", 500, "pods OOM-killed at once for the latency and storm figures")
 	memEnvs := flag.String("memory-env", "GOMEMLIMIT=40MiB,GOGC=50", "comma-separated environment settings to measure the memory with too (empty: none)")
+	skip := flag.String("skip", "", "comma-separated figures not to take: throughput, slack")
 	timeout := flag.Duration("timeout", 10*time.Minute, "bound on the whole run")
 	flag.Parse()
 	if o.Bin == "" {
@@ -41,6 +42,9 @@ func run() int {
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
 	o.Log = os.Stderr
+	if *skip != "" {
+		o.Skip = strings.Split(*skip, ",")
+	}
 	if *memEnvs != "" {
 		o.MemoryEnvs = strings.Split(*memEnvs, ",")
 	}

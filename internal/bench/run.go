@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
@@ -30,6 +31,8 @@ type Options struct {
 	Publishers, Workers int
 	// Storm is the number of pods OOM-killed at once for the latency and storm figures.
 	Storm int
+	// Skip names figures not to take: "throughput", "slack".
+	Skip []string
 	// MemoryEnvs are environment settings (e.g. GOMEMLIMIT=40MiB) to measure the memory with,
 	// besides the default.
 	MemoryEnvs []string
@@ -202,11 +205,15 @@ func Run(ctx context.Context, o Options) *Report {
 	defer os.RemoveAll(tmp)
 
 	// (c) first, on a quiet machine.
-	logf("pipeline throughput: %d observations", o.Observations)
-	if t, err := throughput(ctx, filepath.Join(tmp, "nats-throughput"), o); err != nil {
-		fail("pipeline throughput", err)
+	if slices.Contains(o.Skip, "throughput") {
+		r.Pending["pipeline_throughput"] = "skipped"
 	} else {
-		r.Throughput = t
+		logf("pipeline throughput: %d observations", o.Observations)
+		if t, err := throughput(ctx, filepath.Join(tmp, "nats-throughput"), o); err != nil {
+			fail("pipeline throughput", err)
+		} else {
+			r.Throughput = t
+		}
 	}
 
 	binDir := o.BinDir
@@ -281,11 +288,15 @@ func Run(ctx context.Context, o Options) *Report {
 	}
 
 	// (d) and (e), through the Slack notifier.
-	logf("latency and storm: %d OOM kills at once, twice", o.Storm)
-	if lat, storm, err := slackFigures(ctx, o, env, client, filepath.Join(tmp, "slack")); err != nil {
-		fail("latency and storm", err)
+	if slices.Contains(o.Skip, "slack") {
+		r.Pending["latency"], r.Pending["storm"] = "skipped", "skipped"
 	} else {
-		r.Latency, r.Storm = lat, storm
+		logf("latency and storm: %d OOM kills at once, twice", o.Storm)
+		if lat, storm, err := slackFigures(ctx, o, env, client, filepath.Join(tmp, "slack")); err != nil {
+			fail("latency and storm", err)
+		} else {
+			r.Latency, r.Storm = lat, storm
+		}
 	}
 	if len(r.Pending) == 0 {
 		r.Pending = nil
