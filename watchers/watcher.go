@@ -66,7 +66,8 @@ type Options struct {
 	// Resync re-publishes every pod and PVC this often so time-based detectors (Init stuck for
 	// 15 minutes) are re-evaluated without a change. Default 1m; 0 uses the default.
 	Resync time.Duration
-	// Workers publishing from the queue. Default 2.
+	// Workers publishing from the queue (and resync passes). Default 4: a publish waits for
+	// JetStream's acknowledgement, so a burst of changes is published this many at a time.
 	Workers   int
 	Publisher Publisher
 	Logger    *zap.Logger
@@ -145,7 +146,7 @@ func New(o Options) (*Watcher, error) {
 		o.Resync = time.Minute
 	}
 	if o.Workers <= 0 {
-		o.Workers = 2
+		o.Workers = 4
 	}
 	if o.Logger == nil {
 		o.Logger = zap.NewNop()
