@@ -143,7 +143,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			Now: clk.now, Resync: 2 * time.Second, Workers: 2, InboxAddr: o.Inbox, InboxReady: o.InboxReady,
 			// The night plays on a simulated clock; cron schedules run on the real one.
 			Schedule: app.ScheduleOptions{Disabled: true},
-			Ready: func(h *app.Handle) { ready <- h },
+			Ready:    func(h *app.Handle) { ready <- h },
 			Logs: func(_ context.Context, ns, pod, container string, _, _ int64) ([]byte, error) {
 				mu.Lock()
 				defer mu.Unlock()
