@@ -30,6 +30,7 @@ func run() int {
 	flag.IntVar(&o.Workers, "workers", 4, "rule handler workers of the throughput figure")
 	flag.IntVar(&o.Storm, "storm", 500, "pods OOM-killed at once for the latency and storm figures")
 	memEnvs := flag.String("memory-env", "GOMEMLIMIT=40MiB,GOGC=50", "comma-separated environment settings to measure the memory with too (empty: none)")
+	daemonArgs := flag.String("daemon-args", "", "arguments added to every `podmedic run`, space separated (e.g. \"--workers 16\")")
 	skip := flag.String("skip", "", "comma-separated figures not to take: throughput, slack")
 	timeout := flag.Duration("timeout", 10*time.Minute, "bound on the whole run")
 	flag.Parse()
@@ -42,6 +43,7 @@ func run() int {
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
 	o.Log = os.Stderr
+	o.DaemonArgs = strings.Fields(*daemonArgs)
 	if *skip != "" {
 		o.Skip = strings.Split(*skip, ",")
 	}

@@ -31,6 +31,8 @@ type Options struct {
 	Publishers, Workers int
 	// Storm is the number of pods OOM-killed at once for the latency and storm figures.
 	Storm int
+	// DaemonArgs are added to every `podmedic run` (e.g. --workers 16).
+	DaemonArgs []string
 	// Skip names figures not to take: "throughput", "slack".
 	Skip []string
 	// MemoryEnvs are environment settings (e.g. GOMEMLIMIT=40MiB) to measure the memory with,
@@ -346,7 +348,7 @@ func measureDaemon(ctx context.Context, o Options, env *kubeenv.Env, dataDir str
 	if extraEnv != "" {
 		envs = strings.Fields(extraEnv)
 	}
-	d, err := StartDaemon(DaemonOptions{Bin: o.Bin, Kubeconfig: env.Kubeconfig, DataDir: dataDir, Env: envs})
+	d, err := StartDaemon(DaemonOptions{Bin: o.Bin, Kubeconfig: env.Kubeconfig, DataDir: dataDir, Env: envs, Args: o.DaemonArgs})
 	if err != nil {
 		return nil, err
 	}

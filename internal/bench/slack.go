@@ -79,7 +79,7 @@ func slackFigures(ctx context.Context, o Options, env *kubeenv.Env, client kuber
 	}
 	out := &stampedLines{}
 	d, err := StartDaemon(DaemonOptions{Bin: o.Bin, Kubeconfig: env.Kubeconfig, DataDir: filepath.Join(dir, "nats"), Stdout: out,
-		Args: []string{"--config", config},
+		Args: append([]string{"--config", config}, o.DaemonArgs...),
 		Env:  []string{"SLACK_BOT_TOKEN=" + slackenv.DefaultBotToken, "SLACK_SIGNING_SECRET=podmedic-bench"}})
 	if err != nil {
 		return nil, nil, err
