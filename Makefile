@@ -7,7 +7,7 @@ RACE_PKGS := ./bus/... ./watchers/... ./app/... ./notifier/... ./actions/... ./s
 TESTBINS  := .cache/bin
 export PODMEDIC_TESTBIN_DIR := $(CURDIR)/$(TESTBINS)
 
-.PHONY: all build test unit race e2e testbins browser demo bench lint fmt vet fuzz manifests bench-micro clean
+.PHONY: all build test unit race e2e testbins browser demo bench lint fmt vet fuzz manifests bench-micro faults clean
 
 all: build
 
@@ -28,6 +28,11 @@ race:
 
 e2e: testbins
 	PODMEDIC_REQUIRE_E2E=1 $(GO) test -count=1 -timeout 20m -v ./e2e/...
+
+## faults: the fault tests (kill -9 with pending proposals, NATS and kube-apiserver restarts during
+## storms, a 10,000-pod budget storm, replicas on a 3-node NATS cluster); each prints its figures.
+faults: testbins
+	PODMEDIC_REQUIRE_E2E=1 $(GO) test -tags faults -run '^TestFault' -count=1 -timeout 40m -v ./e2e/
 
 ## testbins: kube-apiserver, etcd and nats-server built from the module proxy (cached).
 testbins:
