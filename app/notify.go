@@ -35,6 +35,8 @@ const BucketSlackMessages = "podmedic-slack-messages"
 type notifiers struct {
 	chain notifier.Notifier
 	slack *slack.Notifier
+	// posting leases the pending proposals on their way to Slack (see slackPosting).
+	posting *slackPosting
 	// decider is set once the actions stage exists (it notifies through chain, so it is
 	// created after it).
 	decider notifier.Decider
@@ -113,7 +115,10 @@ func newNotifiers(ctx context.Context, o Options, cfg *rules.Config, b *bus.Bus,
 		log.Warn("Slack does not answer yet; notices will be retried", zap.Error(err))
 	}
 	ns.slack = sn
-	ns.chain = notifier.Fanout{console, sn}
+	ns.posting = newSlackPosting(sn, b, log.Named("slack"))
+	ns.posting.refs = store
+	store.onPut = ns.posting.posted
+	ns.chain = notifier.Fanout{console, ns.posting}
 	return ns, nil
 }
 
@@ -132,6 +137,7 @@ func (ns *notifiers) run(gctx context.Context, g *errgroup.Group, o Options, lis
 	if ns.slack != nil {
 		sctx, stop := context.WithCancel(context.WithoutCancel(gctx))
 		g.Go(func() error { return ns.slack.Run(sctx) })
+		g.Go(func() error { ns.posting.run(gctx, lister); return nil })
 		g.Go(func() error {
 			<-gctx.Done()
 			fctx, cancel := context.WithTimeout(sctx, 5*time.Second)
@@ -179,7 +185,11 @@ func (ns *notifiers) interactions(cfg *rules.Config) http.Handler {
 }
 
 // kvMessageStore keeps Slack message references in a NATS KV bucket.
-type kvMessageStore struct{ kv jetstream.KeyValue }
+type kvMessageStore struct {
+	kv jetstream.KeyValue
+	// onPut, when set, is told of each proposal whose message Slack now has.
+	onPut func(ctx context.Context, id string)
+}
 
 func newKVMessageStore(ctx context.Context, b *bus.Bus, replicas int, ttl time.Duration) (*kvMessageStore, error) {
 	if replicas <= 0 {
@@ -217,8 +227,19 @@ func (s *kvMessageStore) Put(ctx context.Context, id string, ref slack.MessageRe
 	if err != nil {
 		return err
 	}
-	_, err = s.kv.Put(ctx, id, b)
-	return err
+	if _, err = s.kv.Put(ctx, id, b); err != nil {
+		return err
+	}
+	if s.onPut != nil {
+		s.onPut(ctx, id)
+	}
+	return nil
+}
+
+// has reports whether Slack has a message of the proposal.
+func (s *kvMessageStore) has(ctx context.Context, id string) (bool, error) {
+	_, ok, err := s.Get(ctx, id)
+	return ok, err
 }
 
 var _ slack.MessageStore = (*kvMessageStore)(nil)

@@ -74,27 +74,44 @@ func (b *Bus) ClaimFor(ctx context.Context, key, owner string, ttl time.Duration
 // Settle closes owner's open claim of key: from now on nobody wins it until ttl has passed.
 // A claim that is not owner's open one (settled already, released, expired) is left alone.
 func (b *Bus) Settle(ctx context.Context, key, owner string, ttl time.Duration) error {
-	e, err := b.dedup.Get(ctx, key)
-	switch {
-	case errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted):
-		return nil
-	case err != nil:
-		return fmt.Errorf("settle %q: %w", key, err)
-	}
-	if string(e.Value()) != claimOpen+owner {
-		return nil
-	}
-	// KeyValue.Update keeps no TTL: the key would outlive its claim. Write the revision the
-	// way the KV does, with the per-message TTL.
-	m := &nats.Msg{Subject: "$KV." + BucketDedup + "." + key, Data: []byte(claimDone)}
-	_, err = b.js.PublishMsg(ctx, m, jetstream.WithExpectLastSequencePerSubject(e.Revision()), jetstream.WithMsgTTL(ttl))
-	var apiErr *jetstream.APIError
-	if errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
-		apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant) {
-		return nil // changed meanwhile (released, settled by a redelivery of the same message)
-	}
+	_, err := b.rewriteClaim(ctx, key, owner, claimDone, ttl)
 	if err != nil {
 		return fmt.Errorf("settle %q: %w", key, err)
 	}
 	return nil
+}
+
+// Renew keeps owner's open claim of key open for ttl from now (a lease). It reports false when
+// the claim is not owner's open one any more (it expired, was released or settled).
+func (b *Bus) Renew(ctx context.Context, key, owner string, ttl time.Duration) (bool, error) {
+	ok, err := b.rewriteClaim(ctx, key, owner, claimOpen+owner, ttl)
+	if err != nil {
+		return false, fmt.Errorf("renew %q: %w", key, err)
+	}
+	return ok, nil
+}
+
+// rewriteClaim replaces owner's open claim of key with value for ttl, and reports whether it
+// did (false: the claim is not owner's open one).
+func (b *Bus) rewriteClaim(ctx context.Context, key, owner, value string, ttl time.Duration) (bool, error) {
+	e, err := b.dedup.Get(ctx, key)
+	switch {
+	case errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted):
+		return false, nil
+	case err != nil:
+		return false, err
+	}
+	if string(e.Value()) != claimOpen+owner {
+		return false, nil
+	}
+	// KeyValue.Update keeps no TTL: the key would outlive its claim. Write the revision the
+	// way the KV does, with the per-message TTL.
+	m := &nats.Msg{Subject: "$KV." + BucketDedup + "." + key, Data: []byte(value)}
+	_, err = b.js.PublishMsg(ctx, m, jetstream.WithExpectLastSequencePerSubject(e.Revision()), jetstream.WithMsgTTL(ttl))
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+		apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant) {
+		return false, nil // changed meanwhile (released, settled by a redelivery of the same message)
+	}
+	return err == nil, err
 }

@@ -54,3 +54,33 @@ func TestClaimFor(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, ok)
 }
+
+// TestRenew: a lease is an open claim its owner renews; unrenewed, it expires and is anyone's.
+func TestRenew(t *testing.T) {
+	b := testBus(t, t.TempDir())
+	ctx := testCtx(t)
+	const key = "slack.post.abc"
+	ok, err := b.ClaimFor(ctx, key, "replica-1", 2*time.Second)
+	require.NoError(t, err)
+	require.True(t, ok)
+	for range 3 {
+		time.Sleep(time.Second)
+		ok, err = b.Renew(ctx, key, "replica-1", 2*time.Second)
+		require.NoError(t, err)
+		require.True(t, ok, "renewed")
+		ok, err = b.ClaimFor(ctx, key, "replica-2", time.Minute)
+		require.NoError(t, err)
+		require.False(t, ok, "held by a live owner")
+	}
+	ok, err = b.Renew(ctx, key, "replica-2", time.Minute)
+	require.NoError(t, err)
+	require.False(t, ok, "not replica-2's")
+	require.Eventually(t, func() bool {
+		ok, err := b.ClaimFor(ctx, key, "replica-2", time.Minute)
+		require.NoError(t, err)
+		return ok
+	}, 10*time.Second, 100*time.Millisecond, "unrenewed, the lease expires")
+	ok, err = b.Renew(ctx, key, "replica-1", time.Minute)
+	require.NoError(t, err)
+	require.False(t, ok, "replica-1 lost it")
+}
