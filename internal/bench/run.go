@@ -159,8 +159,12 @@ type Latency struct {
 	FirstMessageMs float64 `json:"first_message_ms"`
 	// DetectP50ms and DetectP99ms are from the status write to the finding on the console:
 	// the pipeline without the Slack notifier's pacing and grouping.
-	DetectP50ms         float64 `json:"detect_p50_ms"`
-	DetectP99ms         float64 `json:"detect_p99_ms"`
+	DetectP50ms float64 `json:"detect_p50_ms"`
+	DetectP99ms float64 `json:"detect_p99_ms"`
+	// WriteP99ms is the apiserver's answer time to the status writes (50 writers at once),
+	// included in the figures above; WritesSeconds the time to write them all.
+	WriteP99ms          float64 `json:"write_p99_ms"`
+	WritesSeconds       float64 `json:"writes_s"`
 	AllRepresentedAfter float64 `json:"all_represented_after_s"`
 	ChatCalls           int     `json:"chat_calls"`
 }

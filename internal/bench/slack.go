@@ -106,6 +106,7 @@ func slackFigures(ctx context.Context, o Options, env *kubeenv.Env, client kuber
 	return &Latency{
 			Pods: lat.pods, P50ms: lat.chat.p(50), P99ms: lat.chat.p(99), Maxms: lat.chat.p(100),
 			FirstMessageMs: lat.firstMessageMs, DetectP50ms: lat.detect.p(50), DetectP99ms: lat.detect.p(99),
+			WriteP99ms: lat.write.p(99), WritesSeconds: lat.writesSeconds,
 			AllRepresentedAfter: lat.allRepresented, ChatCalls: lat.chatCalls,
 		}, &Storm{
 			Pods: storm.pods, AllRepresentedAfter: storm.allRepresented, ChatCalls: storm.chatCalls,
@@ -120,6 +121,8 @@ type burstResult struct {
 	// chat is, per pod, the time from its status write to the first chat call naming it;
 	// detect the time to its finding on the console.
 	chat, detect               millis
+	write                      millis  // each status write, sent to answered
+	writesSeconds              float64 // from the first write sent to the last answered
 	firstMessageMs             float64 // from the first status write to the first chat call
 	allRepresented             float64 // seconds from the first status write until every pod is named
 	chatCalls, rateLimited     int     // chat.postMessage and chat.update calls; those answered 429
@@ -177,7 +180,7 @@ func burst(ctx context.Context, client kubernetes.Interface, d *Daemon, out *sta
 	// Latencies count from when each status write was sent: conservative, the apiserver's own
 	// handling of the concurrent writes is included (the daemon may see a write before its
 	// writer has the answer).
-	sent := make([]time.Time, n)
+	sent, acked := make([]time.Time, n), make([]time.Time, n)
 	start := time.Now()
 	next.Store(0)
 	for range 50 {
@@ -196,6 +199,7 @@ func burst(ctx context.Context, client kubernetes.Interface, d *Daemon, out *sta
 					errOnce.Do(func() { firstErr = err })
 					return
 				}
+				acked[i] = time.Now()
 			}
 		})
 	}
@@ -205,6 +209,14 @@ func burst(ctx context.Context, client kubernetes.Interface, d *Daemon, out *sta
 	}
 
 	r := &burstResult{pods: n}
+	var lastAck time.Time
+	for i := range n {
+		r.write = append(r.write, ms(acked[i].Sub(sent[i])))
+		if acked[i].After(lastAck) {
+			lastAck = acked[i]
+		}
+	}
+	r.writesSeconds = lastAck.Sub(start).Seconds()
 	names := make([]string, n)
 	index := map[string]int{}
 	for i, p := range pods {
