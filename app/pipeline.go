@@ -76,11 +76,11 @@ func (p *pipeline) handle(ctx context.Context, o *bus.Observation) error {
 		if o.Type == bus.Deleted {
 			return nil
 		}
-		var pod corev1.Pod
-		if err := json.Unmarshal(o.Object, &pod); err != nil {
+		pod, err := rules.DecodePod(o.Object) // a fast path for trimmed pods, encoding/json otherwise
+		if err != nil {
 			return fmt.Errorf("%w: decode pod %s/%s: %v", bus.ErrPermanent, o.Namespace, o.Name, err)
 		}
-		found = e.EvaluatePod(&pod, p.view, now)
+		found = e.EvaluatePod(pod, p.view, now)
 	case bus.KindPVC:
 		if o.Type == bus.Deleted {
 			return nil
