@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/rand"
@@ -225,8 +224,8 @@ rules:
 	writeStatus(t, c, worker, oomKilled(now.Add(-2*time.Minute)))
 	// An action and a refusal: two stuck pods, a budget of one delete.
 	for _, name := range []string{"spark-submit-a", "spark-submit-b"} {
-		p := createPod(t, c, metricsStuckPod(ns, name))
-		writeStatus(t, c, p, metricsInitStuck(now.Add(-40*time.Minute)))
+		p := createPod(t, c, stuckWorker(ns, name))
+		writeStatus(t, c, p, initStuck(now.Add(-40*time.Minute)))
 	}
 	// An update no detector reads (an annotation): skipped as unchanged.
 	_, err := c.CoreV1().Pods(ns).Patch(context.Background(), worker.Name, types.MergePatchType,
@@ -271,26 +270,4 @@ rules:
 	require.Empty(t, obsolete, "pendingMetrics entries now exported: remove them from e2e/metrics_test.go")
 	require.Empty(t, missing, "metrics the dashboard queries that podmedic does not export\n%s", body)
 	pm.stop()
-}
-
-// metricsStuckPod is an Airflow worker whose init container waits for a volume.
-func metricsStuckPod(ns, name string) *corev1.Pod {
-	p := airflowWorker(ns, name, "spark_etl", "submit")
-	p.Spec.NodeName = "ip-10-0-3-17.ec2.internal"
-	p.Spec.InitContainers = []corev1.Container{{Name: "wait-for-history", Image: "busybox",
-		Command: []string{"sh", "-c", "until [ -d /history/logs ]; do sleep 5; done"}}}
-	return p
-}
-
-// metricsInitStuck is the status of a pod whose init container has run since started.
-func metricsInitStuck(started time.Time) func(*corev1.PodStatus) {
-	return func(s *corev1.PodStatus) {
-		s.Phase = corev1.PodPending
-		s.StartTime = &metav1.Time{Time: started}
-		s.Conditions = []corev1.PodCondition{{Type: corev1.PodInitialized, Status: corev1.ConditionFalse, Reason: "ContainersNotInitialized"}}
-		s.InitContainerStatuses = []corev1.ContainerStatus{{Name: "wait-for-history", Image: "busybox",
-			State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: metav1.Time{Time: started}}}}}
-		s.ContainerStatuses = []corev1.ContainerStatus{{Name: "base", Image: "apache/airflow:2.10.3",
-			State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "PodInitializing"}}}}
-	}
 }
