@@ -460,17 +460,25 @@ func (g *Guard) mark(ctx context.Context, r *Request) {
 
 // ActedOn reports whether podmedic deleted or evicted the pod with this UID.
 func (g *Guard) ActedOn(ctx context.Context, uid string) (bool, error) {
+	m, err := g.actedOn(ctx, uid)
+	return m != nil, err
+}
+
+// actedOn returns the marker of the pod with this UID, or nil when podmedic did not act on it.
+func (g *Guard) actedOn(ctx context.Context, uid string) (*actedMarker, error) {
 	if uid == "" {
-		return false, nil
+		return nil, nil
 	}
-	_, _, err := g.kv.Get(ctx, g.prefix+"acted."+uid)
+	data, _, err := g.kv.Get(ctx, g.prefix+"acted."+uid)
 	switch {
 	case err == nil:
-		return true, nil
+		var m actedMarker
+		_ = json.Unmarshal(data, &m) // an unreadable marker still says podmedic acted
+		return &m, nil
 	case errors.Is(err, ErrKeyNotFound):
-		return false, nil
+		return nil, nil
 	}
-	return false, err
+	return nil, err
 }
 
 // PruneMarkers deletes the markers of pods acted on before cutoff.

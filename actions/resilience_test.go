@@ -120,3 +120,31 @@ func TestGuardExhaustedBudgetReadsNoPod(t *testing.T) {
 	}
 	require.Equal(t, 1, e.counted)
 }
+
+// TestServiceReportsAnActionItsReplicaDidNotReport: a replica deleted a pod in auto mode and
+// died before it recorded and reported it (the guard's marker is all that is left). The
+// redelivered finding is reported with the action as taken, not executed again and not
+// dropped as "about a pod podmedic deleted"; a later, different finding about the pod is.
+func TestServiceReportsAnActionItsReplicaDidNotReport(t *testing.T) {
+	e := newServiceEnv(t, serviceConfig{})
+	ctx := context.Background()
+	pod := e.createPod(stuckPod("airflow", "w1"))
+	f := stuckFinding(pod, "init-stuck", finding.ModeAuto)
+	r := &Request{ID: ProposalID(f), Finding: f, Action: *f.Action, Pod: pod,
+		Target: finding.Target{Kind: "Pod", Namespace: "airflow", Name: "w1", UID: string(pod.UID)}}
+	_, err := e.svc.guard.Do(ctx, r) // the replica's action, and then it died
+	require.NoError(t, err)
+	require.Equal(t, int32(1), e.execs.Load())
+
+	require.NoError(t, e.svc.Handle(ctx, f), "the redelivered finding")
+	require.Equal(t, int32(1), e.execs.Load(), "not executed again")
+	ns := e.notices.ofType(finding.NoticeFinding)
+	require.Len(t, ns, 1)
+	require.Equal(t, finding.ResultExecuted, ns[0].Outcome.Result)
+	require.Contains(t, ns[0].Outcome.Message, "the replica that acted stopped before it reported it")
+	require.Equal(t, finding.StateExecuted, e.only().State)
+
+	later := stuckFinding(pod, "stuck-terminating", finding.ModeApprove)
+	later.Kind, later.Occurrence = finding.StuckTerminating, "terminating"
+	require.ErrorIs(t, e.svc.Handle(ctx, later), ErrAfterAction)
+}

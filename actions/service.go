@@ -170,11 +170,16 @@ func (s *Service) Handle(ctx context.Context, f *finding.Finding) error {
 		return err
 	}
 	if f.Pod != "" {
-		acted, err := s.guard.ActedOn(ctx, f.UID)
+		acted, err := s.guard.actedOn(ctx, f.UID)
 		if err != nil {
 			return err
 		}
-		if acted {
+		if acted != nil && acted.ID == id && a.Mode == finding.ModeAuto {
+			// This very finding's action was taken by a replica that stopped before it
+			// recorded and reported it: report it now, as taken.
+			return s.taken(ctx, f, id, acted)
+		}
+		if acted != nil {
 			s.o.Metrics.suppress()
 			s.log.Info("finding about a pod podmedic deleted or evicted; not reported again",
 				zap.String("kind", string(f.Kind)), zap.String("pod", f.Namespace+"/"+f.Pod))
@@ -267,6 +272,22 @@ func (s *Service) auto(ctx context.Context, r *Request) error {
 	s.o.Metrics.transition(p.State)
 	s.audit(ctx, p)
 	return s.notify(ctx, &finding.Notice{Type: finding.NoticeFinding, Finding: r.Finding, Proposal: p, Outcome: p.Outcome})
+}
+
+// taken records and notifies an auto-mode action that the guard's marker shows was taken for
+// this finding by a replica that stopped before it recorded the outcome.
+func (s *Service) taken(ctx context.Context, f *finding.Finding, id string, m *actedMarker) error {
+	target := finding.Target{Kind: "Pod", Namespace: f.Namespace, Name: f.Pod, UID: f.UID}
+	p := &finding.Proposal{ID: id, Finding: *f, Action: *f.Action, CreatedAt: m.At, ExpiresAt: m.At, Target: target,
+		DecidedBy: AutoDecider, DecidedAt: m.At, State: finding.StateExecuted,
+		Outcome: &finding.Outcome{Result: finding.ResultExecuted, At: m.At, Message: fmt.Sprintf(
+			"%s of %s done at %s (the replica that acted stopped before it reported it)", m.Action, target, m.At.UTC().Format("15:04:05Z"))}}
+	if err := s.store.Create(ctx, p); err != nil && !errors.Is(err, ErrKeyExists) {
+		return err
+	}
+	s.o.Metrics.transition(p.State)
+	s.audit(ctx, p)
+	return s.notify(ctx, &finding.Notice{Type: finding.NoticeFinding, Finding: f, Proposal: p, Outcome: p.Outcome})
 }
 
 // propose stores a pending proposal and notifies the finding with it.
