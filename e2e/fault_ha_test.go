@@ -136,15 +136,17 @@ rules:
 	prTotal, prTwice := over(printed)
 	t.Logf("%s; deletions logged by the guards %d (per replica %v), pods deleted twice %d; PodmedicExecuted Events %d, pods with two %d; executed outcomes printed %d, printed twice %d; pods deleted %d of %d",
 		tl, acted, perReplica, actedTwice, evTotal, evTwice, prTotal, prTwice, deleting, pods)
-	summary(t, begin, "%s; actions executed %d (%v per replica), pods acted on twice %d (Events: %d, twice %d); pods deleted %d; killed replica 0 and nats-server %s",
-		tl, acted, perReplica, actedTwice, evTotal, evTwice, deleting, nats.nodes[killedNATS].name)
+	summary(t, begin, "%s; pods deleted %d, deletions logged %d (%v per replica), pods acted on twice %d (Events: %d, twice %d), reported executed %d; killed replica 0 and nats-server %s",
+		tl, deleting, acted, perReplica, actedTwice, evTotal, evTwice, prTotal, nats.nodes[killedNATS].name)
 	require.Zero(t, tl.missing, "failures without a finding")
 	require.Zero(t, tl.duplicated, "failures reported twice")
 	require.Zero(t, tl.extra)
 	require.Zero(t, actedTwice, "pods acted on twice")
 	require.Zero(t, evTwice, "pods acted on twice (Events)")
+	// Deletions the killed replica made without living to log them are in deleting, not in
+	// acted.
 	require.Equal(t, pods, deleting, "every stuck pod is deleted")
-	require.Equal(t, pods, acted, "every stuck pod is deleted once")
+	require.LessOrEqual(t, acted, pods)
 }
 
 // executedNotices are the finding notices whose action was executed.
