@@ -20,11 +20,11 @@ import (
 
 // TestFaultReplicasAndNATSNodeKilled runs three podmedic replicas against a three-node NATS
 // cluster (streams and buckets R3, --nats-replicas 3) with an auto-mode rule that deletes
-// Spark/Airflow workers stuck in Init. In the middle of a storm of 600 stuck pods one replica
+// Spark/Airflow workers stuck in Init. In the middle of a storm of 1,000 stuck pods one replica
 // is killed (SIGKILL) and so is the NATS node that leads the observation stream. Every failure
 // gives one finding (over the three replicas' output) and at most one deletion.
 func TestFaultReplicasAndNATSNodeKilled(t *testing.T) {
-	const pods = 600
+	const pods = 1000
 	begin := time.Now()
 	env := cluster(t)
 	nats := startNATS(t, 3)
