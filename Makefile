@@ -64,6 +64,7 @@ fmt:
 
 vet:
 	$(GO) vet $(PKGS)
+	$(GO) vet -tags faults ./e2e/
 
 ## fuzz: each fuzz target for FUZZTIME (default 30s); the seed corpora run in every `make test`.
 FUZZTIME ?= 30s
