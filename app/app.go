@@ -319,6 +319,11 @@ func serve(ctx context.Context, srv *http.Server, ln net.Listener) error {
 	case <-ctx.Done():
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
-		return srv.Shutdown(sctx)
+		if err := srv.Shutdown(sctx); err != nil {
+			// A client (a browser's keep-alive, a slow scrape) still holds a connection after
+			// the grace period: close it; stopping is not a failure.
+			_ = srv.Close()
+		}
+		return nil
 	}
 }

@@ -202,6 +202,11 @@ func (s *Server) Serve(ctx context.Context, addr string, ready func(net.Addr)) e
 	case <-ctx.Done():
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
-		return srv.Shutdown(sctx)
+		if err := srv.Shutdown(sctx); err != nil {
+			// A client (a browser's keep-alive, a slow scrape) still holds a connection after
+			// the grace period: close it; stopping is not a failure.
+			_ = srv.Close()
+		}
+		return nil
 	}
 }
