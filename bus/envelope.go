@@ -2,6 +2,7 @@ package bus
 
 import (
 	"encoding/json"
+	"github.com/podmedic/podmedic/internal/jsonscan"
 	"strconv"
 	"time"
 )
@@ -386,38 +387,5 @@ func scanString(data []byte, i int) (end int, compact, ok bool) {
 	return len(data), false, false
 }
 
-// scanNumber validates the number starting at data[i]: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
-func scanNumber(data []byte, i int) (int, bool) {
-	j := i
-	if data[j] == '-' {
-		j++
-	}
-	digits := func() bool {
-		start := j
-		for j < len(data) && data[j] >= '0' && data[j] <= '9' {
-			j++
-		}
-		return j > start
-	}
-	if j < len(data) && data[j] == '0' {
-		j++
-	} else if !digits() {
-		return j, false
-	}
-	if j < len(data) && data[j] == '.' {
-		j++
-		if !digits() {
-			return j, false
-		}
-	}
-	if j < len(data) && (data[j] == 'e' || data[j] == 'E') {
-		j++
-		if j < len(data) && (data[j] == '+' || data[j] == '-') {
-			j++
-		}
-		if !digits() {
-			return j, false
-		}
-	}
-	return j, true
-}
+// scanNumber validates the number starting at data[i].
+func scanNumber(data []byte, i int) (int, bool) { return jsonscan.Number(data, i) }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"github.com/podmedic/podmedic/internal/jsonscan"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -802,38 +803,7 @@ func scanJSONValue(data []byte, i, depth int) (int, bool) {
 	case c == 'n':
 		return d.i, d.null()
 	case c == '-' || (c >= '0' && c <= '9'):
-		j := i
-		if data[j] == '-' {
-			j++
-		}
-		digits := func() bool {
-			start := j
-			for j < len(data) && data[j] >= '0' && data[j] <= '9' {
-				j++
-			}
-			return j > start
-		}
-		if j < len(data) && data[j] == '0' {
-			j++
-		} else if !digits() {
-			return j, false
-		}
-		if j < len(data) && data[j] == '.' {
-			j++
-			if !digits() {
-				return j, false
-			}
-		}
-		if j < len(data) && (data[j] == 'e' || data[j] == 'E') {
-			j++
-			if j < len(data) && (data[j] == '+' || data[j] == '-') {
-				j++
-			}
-			if !digits() {
-				return j, false
-			}
-		}
-		return j, true
+		return jsonscan.Number(data, i)
 	}
 	return i, false
 }
