@@ -66,11 +66,16 @@ vet:
 	$(GO) vet $(PKGS)
 	$(GO) vet -tags faults ./e2e/
 
-## fuzz: each fuzz target for FUZZTIME (default 30s); the seed corpora run in every `make test`.
+## fuzz: each fuzz target for FUZZTIME (default 30s); the seed corpora (f.Add and testdata/fuzz)
+## run in every `make test`.
 FUZZTIME ?= 30s
 fuzz:
 	$(GO) test ./rules -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./rules -run '^$$' -fuzz '^FuzzDecodePod$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./bus -run '^$$' -fuzz '^FuzzDecodeObservation$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./bus -run '^$$' -fuzz '^FuzzEnvelopeDecodeFastPath$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./bus -run '^$$' -fuzz '^FuzzEnvelopeEncodeFastPath$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./notifier/slack -run '^$$' -fuzz '^FuzzInteraction$$' -fuzztime $(FUZZTIME)
 
 ## manifests: regenerate deploy/manifests (and the chart's copy of rules.yaml) from the chart
 manifests:

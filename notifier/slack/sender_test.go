@@ -42,7 +42,7 @@ type harness struct {
 }
 
 // start makes a notifier against env and runs it until the test ends.
-func start(t *testing.T, env *slackenv.Server, cfg Config, opts ...Option) *harness {
+func start(t testing.TB, env *slackenv.Server, cfg Config, opts ...Option) *harness {
 	t.Helper()
 	reg := prometheus.NewRegistry()
 	base := []Option{WithHTTPClient(env.HTTPClient()), WithWebsocketDialer(env.Dialer()),
