@@ -17,7 +17,6 @@ import (
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
-	"k8s.io/client-go/informers"
 	coreinformers "k8s.io/client-go/informers/core/v1"
 	"k8s.io/client-go/kubernetes"
 	listersv1 "k8s.io/client-go/listers/core/v1"
@@ -92,11 +91,10 @@ type Watcher struct {
 
 type scope struct {
 	namespace string // "" for all
-	factory   informers.SharedInformerFactory
 	pods      cache.SharedIndexInformer
 	pvcs      cache.SharedIndexInformer
 	// Events about pods and about claims, each from a watch that the apiserver filters (see
-	// podEventSelector); not from the factory, which has one informer per type.
+	// podEventSelector).
 	podEvents, pvcEvents cache.SharedIndexInformer
 	pvcLister            listersv1.PersistentVolumeClaimLister
 }
@@ -203,16 +201,19 @@ func podEventSelector() fields.Selector {
 
 func (w *Watcher) newScope(ns string) (*scope, error) {
 	// No informer resync: the resync pass (resync) re-publishes from the caches without
-	// going through the change queue.
-	f := informers.NewSharedInformerFactoryWithOptions(w.o.Client, 0,
-		informers.WithNamespace(ns), informers.WithTransform(Transform))
-	s := &scope{namespace: ns, factory: f}
-	pvcs := f.Core().V1().PersistentVolumeClaims()
+	// going through the change queue. The informers are made one by one, not through
+	// client-go's SharedInformerFactory, which links every API group's informers and
+	// listers into the binary (megabytes of resident code) for the two types watched here.
+	s := &scope{namespace: ns}
 	// Pods are looked up by key only: no namespace index (a set entry per pod).
-	s.pods = f.InformerFor(&corev1.Pod{}, func(c kubernetes.Interface, resync time.Duration) cache.SharedIndexInformer {
-		return coreinformers.NewFilteredPodInformer(c, ns, resync, cache.Indexers{}, nil)
-	})
-	s.pvcs, s.pvcLister = pvcs.Informer(), pvcs.Lister()
+	s.pods = coreinformers.NewFilteredPodInformer(w.o.Client, ns, 0, cache.Indexers{}, nil)
+	s.pvcs = coreinformers.NewFilteredPersistentVolumeClaimInformer(w.o.Client, ns, 0, cache.Indexers{}, nil)
+	for _, inf := range []cache.SharedIndexInformer{s.pods, s.pvcs} {
+		if err := inf.SetTransform(Transform); err != nil {
+			return nil, fmt.Errorf("watchers: transform: %w", err)
+		}
+	}
+	s.pvcLister = listersv1.NewPersistentVolumeClaimLister(s.pvcs.GetIndexer())
 	eventIndexers := cache.Indexers{
 		indexInvolvedUID: func(obj any) ([]string, error) {
 			if e, ok := obj.(*corev1.Event); ok && e.InvolvedObject.UID != "" {
@@ -357,21 +358,17 @@ func (w *Watcher) enqueue(kind string, obj any, t bus.ObservationType) {
 func (w *Watcher) Run(ctx context.Context) error {
 	defer w.queue.ShutDown()
 	var synced []cache.InformerSynced
-	var events sync.WaitGroup
+	var informers sync.WaitGroup
 	ictx, stopInformers := context.WithCancel(ctx)
 	for _, s := range w.scopes {
-		s.factory.Start(ictx.Done())
-		for _, inf := range []cache.SharedIndexInformer{s.podEvents, s.pvcEvents} {
-			events.Go(func() { inf.RunWithContext(ictx) })
+		for _, inf := range []cache.SharedIndexInformer{s.pods, s.pvcs, s.podEvents, s.pvcEvents} {
+			informers.Go(func() { inf.RunWithContext(ictx) })
 		}
 		synced = append(synced, s.pods.HasSynced, s.pvcs.HasSynced, s.podEvents.HasSynced, s.pvcEvents.HasSynced)
 	}
 	defer func() {
 		stopInformers()
-		for _, s := range w.scopes {
-			s.factory.Shutdown()
-		}
-		events.Wait()
+		informers.Wait()
 	}()
 	w.o.Logger.Info("waiting for informer caches to sync")
 	if !cache.WaitForCacheSync(ctx.Done(), synced...) {
