@@ -73,6 +73,7 @@ fuzz:
 	$(GO) test ./rules -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./rules -run '^$$' -fuzz '^FuzzDecodePod$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./bus -run '^$$' -fuzz '^FuzzDecodeObservation$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./bus -run '^$$' -fuzz '^FuzzDecodeFrame$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./bus -run '^$$' -fuzz '^FuzzEnvelopeDecodeFastPath$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./bus -run '^$$' -fuzz '^FuzzEnvelopeEncodeFastPath$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./notifier/slack -run '^$$' -fuzz '^FuzzInteraction$$' -fuzztime $(FUZZTIME)

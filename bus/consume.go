@@ -179,6 +179,10 @@ func consumeBuffer(workers int) int {
 
 // handle runs h on one message and settles it: ack, nak with delay, or term.
 func (b *Bus) handle(ctx context.Context, log *zap.Logger, m jetstream.Msg, h Handler, k *keeper) {
+	if m.Headers().Get(HeaderFrame) != "" {
+		b.handleFrame(ctx, log, m, h, k)
+		return
+	}
 	o, err := DecodeObservation(m.Data())
 	if err != nil {
 		b.metrics.malformed()
@@ -224,6 +228,74 @@ func (b *Bus) handle(ctx context.Context, log *zap.Logger, m jetstream.Msg, h Ha
 	if settle != nil {
 		// The server redelivers after AckWait.
 		log.Warn("settling observation", zap.String("msgID", o.MsgID()), zap.Error(settle))
+	}
+}
+
+// handleFrame runs h on each observation of a frame, then acks the frame. An observation whose
+// handler fails and may succeed later is published again on its own (with its own message id,
+// retried and finally terminated like any single observation), so the others are not handled
+// twice; only when that publish fails is the whole frame naked (handlers are idempotent: a
+// finding is claimed once). Malformed members and permanent failures are terminated alone:
+// counted and logged.
+func (b *Bus) handleFrame(ctx context.Context, log *zap.Logger, m jetstream.Msg, h Handler, k *keeper) {
+	obs, errs, err := DecodeFrame(m.Data())
+	if err != nil {
+		b.metrics.malformed()
+		b.metrics.handled(OutcomeTerm)
+		log.Warn("terminating malformed frame", zap.String("subject", m.Subject()), zap.Error(err))
+		if err := m.TermWithReason(termReason(err)); err != nil {
+			log.Warn("term", zap.String("subject", m.Subject()), zap.Error(err))
+		}
+		return
+	}
+	k.start(m)
+	var retry []*Observation
+	for i, o := range obs {
+		if errs[i] != nil {
+			b.metrics.malformed()
+			b.metrics.handled(OutcomeTerm)
+			log.Warn("terminating malformed observation of a frame", zap.Int("member", i), zap.Error(errs[i]))
+			continue
+		}
+		switch err := runHandler(ctx, h, o); {
+		case err == nil:
+			b.metrics.handled(OutcomeAck)
+		case errors.Is(err, ErrPermanent):
+			b.metrics.handled(OutcomeTerm)
+			log.Warn("handler failed permanently; terminating observation", zap.String("msgID", o.MsgID()), zap.Error(err))
+		default:
+			b.metrics.handled(OutcomeNak)
+			log.Info("handler failed; retrying observation on its own", zap.String("msgID", o.MsgID()), zap.Error(err))
+			retry = append(retry, o)
+		}
+	}
+	for i, o := range retry {
+		if err := b.PublishObservation(ctx, o); err != nil {
+			k.done()
+			delivered := uint64(1)
+			if md, err := m.Metadata(); err == nil {
+				delivered = md.NumDelivered
+			}
+			var settle error
+			if delivered >= MaxDeliver {
+				log.Error("could not publish failed observations of a frame on their own; terminating the frame",
+					zap.Int("failed", len(retry)-i), zap.Uint64("delivered", delivered), zap.Error(err))
+				settle = m.TermWithReason(termReason(err))
+			} else {
+				delay := retryDelay(b.opts.RetryDelay, delivered)
+				log.Warn("could not publish a failed observation of a frame on its own; retrying the frame",
+					zap.Int("failed", len(retry)-i), zap.Duration("delay", delay), zap.Error(err))
+				settle = m.NakWithDelay(delay)
+			}
+			if settle != nil {
+				log.Warn("settling frame", zap.String("subject", m.Subject()), zap.Error(settle))
+			}
+			return
+		}
+	}
+	k.done()
+	if err := m.Ack(); err != nil {
+		log.Warn("settling frame", zap.String("subject", m.Subject()), zap.Error(err))
 	}
 }
 

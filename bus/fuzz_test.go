@@ -1,6 +1,7 @@
 package bus
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"testing"
@@ -38,6 +39,36 @@ func FuzzDecodeObservation(f *testing.F) {
 		}
 		if o2.MsgID() != o.MsgID() || o2.Subject() != o.Subject() {
 			t.Fatalf("round trip changed identity: %s %s vs %s %s", o.MsgID(), o.Subject(), o2.MsgID(), o2.Subject())
+		}
+	})
+}
+
+// FuzzDecodeFrame: whatever a frame holds, decoding never panics, a refused frame or member
+// is ErrMalformed, and there is one result per line.
+func FuzzDecodeFrame(f *testing.F) {
+	a, _ := podObs(1).Encode()
+	b, _ := podObs(2).Encode()
+	for _, seed := range [][]byte{
+		append(append(append([]byte{}, a...), '\n'), b...), a, []byte(""), []byte("\n"), []byte("{}\n{}"),
+		append(append([]byte{}, a...), "\nnot json"...),
+	} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		obs, errs, err := DecodeFrame(data)
+		if err != nil {
+			if !errors.Is(err, ErrMalformed) {
+				t.Fatalf("refusal is not ErrMalformed: %v", err)
+			}
+			return
+		}
+		if len(obs) != len(errs) || len(obs) != bytes.Count(data, []byte{'\n'})+1 {
+			t.Fatalf("%d observations, %d errors for %d lines", len(obs), len(errs), bytes.Count(data, []byte{'\n'})+1)
+		}
+		for i, err := range errs {
+			if (err == nil) == (obs[i] == nil) || (err != nil && !errors.Is(err, ErrMalformed)) {
+				t.Fatalf("member %d: %v, %v", i, obs[i], err)
+			}
 		}
 	})
 }

@@ -112,57 +112,94 @@ func (b *Bus) publish(ctx context.Context, m *nats.Msg, stream, msgID string) er
 	return nil
 }
 
-// PublishObservations publishes several observations at once, asynchronously, and waits for
-// every acknowledgement (or ctx): one round trip for the lot instead of one per observation.
-// It returns one error per observation, nil when it was stored or was a duplicate; each
-// observation is published as PublishObservation would.
+// PublishObservations publishes several observations at once and waits for every
+// acknowledgement (or ctx): they go out in frames (see HeaderFrame) of up to
+// MaxFrameObservations, asynchronously, one round trip for the lot. A lone observation goes out
+// as PublishObservation sends it. It returns one error per observation, nil when it was stored
+// or was a duplicate (also of another observation of obs); an observation that
+// PublishObservation would refuse is refused alone.
 func (b *Bus) PublishObservations(ctx context.Context, obs []*Observation) []error {
 	errs := make([]error, len(obs))
-	futures := make([]jetstream.PubAckFuture, len(obs))
+	msgs := make([]*nats.Msg, len(obs))
+	var frames []*frame
+	cur := &frame{}
+	seen := make(map[string]bool, len(obs))
 	for i, o := range obs {
-		m, msgID, err := prepareObservation(o)
-		if err == nil {
-			futures[i], err = b.js.PublishMsgAsync(m, jetstream.WithExpectStream(StreamObservations), jetstream.WithMsgID(msgID))
-			if err != nil {
-				err = fmt.Errorf("publish %s: %w", m.Subject, err)
-			}
-		}
+		m, id, err := prepareObservation(o)
 		if err != nil {
 			b.metrics.publishError()
 			errs[i] = err
+			continue
 		}
+		if seen[id] {
+			// JetStream would drop it as a duplicate on its own, but not inside a frame.
+			b.metrics.duplicate()
+			continue
+		}
+		seen[id] = true
+		msgs[i] = m
+		if !cur.fits(o, m.Data) {
+			frames = append(frames, cur)
+			cur = &frame{}
+		}
+		cur.add(i, o, m.Data)
 	}
-	for i, f := range futures {
-		if f == nil {
+	if len(cur.members) > 0 {
+		frames = append(frames, cur)
+	}
+
+	futures := make([]jetstream.PubAckFuture, len(frames))
+	for k, f := range frames {
+		var (
+			m  *nats.Msg
+			id string
+		)
+		if len(f.members) == 1 {
+			m, id = msgs[f.members[0]], f.ids[0]
+		} else {
+			m, id = f.msg()
+		}
+		fut, err := b.js.PublishMsgAsync(m, jetstream.WithExpectStream(StreamObservations), jetstream.WithMsgID(id))
+		if err != nil {
+			b.metrics.publishError()
+			f.fail(errs, fmt.Errorf("publish %s: %w", m.Subject, err))
+			continue
+		}
+		futures[k] = fut
+	}
+	for k, fut := range futures {
+		if fut == nil {
 			continue
 		}
 		select {
-		case ack := <-f.Ok():
+		case ack := <-fut.Ok():
 			if ack.Duplicate {
 				b.metrics.duplicate()
 			} else {
 				b.metrics.published()
 			}
-		case err := <-f.Err():
+		case err := <-fut.Err():
 			if duplicateInProcess(err) {
 				// Another replica's twin is being stored: publish again until it is settled.
-				errs[i] = b.publish(ctx, f.Msg(), StreamObservations, f.Msg().Header.Get(jetstream.MsgIDHeader))
+				if err := b.publish(ctx, fut.Msg(), StreamObservations, fut.Msg().Header.Get(jetstream.MsgIDHeader)); err != nil {
+					frames[k].fail(errs, err)
+				}
 				continue
 			}
 			b.metrics.publishError()
 			if errors.Is(err, jetstream.ErrNoStreamResponse) {
 				err = fmt.Errorf("no stream %s answered: %w", StreamObservations, err)
 			}
-			errs[i] = fmt.Errorf("publish %s: %w", f.Msg().Subject, err)
+			frames[k].fail(errs, fmt.Errorf("publish %s: %w", fut.Msg().Subject, err))
 		case <-ctx.Done():
-			errs[i] = ctx.Err()
+			frames[k].fail(errs, ctx.Err())
 		}
 	}
 	return errs
 }
 
-// ObservationBacklog is how many published observations the rules consumer has not acked yet
-// (pending plus in flight), over all replicas. Publishers of bulk work (resync passes) wait
+// ObservationBacklog is how many published messages (a frame counts once) the rules consumer
+// has not acked yet (pending plus in flight), over all replicas. Publishers of bulk work (resync passes) wait
 // while it is high, so that the stream does not hold thousands of messages (in the store's
 // memory cache, and ahead of the next real change in the work queue).
 func (b *Bus) ObservationBacklog(ctx context.Context) (int, error) {

@@ -205,7 +205,9 @@ func TestResyncPassesWaitForTheBacklog(t *testing.T) {
 		pods = append(pods, podgen.Stored("airflow", i, false))
 	}
 	rec := &backlogRecorder{}
-	rec.backlog.Store(maxBacklog + 2000) // drains below maxBacklog after 4 reads
+	// A batch publisher's messages are frames of resyncBatch observations: the pass waits until
+	// at most maxBacklog/resyncBatch are pending, after 6 reads.
+	rec.backlog.Store(maxBacklog + 2000)
 	w, err := New(Options{Client: fake.NewClientset(pods...), Publisher: rec, Logger: zaptest.NewLogger(t), Resync: time.Hour, Workers: 1})
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -217,5 +219,5 @@ func TestResyncPassesWaitForTheBacklog(t *testing.T) {
 		defer rec.mu.Unlock()
 		return len(rec.obs) == 300
 	}, 10*time.Second, 10*time.Millisecond)
-	require.GreaterOrEqual(t, rec.reads.Load(), int64(4), "the pass waited for the backlog to drain")
+	require.GreaterOrEqual(t, rec.reads.Load(), int64(6), "the pass waited for the backlog to drain")
 }

@@ -32,16 +32,17 @@ type Publisher interface {
 }
 
 // BatchPublisher is a Publisher that also publishes many observations in one round trip,
-// returning one error per observation (the bus does). Resync passes use it when available.
+// returning one error per observation (the bus does, in one message: a frame). Resync passes
+// use it when available.
 type BatchPublisher interface {
 	Publisher
 	PublishObservations(ctx context.Context, obs []*bus.Observation) []error
 }
 
-// Backlogger is a Publisher that tells how many published observations are not handled yet
-// (the bus). Resync passes wait while the backlog is above maxBacklog: a pass of 20,000 pods
-// published at full speed would otherwise sit in the stream, in memory and ahead of the next
-// real change.
+// Backlogger is a Publisher that tells how many published messages are not handled yet (the
+// bus). Resync passes wait while the backlog is above maxBacklog observations (counting a
+// message of a BatchPublisher as resyncBatch of them): a pass of 20,000 pods published at
+// full speed would otherwise sit in the stream, in memory and ahead of the next real change.
 type Backlogger interface {
 	ObservationBacklog(ctx context.Context) (int, error)
 }
@@ -494,9 +495,13 @@ func (w *Watcher) waitBacklog(ctx context.Context) {
 	if !ok {
 		return
 	}
+	limit := maxBacklog
+	if _, batches := w.o.Publisher.(BatchPublisher); batches {
+		limit = maxBacklog / resyncBatch
+	}
 	deadline := time.Now().Add(w.o.Resync)
 	for time.Now().Before(deadline) {
-		if n, err := b.ObservationBacklog(ctx); err != nil || n <= maxBacklog {
+		if n, err := b.ObservationBacklog(ctx); err != nil || n <= limit {
 			return
 		}
 		select {
