@@ -169,6 +169,7 @@ type options struct {
 	groupWindow     time.Duration
 	updateInterval  time.Duration
 	channelInterval time.Duration
+	paceFor         time.Duration
 	queueSize       int
 	retryAfter      time.Duration
 	backoffInitial  time.Duration
@@ -184,6 +185,7 @@ func defaultOptions() options {
 		groupWindow:     10 * time.Minute,
 		updateInterval:  5 * time.Second,
 		channelInterval: time.Second,
+		paceFor:         time.Minute,
 		queueSize:       5000,
 		retryAfter:      time.Second,
 		backoffInitial:  time.Second,
@@ -224,6 +226,14 @@ func WithGroupWindow(d time.Duration) Option { return func(o *options) { o.group
 // WithUpdateInterval sets the minimum time between two updates of a group's message, and
 // between two partial thread replies listing its members (default 5s).
 func WithUpdateInterval(d time.Duration) Option { return func(o *options) { o.updateInterval = d } }
+
+// WithPaceFor sets how long a channel stays paced and coalesced after Slack answered it 429
+// (default one minute); WithSteadyPacing paces and coalesces always, as if rate limited.
+func WithPaceFor(d time.Duration) Option { return func(o *options) { o.paceFor = max(d, 0) } }
+
+// WithSteadyPacing paces every channel (WithChannelInterval) and coalesces every group's
+// updates (WithUpdateInterval) from the start, not only after Slack's first 429.
+func WithSteadyPacing() Option { return func(o *options) { o.paceFor = -1 } }
 
 // WithChannelInterval sets the minimum time between two chat.postMessage/chat.update calls to
 // one channel (default 1s, Slack's limit); 0 leaves pacing to Slack's 429s.

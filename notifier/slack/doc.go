@@ -8,7 +8,8 @@
 // decided, when and what happened, and records the outcome in a thread reply.
 //
 // Delivery is asynchronous: Notify accepts a notice into a bounded queue and Run's per-channel
-// senders deliver it, pacing themselves to Slack's one message per second per channel,
+// senders deliver it: at once while Slack accepts every call, and, for a minute after Slack
+// answered a channel 429, paced to one message per second and coalescing group updates,
 // honouring 429 Retry-After (with a default when the header is missing) and retrying 5xx and
 // network errors with exponential backoff, so nothing accepted is dropped while Run runs and
 // nothing is posted twice.
@@ -30,11 +31,13 @@
 //     Airflow dag/task, else owner, else Spark app) and channel, for WithGroupWindow (default
 //     10m) after the group's first message. The message shows the first failure in full and
 //     the next 10 in a list; the rest go to thread replies (at most 200 per reply). Updates of
-//     a group message, and partial thread replies, come at most once per WithUpdateInterval
-//     (default 5s); a full reply goes at once.
+//     a group message, and partial thread replies, come at once while the channel is not
+//     rate limited, else at most once per WithUpdateInterval (default 5s); a full reply goes
+//     at once.
 //   - Proposals are never folded: each has its own buttons and its own decision.
-//   - Pacing: one chat.postMessage/chat.update per second per channel (WithChannelInterval).
-//     429 waits Retry-After, or WithRetryAfter (1s) doubling while the header stays missing;
+//   - Pacing: none until Slack answers a channel 429; then, for WithPaceFor (1m) after the
+//     last 429, one chat.postMessage/chat.update per second (WithChannelInterval) and group
+//     updates coalesced (WithSteadyPacing: always). 429 waits Retry-After, or WithRetryAfter (1s) doubling while the header stays missing;
 //     5xx, network errors and Slack errors a human must fix (not_in_channel, invalid_auth)
 //     back off 1s doubling to 1m; blocks Slack refuses fall back to the text; a message that
 //     is gone (deleted) is posted again.

@@ -20,6 +20,8 @@ type lane struct {
 	wake    chan struct{}
 	msgs    []*message
 	nextAt  time.Time // pacing, Retry-After and backoff
+	// paceUntil: after a 429 the lane paces and coalesces until then (see polite).
+	paceUntil time.Time
 	fails   int       // consecutive retryable failures
 	bare429 int       // consecutive 429s without Retry-After
 	started bool
@@ -274,14 +276,14 @@ func (n *Notifier) nextOpLocked(l *lane, now time.Time) (*op, time.Duration) {
 			continue
 		}
 		if m.posted < m.version {
-			due := m.lastUpdate.Add(n.o.updateInterval)
+			due := m.lastUpdate.Add(n.coalesce(l, now))
 			if !now.Before(due) {
 				return &op{kind: opUpdate, m: m, content: m.render(n.o.inlineMembers), version: m.version, channel: m.ref.Channel, ts: m.ref.TS}, 0
 			}
 			consider(due)
 		}
 		if over := len(m.members) - m.covered; over > 0 {
-			due := m.lastReply.Add(n.o.updateInterval)
+			due := m.lastReply.Add(n.coalesce(l, now))
 			if over >= n.o.threadChunk || !now.Before(due) {
 				upto := m.covered + min(over, n.o.threadChunk)
 				// Members are numbered among the others (the first is the message itself).
@@ -292,6 +294,23 @@ func (n *Notifier) nextOpLocked(l *lane, now time.Time) (*op, time.Duration) {
 		}
 	}
 	return wait()
+}
+
+// polite reports whether a lane paces its calls (WithChannelInterval) and coalesces group
+// updates (WithUpdateInterval): always with WithSteadyPacing, else for WithPaceFor after
+// Slack last answered it 429. Until Slack pushes back, calls go out as soon as the previous
+// one returned, so a failure is named in Slack within milliseconds; a storm meets its first
+// 429 within a call or two and is then folded into a few messages.
+func (n *Notifier) polite(l *lane, now time.Time) bool {
+	return n.o.paceFor < 0 || now.Before(l.paceUntil)
+}
+
+// coalesce is how long a group's updates and thread replies wait after the last one.
+func (n *Notifier) coalesce(l *lane, now time.Time) time.Duration {
+	if n.polite(l, now) {
+		return n.o.updateInterval
+	}
+	return 0
 }
 
 // execute makes an op's call and records its result.
@@ -351,7 +370,9 @@ func (n *Notifier) execute(ctx context.Context, l *lane, o *op) {
 		return
 	}
 	l.fails, l.bare429 = 0, 0
-	l.nextAt = now.Add(n.o.channelInterval)
+	if n.polite(l, now) {
+		l.nextAt = now.Add(n.o.channelInterval)
+	}
 	var store *MessageRef
 	switch o.kind {
 	case opPost:
@@ -428,6 +449,17 @@ func (n *Notifier) backoff(k int) time.Duration {
 	return min(d, n.o.backoffMax)
 }
 
+// paceLocked makes a rate-limited lane polite for WithPaceFor.
+func (n *Notifier) paceLocked(l *lane, now time.Time, log *zap.Logger) {
+	if n.o.paceFor < 0 {
+		return
+	}
+	if !now.Before(l.paceUntil) {
+		log.Info("slack: rate limited; pacing and coalescing this channel", zap.Duration("for", n.o.paceFor))
+	}
+	l.paceUntil = now.Add(n.o.paceFor)
+}
+
 // Slack errors that say the message (or its thread) is gone.
 var goneErrors = []string{"message_not_found", "cant_update_message", "edit_window_closed", "thread_not_found"}
 
@@ -447,11 +479,13 @@ func (n *Notifier) failedLocked(l *lane, o *op, err error, now time.Time) {
 	)
 	switch {
 	case errors.As(err, &rl):
+		n.paceLocked(l, now, log)
 		l.bare429 = 0
 		l.nextAt = now.Add(max(rl.RetryAfter, time.Second))
 		log.Debug("slack: rate limited", zap.Duration("retry_after", rl.RetryAfter))
 	case errors.As(err, &sc) && sc.Code == http.StatusTooManyRequests,
 		errors.As(err, &se) && se.Err == "ratelimited":
+		n.paceLocked(l, now, log)
 		l.bare429++
 		d := n.o.retryAfter
 		for i := 1; i < l.bare429 && d < n.o.backoffMax; i++ {

@@ -94,22 +94,27 @@ func okCalls(env *slackenv.Server, method string) []slackenv.Call {
 func TestStorm(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
-		paced  bool
+		paced  bool // from the start (WithSteadyPacing), else after the first 429 (the default)
 		outage bool
 		groups int // Airflow tasks the pods belong to
 	}{
 		{"paced", true, false, 1},
-		{"unpaced-429s", false, false, 1},
-		{"unpaced-429s-and-503s", false, true, 1},
+		{"adaptive", false, false, 1},
+		{"adaptive-unpaced-429s", false, false, 1},
+		{"adaptive-unpaced-429s-and-503s", false, true, 1},
 		// 25 different tasks: 25 messages to one channel at 1/s, so the limit bites.
 		{"25-tasks-paced", true, false, 25},
+		{"25-tasks-adaptive", false, false, 25},
 		{"25-tasks-unpaced-429s-and-503s", false, true, 25},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				env := slackenv.StartInMemory(t, slackenv.WithRateLimit(time.Second, 1), slackenv.WithoutRetryAfterEvery(3))
 				var opts []Option
-				if !tc.paced {
+				if tc.paced {
+					opts = append(opts, WithSteadyPacing())
+				}
+				if strings.Contains(tc.name, "unpaced") {
 					opts = append(opts, WithChannelInterval(0))
 				}
 				h := start(t, env, testConfig(env), opts...)
@@ -177,11 +182,17 @@ func TestStorm(t *testing.T) {
 				}
 				if tc.groups == 1 {
 					assert.LessOrEqual(t, len(posts), 6, "a handful of messages")
+					if !tc.outage {
+						assert.LessOrEqual(t, len(env.Calls()), 10, "chat calls in all, 429s included")
+						assert.Less(t, elapsed, 15*time.Second, "every pod in Slack")
+					}
 				}
 				assert.Equal(t, len(roots)+len(replies), len(posts), "no message posted twice")
 				assert.Zero(t, h.n.Pending())
 				if tc.paced {
 					assert.Zero(t, n429, "pacing keeps under the limit")
+				} else if !strings.Contains(tc.name, "unpaced") {
+					assert.Equal(t, 1, n429, "the first 429 makes the channel polite")
 				}
 				t.Logf("storm %s: %d pods in %v (fake clock): %d chat.postMessage (%d messages + %d thread replies), %d chat.update, %d 429s seen (%d without Retry-After), %d 5xx, %d calls in all",
 					tc.name, pods, elapsed.Round(time.Millisecond), len(posts), len(roots), len(replies), len(updates), n429, n429bare, n5xx, len(env.Calls()))
@@ -220,7 +231,7 @@ func histogramCount(t *testing.T, reg *prometheus.Registry, name string) uint64 
 func TestGroupUpdatesCoalesced(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		env := slackenv.StartInMemory(t)
-		h := start(t, env, testConfig(env), WithUpdateInterval(5*time.Second))
+		h := start(t, env, testConfig(env), WithUpdateInterval(5*time.Second), WithSteadyPacing())
 		for i := range 40 {
 			require.NoError(t, h.n.Notify(t.Context(), &finding.Notice{Type: finding.NoticeFinding, Finding: worker(i)}))
 			time.Sleep(500 * time.Millisecond)
@@ -235,6 +246,51 @@ func TestGroupUpdatesCoalesced(t *testing.T) {
 		require.Len(t, okCalls(env, "chat.postMessage"), 1+len(env.Replies(env.ChannelID("#oncall"), updates[0].TS)))
 		m, _ := env.Message(env.ChannelID("#oncall"), updates[0].TS)
 		assert.Contains(t, string(m.Blocks), "40×")
+	})
+}
+
+// TestAdaptivePacing: while Slack accepts every call, each failure of a group is in Slack at
+// once (an update of its message and a thread reply); after a 429 the channel is paced and its
+// group updates coalesced for WithPaceFor, then fast again.
+func TestAdaptivePacing(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		env := slackenv.StartInMemory(t)
+		h := start(t, env, testConfig(env), WithUpdateInterval(5*time.Second), WithPaceFor(time.Minute))
+		named := func(i int) bool {
+			for _, m := range env.Messages() {
+				if strings.Contains(string(m.Blocks), worker(i).Pod) {
+					return true
+				}
+			}
+			return false
+		}
+		for i := range 20 {
+			require.NoError(t, h.n.Notify(t.Context(), &finding.Notice{Type: finding.NoticeFinding, Finding: worker(i)}))
+			synctest.Wait()
+			require.True(t, named(i), "pod %d in Slack at once", i)
+			time.Sleep(100 * time.Millisecond)
+		}
+		calls := len(env.CallsTo("chat.postMessage")) + len(env.CallsTo("chat.update"))
+		assert.GreaterOrEqual(t, calls, 20, "a call per failure while unthrottled")
+
+		env.FailNextWith("chat.update", 1, "ratelimited")
+		for i := 20; i < 40; i++ {
+			require.NoError(t, h.n.Notify(t.Context(), &finding.Notice{Type: finding.NoticeFinding, Finding: worker(i)}))
+			time.Sleep(100 * time.Millisecond)
+		}
+		h.flush(t, time.Minute)
+		polite := len(env.CallsTo("chat.postMessage")) + len(env.CallsTo("chat.update")) - calls
+		assert.LessOrEqual(t, polite, 6, "20 more failures coalesced after the 429")
+		for i := range 40 {
+			assert.True(t, named(i), "pod %d", i)
+		}
+
+		time.Sleep(time.Minute)
+		calls = len(env.CallsTo("chat.postMessage")) + len(env.CallsTo("chat.update"))
+		require.NoError(t, h.n.Notify(t.Context(), &finding.Notice{Type: finding.NoticeFinding, Finding: worker(40)}))
+		synctest.Wait()
+		assert.True(t, named(40), "fast again a minute after the 429")
+		assert.Positive(t, len(env.CallsTo("chat.postMessage"))+len(env.CallsTo("chat.update"))-calls)
 	})
 }
 
