@@ -16,15 +16,15 @@ import (
 
 // lane is one channel's sender: its messages, and when Slack may next be called for it.
 type lane struct {
-	name    string
-	wake    chan struct{}
-	msgs    []*message
-	nextAt  time.Time // pacing, Retry-After and backoff
+	name   string
+	wake   chan struct{}
+	msgs   []*message
+	nextAt time.Time // pacing, Retry-After and backoff
 	// paceUntil: after a 429 the lane paces and coalesces until then (see polite).
 	paceUntil time.Time
-	fails   int       // consecutive retryable failures
-	bare429 int       // consecutive 429s without Retry-After
-	started bool
+	fails     int // consecutive retryable failures
+	bare429   int // consecutive 429s without Retry-After
+	started   bool
 }
 
 func (n *Notifier) laneLocked(channel string) *lane {
