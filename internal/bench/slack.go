@@ -105,6 +105,7 @@ func slackFigures(ctx context.Context, o Options, env *kubeenv.Env, client kuber
 	}
 	return &Latency{
 			Pods: lat.pods, P50ms: lat.chat.p(50), P99ms: lat.chat.p(99), Maxms: lat.chat.p(100),
+			P50AfterAnswerMs: lat.chatAfterAnswer.p(50), P99AfterAnswerMs: lat.chatAfterAnswer.p(99),
 			FirstMessageMs: lat.firstMessageMs, DetectP50ms: lat.detect.p(50), DetectP99ms: lat.detect.p(99),
 			WriteP99ms: lat.write.p(99), WritesSeconds: lat.writesSeconds,
 			AllRepresentedAfter: lat.allRepresented, ChatCalls: lat.chatCalls,
@@ -121,6 +122,7 @@ type burstResult struct {
 	// chat is, per pod, the time from its status write to the first chat call naming it;
 	// detect the time to its finding on the console.
 	chat, detect               millis
+	chatAfterAnswer            millis // from the write's answer to the first chat call (>= 0)
 	write                      millis  // each status write, sent to answered
 	writesSeconds              float64 // from the first write sent to the last answered
 	firstMessageMs             float64 // from the first status write to the first chat call
@@ -268,6 +270,7 @@ func burst(ctx context.Context, client kubernetes.Interface, d *Daemon, out *sta
 	for i := range n {
 		if !chatAt[i].IsZero() {
 			r.chat = append(r.chat, ms(chatAt[i].Sub(sent[i])))
+			r.chatAfterAnswer = append(r.chatAfterAnswer, max(0, ms(chatAt[i].Sub(acked[i]))))
 			if chatAt[i].After(last) {
 				last = chatAt[i]
 			}
