@@ -43,7 +43,17 @@ func newCheckCmd() *cobra.Command {
 					enabled++
 				}
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s: ok (%d rules, %d enabled)\n", config, len(cfg.Rules), enabled)
+			msg := fmt.Sprintf("%s: ok (%d rules, %d enabled", config, len(cfg.Rules), enabled)
+			if len(cfg.Schedules) > 0 {
+				on := 0
+				for _, s := range cfg.Schedules {
+					if !s.Disabled {
+						on++
+					}
+				}
+				msg += fmt.Sprintf("; %d schedules, %d enabled", len(cfg.Schedules), on)
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), msg+")")
 			return nil
 		},
 	}
