@@ -62,7 +62,8 @@ func (r *refusals) add(f *finding.Finding, action finding.ActionType, err error,
 
 // flush reports the groups that are due (all of them with force), each when it wins its
 // window's claim.
-func (r *refusals) flush(ctx context.Context, now time.Time, force bool, claim Claimer, notify func(context.Context, *finding.Notice) error, log *zap.Logger) {
+func (r *refusals) flush(ctx context.Context, now time.Time, force bool, claim Claimer,
+	notify func(context.Context, *finding.Notice, *RefusalRecord) error, log *zap.Logger) {
 	r.mu.Lock()
 	var due []refusalKey
 	for k, g := range r.groups {
@@ -102,7 +103,8 @@ func (r *refusals) flush(ctx context.Context, now time.Time, force bool, claim C
 				k.rule, g.count, g.action, g.first.UTC().Format("15:04:05Z"), g.message, g.sample.Target())},
 			Count: g.count,
 		}
-		if err := notify(ctx, n); err != nil {
+		rec := &RefusalRecord{Rule: k.rule, Reason: k.reason, Action: g.action, Count: g.count, First: g.first, Last: g.last, Message: g.message}
+		if err := notify(ctx, n, rec); err != nil {
 			log.Warn("refusal notice not delivered; retrying", zap.String("rule", k.rule), zap.String("reason", string(k.reason)), zap.Error(err))
 			_ = claim.Release(context.WithoutCancel(ctx), key)
 			r.mu.Lock()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -60,6 +61,10 @@ type ServiceOptions struct {
 	// "<proposal id>/<state>" (podmedic.audit.<cluster>.proposal).
 	Audit        AuditPublisher
 	AuditSubject string
+	// RefusalSubject (podmedic.audit.<cluster>.refusal) records each refusal notice as a
+	// RefusalRecord, with Nats-Msg-Id "refusal/<rule>/<reason>/<first refusal>"; empty: not
+	// recorded.
+	RefusalSubject string
 	// Events records PodmedicProposed, PodmedicApproved, ... on the targets.
 	Events events.EventRecorder
 	// TTL of a proposal without a decision; default 30m.
@@ -539,13 +544,13 @@ func (s *Service) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-			s.refusals.flush(fctx, s.now(), true, s.o.Claimer, s.notify, s.log)
+			s.refusals.flush(fctx, s.now(), true, s.o.Claimer, s.notifyRefusal, s.log)
 			cancel()
 			return nil
 		case <-maint.C:
 			s.Maintain(ctx)
 		case <-flush.C:
-			s.refusals.flush(ctx, s.now(), false, s.o.Claimer, s.notify, s.log)
+			s.refusals.flush(ctx, s.now(), false, s.o.Claimer, s.notifyRefusal, s.log)
 		}
 	}
 }
@@ -553,7 +558,37 @@ func (s *Service) Run(ctx context.Context) error {
 // FlushRefusals sends every pending refusal notice whose window allows it now (tests, and
 // shutdown).
 func (s *Service) FlushRefusals(ctx context.Context) {
-	s.refusals.flush(ctx, s.now(), true, s.o.Claimer, s.notify, s.log)
+	s.refusals.flush(ctx, s.now(), true, s.o.Claimer, s.notifyRefusal, s.log)
+}
+
+// RefusalRecord is the audit record of one refusal notice: Count actions of Rule refused for
+// Reason between First and Last (the digest counts them).
+type RefusalRecord struct {
+	Rule    string             `json:"rule"`
+	Reason  Reason             `json:"reason"`
+	Action  finding.ActionType `json:"action"`
+	Count   int                `json:"count"`
+	First   time.Time          `json:"first"`
+	Last    time.Time          `json:"last"`
+	Message string             `json:"message"`
+}
+
+// notifyRefusal notifies a refusal notice, then records it on the audit stream (a record that
+// cannot be published is counted and logged: the notice went out).
+func (s *Service) notifyRefusal(ctx context.Context, n *finding.Notice, rec *RefusalRecord) error {
+	if err := s.notify(ctx, n); err != nil {
+		return err
+	}
+	if s.o.Audit == nil || s.o.RefusalSubject == "" {
+		return nil
+	}
+	id := "refusal/" + tokenKey(rec.Rule) + "/" + tokenKey(string(rec.Reason)) + "/" + strconv.FormatInt(rec.First.UnixNano(), 10)
+	if err := s.o.Audit.PublishJSON(ctx, s.o.RefusalSubject, id, rec); err != nil {
+		s.o.Metrics.error("audit")
+		s.log.Error("audit record of a refusal notice not published", zap.String("rule", rec.Rule),
+			zap.String("reason", string(rec.Reason)), zap.Int("count", rec.Count), zap.Error(err))
+	}
+	return nil
 }
 
 // Maintain runs one round of the maintenance loop.

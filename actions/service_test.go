@@ -73,7 +73,7 @@ func newServiceEnv(t *testing.T, cfg serviceConfig) *serviceEnv {
 	require.NoError(t, err)
 	e.svc, err = NewService(ServiceOptions{
 		Guard: g, Client: e.client, Store: KVProposalStore{KV: e.kv}, Claimer: e.claims, Notifier: e.notices,
-		Audit: e.audit, AuditSubject: "podmedic.audit.test.proposal", Events: e.events, Now: e.clock.now,
+		Audit: e.audit, AuditSubject: "podmedic.audit.test.proposal", RefusalSubject: "podmedic.audit.test.refusal", Events: e.events, Now: e.clock.now,
 		Metrics: metrics, Logger: log,
 	})
 	require.NoError(t, err)
@@ -382,13 +382,22 @@ func TestServiceRefusalsReportedOnce(t *testing.T) {
 	require.Empty(t, e.notices.ofType(finding.NoticeRefusal), "refusals wait for the storm to end")
 
 	e.clock.advance(DefaultRefusalQuiet)
-	e.svc.refusals.flush(ctx, e.clock.now(), false, e.claims, e.svc.notify, e.svc.log)
+	e.svc.refusals.flush(ctx, e.clock.now(), false, e.claims, e.svc.notifyRefusal, e.svc.log)
 	rs := e.notices.ofType(finding.NoticeRefusal)
 	require.Len(t, rs, 1)
 	require.Equal(t, 7, rs[0].Count)
 	require.Equal(t, finding.ResultRefused, rs[0].Outcome.Result)
 	require.Contains(t, rs[0].Outcome.Message, "rule init-stuck: 7 delete-pod action(s) refused since 02:00:00Z: budget exhausted: 3 actions of rule init-stuck in the last 1h0m0s")
 	require.Equal(t, 7.0, testutil.ToFloat64(e.svc.o.Metrics.refusals.WithLabelValues("delete-pod", "budget")))
+	// The notice is on the audit stream too, for the digest.
+	var recs []string
+	for _, id := range e.audit.all() {
+		if len(id) > 8 && id[:8] == "refusal/" {
+			recs = append(recs, id)
+		}
+	}
+	require.Len(t, recs, 1)
+	require.Regexp(t, `^refusal/init-stuck/budget/\d+$`, recs[0])
 
 	// More refusals in the same window are counted, and reported once the window is over.
 	for i := 10; i < 12; i++ {

@@ -20,6 +20,7 @@ import (
 	"github.com/podmedic/podmedic/finding"
 	"github.com/podmedic/podmedic/notifier"
 	"github.com/podmedic/podmedic/rules"
+	"github.com/podmedic/podmedic/schedule"
 )
 
 // ActionsOptions tune the actions stage; zero values take the defaults of actions.Service.
@@ -107,7 +108,8 @@ func newActions(ctx context.Context, o ActionsOptions, cfg *rules.Config, client
 	}
 	svc, err := actions.NewService(actions.ServiceOptions{
 		Guard: guard, Client: client, Store: actions.KVProposalStore{KV: kv}, Claimer: b, Notifier: n,
-		Audit: b, AuditSubject: bus.SubjectAudit + "." + bus.Token(cfg.Cluster) + ".proposal", Events: recorder,
+		Audit: b, AuditSubject: bus.SubjectAudit + "." + bus.Token(cfg.Cluster) + "." + schedule.RecordProposal,
+		RefusalSubject: bus.SubjectAudit + "." + bus.Token(cfg.Cluster) + "." + schedule.RecordRefusal, Events: recorder,
 		TTL: cfg.Proposals.TTL.Duration, Interval: o.Interval, RefusalQuiet: o.RefusalQuiet, RefusalWindow: o.RefusalWindow,
 		Now: p.now, Metrics: metrics, Logger: log,
 	})

@@ -197,7 +197,8 @@ func (a auditReader) Records(ctx context.Context, cluster string, since time.Tim
 	}
 }
 
-// record parses podmedic.findings.<cluster>.<kind> and podmedic.audit.<cluster>.<proposal|schedule>.
+// record parses podmedic.findings.<cluster>.<kind> and
+// podmedic.audit.<cluster>.<proposal|schedule|refusal>.
 func record(subject string, at time.Time, data []byte) (schedule.Record, bool) {
 	parts := strings.Split(subject, ".")
 	if len(parts) != 4 {
@@ -207,7 +208,7 @@ func record(subject string, at time.Time, data []byte) (schedule.Record, bool) {
 	switch {
 	case parts[0]+"."+parts[1] == bus.SubjectFindings:
 		r.Type = schedule.RecordFinding
-	case parts[3] == schedule.RecordProposal || parts[3] == schedule.RecordSchedule:
+	case parts[3] == schedule.RecordProposal || parts[3] == schedule.RecordSchedule || parts[3] == schedule.RecordRefusal:
 		r.Type = parts[3]
 	default:
 		return schedule.Record{}, false

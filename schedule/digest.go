@@ -8,15 +8,17 @@ import (
 	"strings"
 	"time"
 
+	"github.com/podmedic/podmedic/actions"
 	"github.com/podmedic/podmedic/finding"
 )
 
 // Record is one message of the audit stream (PODMEDIC_AUDIT): a finding
-// (podmedic.findings.<cluster>.<kind>), a proposal transition (podmedic.audit.<cluster>.proposal)
-// or a scheduled run (podmedic.audit.<cluster>.schedule).
+// (podmedic.findings.<cluster>.<kind>), a proposal transition (podmedic.audit.<cluster>.proposal),
+// a scheduled run (podmedic.audit.<cluster>.schedule) or a refusal notice of the actions stage
+// (podmedic.audit.<cluster>.refusal).
 type Record struct {
 	Cluster string
-	// Type is RecordFinding, RecordProposal or RecordSchedule.
+	// Type is RecordFinding, RecordProposal, RecordSchedule or RecordRefusal.
 	Type string
 	// Time is when the stream stored it.
 	Time time.Time
@@ -28,6 +30,7 @@ const (
 	RecordFinding  = "finding"
 	RecordProposal = "proposal"
 	RecordSchedule = "schedule"
+	RecordRefusal  = "refusal"
 )
 
 // AuditSource reads the audit stream: every record of a cluster ("" for all) stored at or
@@ -180,6 +183,15 @@ func BuildDigest(cluster string, since, until time.Time, records []Record, propo
 			if cur, ok := latest[p.ID]; !ok || rankState(p.State) >= rankState(cur.State) {
 				latest[p.ID] = p
 			}
+		case RecordRefusal:
+			// Refused rule actions (auto mode, or proposals refused before they were made),
+			// counted once per notice.
+			var rec actions.RefusalRecord
+			if json.Unmarshal(r.Data, &rec) != nil || rec.Count <= 0 {
+				continue
+			}
+			d.Actions.Refused += rec.Count
+			refusedBy[string(rec.Reason)] += rec.Count
 		case RecordSchedule:
 			var rep Report
 			if json.Unmarshal(r.Data, &rep) != nil || rep.Type != JobSweepType {

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/podmedic/podmedic/actions"
 	"github.com/podmedic/podmedic/finding"
 )
 
@@ -65,6 +66,9 @@ func night(t *testing.T) []Record {
 		Refused: map[string]int{"owner-policy": 2}})
 	add(RecordSchedule, Report{Job: "sweep-evicted", Type: JobSweepType, Mode: finding.ModeAuto, Acted: 10, Remaining: 10})
 	add(RecordSchedule, Report{Job: "daily-digest", Type: JobDigestType})
+	// A storm of stuck pods against a rule's budget: 45 auto-mode deletions refused, one notice.
+	add(RecordRefusal, actions.RefusalRecord{Rule: "init-stuck", Reason: actions.ReasonBudget, Action: finding.ActionDeletePod,
+		Count: 45, First: at, Last: at.Add(time.Minute), Message: "budget exhausted: 5 actions of rule init-stuck in the last 10m0s"})
 	// Before the window: not counted.
 	old := out[0]
 	old.Time = t0.Add(-25 * time.Hour)
@@ -94,9 +98,9 @@ func TestBuildDigest(t *testing.T) {
 		{DagID: "etl_daily", TaskID: "load", Count: 5, Kinds: []NameCount{{"OOMKilled", 4}, {"TaskFailed", 1}}, Runs: 4},
 		{DagID: "etl_hourly", TaskID: "extract", Count: 1, Kinds: []NameCount{{"SIGKILL", 1}}, Runs: 1},
 	}, d.TopTasks)
-	assert.Equal(t, ActionCounts{Taken: 2, Failed: 1, Refused: 3, Denied: 1,
+	assert.Equal(t, ActionCounts{Taken: 2, Failed: 1, Refused: 48, Denied: 1,
 		ByType:    []TypeCount{{Type: finding.ActionDeletePod, Taken: 2, Auto: 1}, {Type: finding.ActionProposeMemoryLimit, Failed: 1}},
-		RefusedBy: []NameCount{{"owner-policy", 2}, {"cooldown", 1}}}, d.Actions)
+		RefusedBy: []NameCount{{"budget", 45}, {"owner-policy", 2}, {"cooldown", 1}}}, d.Actions)
 	require.Len(t, d.Pending, 1)
 	assert.Equal(t, "ggggggggggggg", d.Pending[0].ID)
 	require.Len(t, d.Expired, 1)
