@@ -108,8 +108,8 @@ func TestFrameMemberFailures(t *testing.T) {
 		require.NoError(t, err)
 		f.add(i, o, env)
 	}
-	f.data = append(f.data, []byte("\n{\"v\":1,\"kind\":\"Pod\"}")...) // a malformed member
 	m, id := f.msg()
+	m.Data = append(m.Data, []byte("\n{\"v\":1,\"kind\":\"Pod\"}")...) // a malformed member
 	_, err := b.JetStream().PublishMsg(ctx, m, jetstream.WithMsgID(id))
 	require.NoError(t, err)
 

@@ -30,7 +30,8 @@ const (
 // frame is a frame being built: its members' envelopes and message ids.
 type frame struct {
 	cluster string
-	data    []byte
+	envs    [][]byte
+	size    int // of the frame's data
 	ids     []string
 	members []int // the index of each member in the caller's slice
 }
@@ -39,17 +40,18 @@ func (f *frame) add(i int, o *Observation, env []byte) {
 	if f.cluster == "" {
 		f.cluster = o.Cluster
 	}
-	if len(f.data) > 0 {
-		f.data = append(f.data, '\n')
+	if len(f.envs) > 0 {
+		f.size++
 	}
-	f.data = append(f.data, env...)
+	f.envs = append(f.envs, env)
+	f.size += len(env)
 	f.ids = append(f.ids, o.MsgID())
 	f.members = append(f.members, i)
 }
 
 func (f *frame) fits(o *Observation, env []byte) bool {
 	return len(f.members) == 0 ||
-		(len(f.members) < MaxFrameObservations && len(f.data)+1+len(env) <= MaxFrameBytes && o.Cluster == f.cluster)
+		(len(f.members) < MaxFrameObservations && f.size+1+len(env) <= MaxFrameBytes && o.Cluster == f.cluster)
 }
 
 // msg is the frame's message and its Nats-Msg-Id.
@@ -59,7 +61,14 @@ func (f *frame) msg() (*nats.Msg, string) {
 		h.Write([]byte(id))
 		h.Write([]byte{'\n'})
 	}
-	m := &nats.Msg{Subject: SubjectObservations + "." + Token(f.cluster) + ".frame", Data: f.data, Header: nats.Header{}}
+	data := make([]byte, 0, f.size)
+	for i, env := range f.envs {
+		if i > 0 {
+			data = append(data, '\n')
+		}
+		data = append(data, env...)
+	}
+	m := &nats.Msg{Subject: SubjectObservations + "." + Token(f.cluster) + ".frame", Data: data, Header: nats.Header{}}
 	m.Header.Set(HeaderFrame, strconv.Itoa(len(f.ids)))
 	return m, f.cluster + "/frame/" + hex.EncodeToString(h.Sum(nil)[:16])
 }
