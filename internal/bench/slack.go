@@ -122,7 +122,7 @@ type burstResult struct {
 	// chat is, per pod, the time from its status write to the first chat call naming it;
 	// detect the time to its finding on the console.
 	chat, detect               millis
-	chatAfterAnswer            millis // from the write's answer to the first chat call (>= 0)
+	chatAfterAnswer            millis  // from the write's answer to the first chat call (>= 0)
 	write                      millis  // each status write, sent to answered
 	writesSeconds              float64 // from the first write sent to the last answered
 	firstMessageMs             float64 // from the first status write to the first chat call
