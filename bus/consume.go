@@ -185,19 +185,11 @@ func (b *Bus) handle(ctx context.Context, log *zap.Logger, m jetstream.Msg, h Ha
 	}
 	o, err := DecodeObservation(m.Data())
 	if err != nil {
-		b.metrics.malformed()
-		b.metrics.handled(OutcomeTerm)
-		log.Warn("terminating malformed observation", zap.String("subject", m.Subject()), zap.Error(err))
-		if err := m.TermWithReason(termReason(err)); err != nil {
-			log.Warn("term", zap.String("subject", m.Subject()), zap.Error(err))
-		}
+		b.termMalformed(log, m, "observation", err)
 		return
 	}
 
-	delivered := uint64(1)
-	if md, err := m.Metadata(); err == nil {
-		delivered = md.NumDelivered
-	}
+	delivered := deliveries(m)
 
 	k.start(m)
 	err = runHandler(ctx, h, o)
@@ -240,12 +232,7 @@ func (b *Bus) handle(ctx context.Context, log *zap.Logger, m jetstream.Msg, h Ha
 func (b *Bus) handleFrame(ctx context.Context, log *zap.Logger, m jetstream.Msg, h Handler, k *keeper) {
 	obs, errs, err := DecodeFrame(m.Data())
 	if err != nil {
-		b.metrics.malformed()
-		b.metrics.handled(OutcomeTerm)
-		log.Warn("terminating malformed frame", zap.String("subject", m.Subject()), zap.Error(err))
-		if err := m.TermWithReason(termReason(err)); err != nil {
-			log.Warn("term", zap.String("subject", m.Subject()), zap.Error(err))
-		}
+		b.termMalformed(log, m, "frame", err)
 		return
 	}
 	k.start(m)
@@ -272,10 +259,7 @@ func (b *Bus) handleFrame(ctx context.Context, log *zap.Logger, m jetstream.Msg,
 	for i, o := range retry {
 		if err := b.PublishObservation(ctx, o); err != nil {
 			k.done()
-			delivered := uint64(1)
-			if md, err := m.Metadata(); err == nil {
-				delivered = md.NumDelivered
-			}
+			delivered := deliveries(m)
 			var settle error
 			if delivered >= MaxDeliver {
 				log.Error("could not publish failed observations of a frame on their own; terminating the frame",
@@ -297,6 +281,25 @@ func (b *Bus) handleFrame(ctx context.Context, log *zap.Logger, m jetstream.Msg,
 	if err := m.Ack(); err != nil {
 		log.Warn("settling frame", zap.String("subject", m.Subject()), zap.Error(err))
 	}
+}
+
+// termMalformed terminates a message that cannot be decoded (what: observation or frame):
+// counted, logged, never retried.
+func (b *Bus) termMalformed(log *zap.Logger, m jetstream.Msg, what string, err error) {
+	b.metrics.malformed()
+	b.metrics.handled(OutcomeTerm)
+	log.Warn("terminating malformed "+what, zap.String("subject", m.Subject()), zap.Error(err))
+	if err := m.TermWithReason(termReason(err)); err != nil {
+		log.Warn("term", zap.String("subject", m.Subject()), zap.Error(err))
+	}
+}
+
+// deliveries is how many times the server has delivered m (1 when it cannot tell).
+func deliveries(m jetstream.Msg) uint64 {
+	if md, err := m.Metadata(); err == nil {
+		return md.NumDelivered
+	}
+	return 1
 }
 
 // runHandler calls h, turning a panic into a (retryable) error.
