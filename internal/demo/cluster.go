@@ -10,10 +10,25 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/podmedic/podmedic/internal/memapi"
 )
 
-// apply plays one step against the cluster: objects are created as the API server stores them
-// (creation time = the step's time), then pod statuses are written as a kubelet writes them.
+// newCluster returns the simulated cluster: an in-memory Kubernetes API on the night's clock
+// (objects created without a creationTimestamp get the step's time), and client-go's real
+// clientset talking to it without a network.
+func newCluster(now func() time.Time) (*memapi.Server, kubernetes.Interface, error) {
+	api := memapi.New(memapi.Options{Now: now})
+	client, err := api.Clientset("http://podmedic-demo.invalid")
+	if err != nil {
+		return nil, nil, err
+	}
+	return api, client, nil
+}
+
+// apply plays one step against the cluster: objects are created (the API server sets the
+// status of a new pod or claim, Pending), the statuses the scenario gives them are written as
+// the kubelet and the volume controller write them, then the step's pod statuses.
 func apply(ctx context.Context, c kubernetes.Interface, st Step) (pods []string, err error) {
 	for i, raw := range st.Create {
 		var head metav1.TypeMeta
@@ -26,9 +41,7 @@ func apply(ctx context.Context, c kubernetes.Interface, st Step) (pods []string,
 			if err := strictJSON(raw, &p); err != nil {
 				return nil, fmt.Errorf("create[%d]: %w", i, err)
 			}
-			stamp(&p.ObjectMeta, st.Time())
 			status := p.Status
-			p.Status = corev1.PodStatus{Phase: corev1.PodPending}
 			created, err := c.CoreV1().Pods(p.Namespace).Create(ctx, &p, metav1.CreateOptions{})
 			if err != nil {
 				return nil, fmt.Errorf("create pod %s/%s: %w", p.Namespace, p.Name, err)
@@ -45,16 +58,22 @@ func apply(ctx context.Context, c kubernetes.Interface, st Step) (pods []string,
 			if err := strictJSON(raw, &pvc); err != nil {
 				return nil, fmt.Errorf("create[%d]: %w", i, err)
 			}
-			stamp(&pvc.ObjectMeta, st.Time())
-			if _, err := c.CoreV1().PersistentVolumeClaims(pvc.Namespace).Create(ctx, &pvc, metav1.CreateOptions{}); err != nil {
+			status := pvc.Status
+			created, err := c.CoreV1().PersistentVolumeClaims(pvc.Namespace).Create(ctx, &pvc, metav1.CreateOptions{})
+			if err != nil {
 				return nil, fmt.Errorf("create pvc %s/%s: %w", pvc.Namespace, pvc.Name, err)
+			}
+			if status.Phase != "" {
+				created.Status = status
+				if _, err := c.CoreV1().PersistentVolumeClaims(pvc.Namespace).UpdateStatus(ctx, created, metav1.UpdateOptions{}); err != nil {
+					return nil, fmt.Errorf("status of pvc %s/%s: %w", pvc.Namespace, pvc.Name, err)
+				}
 			}
 		case "Event":
 			var e corev1.Event
 			if err := strictJSON(raw, &e); err != nil {
 				return nil, fmt.Errorf("create[%d]: %w", i, err)
 			}
-			stamp(&e.ObjectMeta, st.Time())
 			if _, err := c.CoreV1().Events(e.Namespace).Create(ctx, &e, metav1.CreateOptions{}); err != nil {
 				return nil, fmt.Errorf("create event %s/%s: %w", e.Namespace, e.Name, err)
 			}
@@ -74,12 +93,6 @@ func apply(ctx context.Context, c kubernetes.Interface, st Step) (pods []string,
 		}
 	}
 	return pods, nil
-}
-
-func stamp(m *metav1.ObjectMeta, t time.Time) {
-	if m.CreationTimestamp.IsZero() {
-		m.CreationTimestamp = metav1.Time{Time: t}
-	}
 }
 
 func strictJSON(raw []byte, v any) error {

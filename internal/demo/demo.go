@@ -120,8 +120,10 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		plural(len(o.Config.Rules), "rule"), o.ConfigName)
 	fmt.Fprintf(out, "Nothing here touches a real cluster.\n")
 
-	client := newCluster()
-	logs := map[string]string{} // namespace/pod/container -> the log the scenario gives it
+	cluster, client, err := newCluster(clk.now)
+	if err != nil {
+		return nil, err
+	}
 	airflow, err := startAirflow(func(dag, run string, tasks []string) {
 		printf("       Airflow (simulated): cleared %s.%s in run %s; the scheduler will run it again\n", dag, taskList(tasks), run)
 	})
@@ -144,15 +146,6 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			// The night plays on a simulated clock; cron schedules run on the real one.
 			Schedule: app.ScheduleOptions{Disabled: true},
 			Ready:    func(h *app.Handle) { ready <- h },
-			Logs: func(_ context.Context, ns, pod, container string, _, _ int64) ([]byte, error) {
-				mu.Lock()
-				defer mu.Unlock()
-				l, ok := logs[ns+"/"+pod+"/"+container]
-				if !ok {
-					return nil, fmt.Errorf("no log for %s/%s/%s", ns, pod, container)
-				}
-				return []byte(l), nil
-			},
 		})
 	}()
 	var h *app.Handle
@@ -167,13 +160,12 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	for _, st := range sc.Steps {
 		clk.set(st.Time())
 		printf("\n%s  %s\n", hhmm(st.Time()), st.Say)
-		mu.Lock()
 		for _, w := range st.Status {
+			ns, pod, _ := strings.Cut(w.Pod, "/")
 			for container, l := range w.Logs {
-				logs[w.Pod+"/"+container] = l
+				cluster.SetLog(ns, pod, container, l) // served by the log API, as the kubelet would
 			}
 		}
-		mu.Unlock()
 		pods, err := apply(ctx, client, st)
 		if err != nil {
 			stop()

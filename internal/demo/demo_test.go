@@ -126,6 +126,21 @@ func TestDemoInboxApproval(t *testing.T) {
 		return strings.Contains(out.String(), "Airflow (simulated): cleared etl_daily.publish in run scheduled__2026-11-20T00:00:00+00:00")
 	}, 30*time.Second, 50*time.Millisecond, out.String())
 	require.Contains(t, httpGet(t, "http://"+addr+"/"), "Pending (2)")
+
+	// Approving the stuck driver's deletion deletes it through the API, with its uid and
+	// resourceVersion as preconditions.
+	var deleteID string
+	for _, c := range cards {
+		if strings.Contains(c[0], "delete-pod") {
+			deleteID = c[1]
+		}
+	}
+	require.NotEmpty(t, deleteID)
+	resp, err = http.PostForm("http://"+addr+"/proposals/"+deleteID+"/approve", url.Values{"token": {token}})
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Eventually(t, func() bool { return strings.Contains(out.String(), "pod spark/nightly-agg-driver deleted") },
+		30*time.Second, 50*time.Millisecond, out.String())
 	cancel()
 	require.NoError(t, <-done)
 }

@@ -1,4 +1,5 @@
 // Package demo plays a scripted night of Airflow/Spark incidents against a simulated cluster
-// (client-go's fake clientset) while podmedic's real pipeline — informers, embedded NATS,
-// rules engine, notifier — watches it. It backs `podmedic demo`.
+// (an in-memory Kubernetes API, internal/memapi, reached by client-go's real clientset without a
+// network) while podmedic's real pipeline — informers, embedded NATS, rules engine, notifier,
+// the log API for failed tasks — watches it. It backs `podmedic demo`.
 package demo
