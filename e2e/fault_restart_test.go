@@ -21,8 +21,8 @@ import (
 
 // TestFaultKilledWithPendingProposals: podmedic (embedded NATS in its data dir, Slack over
 // Socket Mode against a Slack-compatible server) proposes to delete 100 stuck Spark drivers and
-// is killed with SIGKILL while Slack is still being told about them (one message a second per
-// channel). Restarted on the same data dir, it shows every one of the 100 proposals in Slack
+// is killed with SIGKILL while Slack is still being told about them (Slack allows one message a
+// second per channel, and podmedic paces itself after the first 429). Restarted on the same data dir, it shows every one of the 100 proposals in Slack
 // once; an approver clicks Approve on each (and a second approver clicks again): each pod is
 // deleted exactly once.
 func TestFaultKilledWithPendingProposals(t *testing.T) {
@@ -30,7 +30,7 @@ func TestFaultKilledWithPendingProposals(t *testing.T) {
 	begin := time.Now()
 	env := cluster(t)
 	const bot, app = "xoxb-fault-bot-token-51c2", "xapp-1-fault-app-token-77d0"
-	sl := slackenv.Start(t, slackenv.WithBotToken(bot), slackenv.WithAppToken(app))
+	sl := slackenv.Start(t, slackenv.WithBotToken(bot), slackenv.WithAppToken(app), slackenv.WithRateLimit(time.Second, 1))
 	ns := actionNamespace(t, env, "fault-kill")
 	cfg := writeRules(t, ns, `version: 1
 cluster: e2e
