@@ -25,7 +25,7 @@ func run() int {
 	flag.StringVar(&o.Bin, "podmedic", "", "the podmedic binary to measure (required)")
 	flag.StringVar(&o.BinDir, "testbins", "", "directory of kube-apiserver and etcd (default: .cache/bin)")
 	flag.IntVar(&o.Pods, "pods", 20000, "Airflow worker pods in the cluster")
-	flag.IntVar(&o.Observations, "observations", 50000, "observations through the bus for the throughput figure")
+	flag.IntVar(&o.Observations, "observations", 200000, "observations through the bus for the throughput figure")
 	flag.IntVar(&o.Publishers, "publishers", 8, "publishing goroutines of the throughput figure")
 	flag.IntVar(&o.Workers, "workers", 4, "rule handler workers of the throughput figure")
 	flag.IntVar(&o.Storm, "storm", 500, "pods OOM-killed at once for the latency and storm figures")
