@@ -678,6 +678,23 @@ func conflict(t target, err error) error {
 	return apierrors.NewConflict(t.res.groupResource(), t.name, err)
 }
 
+// replaceLocked stores obj (an update or a patched object) over cur unless rv, when set, is
+// stale.
+func (s *Server) replaceLocked(t target, cur *object, obj runtime.Object, rv string, dry bool) ([]byte, error) {
+	if rv != "" && rv != cur.resourceVersion() {
+		return nil, conflict(t, errModified)
+	}
+	obj, err := merge(t, cur, obj)
+	if err != nil {
+		return nil, err
+	}
+	o, err := s.commitLocked(t.res, watch.Modified, obj, cur, dry)
+	if err != nil {
+		return nil, err
+	}
+	return t.res.withKind(o.raw), nil
+}
+
 // errModified is the apiserver's message for an update from a stale resourceVersion.
 var errModified = fmt.Errorf("the object has been modified; please apply your changes to the latest version and try again")
 
@@ -706,17 +723,7 @@ func (s *Server) update(t target, r *http.Request) ([]byte, error) {
 	if uid := m.GetUID(); uid != "" && uid != cur.uid {
 		return nil, conflict(t, fmt.Errorf("Precondition failed: UID in precondition: %v, UID in object meta: %v", uid, cur.uid))
 	}
-	if rv := m.GetResourceVersion(); rv != "" && rv != cur.resourceVersion() {
-		return nil, conflict(t, errModified)
-	}
-	if obj, err = merge(t, cur, obj); err != nil {
-		return nil, err
-	}
-	o, err := s.commitLocked(t.res, watch.Modified, obj, cur, dry)
-	if err != nil {
-		return nil, err
-	}
-	return t.res.withKind(o.raw), nil
+	return s.replaceLocked(t, cur, obj, m.GetResourceVersion(), dry)
 }
 
 // Patch content types.
@@ -783,17 +790,7 @@ func (s *Server) patch(t target, r *http.Request) ([]byte, error) {
 		return nil, apierrors.NewInvalid(schema.GroupKind{Group: t.res.group, Kind: t.res.kind}, t.name, field.ErrorList{
 			field.Invalid(field.NewPath("metadata", "uid"), uid, "field is immutable")})
 	}
-	if rv := m.GetResourceVersion(); rv != "" && rv != cur.resourceVersion() {
-		return nil, conflict(t, errModified)
-	}
-	if obj, err = merge(t, cur, obj); err != nil {
-		return nil, err
-	}
-	o, err := s.commitLocked(t.res, watch.Modified, obj, cur, dry)
-	if err != nil {
-		return nil, err
-	}
-	return t.res.withKind(o.raw), nil
+	return s.replaceLocked(t, cur, obj, m.GetResourceVersion(), dry)
 }
 
 func (s *Server) delete(t target, r *http.Request) ([]byte, error) {
