@@ -5,7 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 
@@ -158,14 +159,15 @@ func params(p map[string]string) string {
 	if len(p) == 0 {
 		return ""
 	}
-	keys := make([]string, 0, len(p))
-	for k := range p {
-		keys = append(keys, k)
+	return ": " + FormatParams(p)
+}
+
+// FormatParams writes an action's parameters as key=value pairs sorted by key and separated by
+// spaces.
+func FormatParams(p map[string]string) string {
+	parts := make([]string, 0, len(p))
+	for _, k := range slices.Sorted(maps.Keys(p)) {
+		parts = append(parts, k+"="+p[k])
 	}
-	sort.Strings(keys)
-	parts := make([]string, len(keys))
-	for i, k := range keys {
-		parts[i] = k + "=" + p[k]
-	}
-	return ": " + strings.Join(parts, " ")
+	return strings.Join(parts, " ")
 }

@@ -70,6 +70,33 @@ func CreatePods(ctx context.Context, c kubernetes.Interface, namespace string, f
 	return time.Since(start), firstErr
 }
 
+// eachIndex calls f for 0 to n-1 from workers goroutines. A worker stops at its first error;
+// the first error of all is returned once every worker has stopped.
+func eachIndex(n, workers int, f func(i int) error) error {
+	var (
+		wg    sync.WaitGroup
+		next  atomic.Int64
+		once  sync.Once
+		first error
+	)
+	for range workers {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n {
+					return
+				}
+				if err := f(i); err != nil {
+					once.Do(func() { first = err })
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return first
+}
+
 func createPod(ctx context.Context, c kubernetes.Interface, namespace string, i int, running bool) error {
 	p := podgen.AirflowWorker(namespace, i)
 	p.Spec.NodeName = podgen.Node(i)

@@ -31,29 +31,7 @@ func TestProfileDaemon(t *testing.T) {
 	if dir == "" {
 		t.Skip("set PODMEDIC_BENCH_PROFILE to a directory to profile the daemon")
 	}
-	pods := 5000
-	if s := os.Getenv("PODMEDIC_BENCH_PODS"); s != "" {
-		pods, _ = strconv.Atoi(s)
-	}
-	kubeenv.Require(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 14*time.Minute)
-	defer cancel()
-	env, err := kubeenv.Start(ctx, kubeenv.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer env.Stop()
-	client, err := FastClient(env.Config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := EnsureNamespace(ctx, client, "airflow"); err != nil {
-		t.Fatal(err)
-	}
-	took, err := CreatePods(ctx, client, "airflow", 0, pods, 32, true, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, env, pods, took := clusterWithPods(t, 5000)
 	t.Logf("%d pods created in %s", pods, took)
 
 	reg := rules.NewDefaultRegistry()
@@ -111,6 +89,37 @@ func TestProfileDaemon(t *testing.T) {
 	}
 }
 
+// clusterWithPods starts a kube-apiserver (stopped with the test) holding
+// $PODMEDIC_BENCH_PODS running pods (def when unset) in namespace airflow, and says how many
+// it holds and how long creating them took.
+func clusterWithPods(t *testing.T, def int) (context.Context, *kubeenv.Env, int, time.Duration) {
+	t.Helper()
+	pods := def
+	if s := os.Getenv("PODMEDIC_BENCH_PODS"); s != "" {
+		pods, _ = strconv.Atoi(s)
+	}
+	kubeenv.Require(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 14*time.Minute)
+	t.Cleanup(cancel)
+	env, err := kubeenv.Start(ctx, kubeenv.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = env.Stop() })
+	client, err := FastClient(env.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := EnsureNamespace(ctx, client, "airflow"); err != nil {
+		t.Fatal(err)
+	}
+	took, err := CreatePods(ctx, client, "airflow", 0, pods, 32, true, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ctx, env, pods, took
+}
+
 func heap() uint64 {
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
@@ -125,28 +134,7 @@ func TestGCTraceDaemon(t *testing.T) {
 	if bin == "" {
 		t.Skip("set PODMEDIC_BENCH_BIN to a podmedic binary")
 	}
-	pods := 20000
-	if s := os.Getenv("PODMEDIC_BENCH_PODS"); s != "" {
-		pods, _ = strconv.Atoi(s)
-	}
-	kubeenv.Require(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 14*time.Minute)
-	defer cancel()
-	env, err := kubeenv.Start(ctx, kubeenv.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer env.Stop()
-	client, err := FastClient(env.Config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := EnsureNamespace(ctx, client, "airflow"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := CreatePods(ctx, client, "airflow", 0, pods, 32, true, nil); err != nil {
-		t.Fatal(err)
-	}
+	_, env, _, _ := clusterWithPods(t, 20000)
 	d, err := StartDaemon(DaemonOptions{Bin: bin, Kubeconfig: env.Kubeconfig, DataDir: t.TempDir(), Env: append([]string{"GODEBUG=gctrace=1"}, strings.Fields(os.Getenv("PODMEDIC_BENCH_ENV"))...)})
 	if err != nil {
 		t.Fatal(err)

@@ -11,7 +11,6 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -137,40 +136,24 @@ type burstResult struct {
 // watches the chat calls until every pod is named and the channel is quiet.
 func burst(ctx context.Context, client kubernetes.Interface, d *Daemon, out *stampedLines, srv *slackenv.Server, namespace, channel string, n int) (*burstResult, error) {
 	pods := make([]*corev1.Pod, n)
-	var (
-		wg       sync.WaitGroup
-		next     atomic.Int64
-		errOnce  sync.Once
-		firstErr error
-	)
-	for range 32 {
-		wg.Go(func() {
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= n {
-					return
-				}
-				p := burstPod(namespace, i)
-				created, err := retry(ctx, func() (*corev1.Pod, error) {
-					return client.CoreV1().Pods(namespace).Create(ctx, p, metav1.CreateOptions{})
-				})
-				if err == nil {
-					created.Status = podgen.RunningStatus(i)
-					created, err = retry(ctx, func() (*corev1.Pod, error) {
-						return client.CoreV1().Pods(namespace).UpdateStatus(ctx, created, metav1.UpdateOptions{})
-					})
-				}
-				if err != nil {
-					errOnce.Do(func() { firstErr = err })
-					return
-				}
-				pods[i] = created
-			}
+	if err := eachIndex(n, 32, func(i int) error {
+		p := burstPod(namespace, i)
+		created, err := retry(ctx, func() (*corev1.Pod, error) {
+			return client.CoreV1().Pods(namespace).Create(ctx, p, metav1.CreateOptions{})
 		})
-	}
-	wg.Wait()
-	if firstErr != nil {
-		return nil, firstErr
+		if err == nil {
+			created.Status = podgen.RunningStatus(i)
+			created, err = retry(ctx, func() (*corev1.Pod, error) {
+				return client.CoreV1().Pods(namespace).UpdateStatus(ctx, created, metav1.UpdateOptions{})
+			})
+		}
+		if err != nil {
+			return err
+		}
+		pods[i] = created
+		return nil
+	}); err != nil {
+		return nil, err
 	}
 	// Let the daemon publish and handle the new pods, so the burst meets an idle pipeline.
 	if err := waitQuiet(ctx, d, 2*time.Second, time.Minute); err != nil {
@@ -184,30 +167,19 @@ func burst(ctx context.Context, client kubernetes.Interface, d *Daemon, out *sta
 	// writer has the answer).
 	sent, acked := make([]time.Time, n), make([]time.Time, n)
 	start := time.Now()
-	next.Store(0)
-	for range 50 {
-		wg.Go(func() {
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= n {
-					return
-				}
-				p := pods[i].DeepCopy()
-				p.Status = podgen.OOMKilledStatus(i, time.Now())
-				sent[i] = time.Now()
-				if _, err := retry(ctx, func() (*corev1.Pod, error) {
-					return client.CoreV1().Pods(namespace).UpdateStatus(ctx, p, metav1.UpdateOptions{})
-				}); err != nil {
-					errOnce.Do(func() { firstErr = err })
-					return
-				}
-				acked[i] = time.Now()
-			}
-		})
-	}
-	wg.Wait()
-	if firstErr != nil {
-		return nil, firstErr
+	if err := eachIndex(n, 50, func(i int) error {
+		p := pods[i].DeepCopy()
+		p.Status = podgen.OOMKilledStatus(i, time.Now())
+		sent[i] = time.Now()
+		if _, err := retry(ctx, func() (*corev1.Pod, error) {
+			return client.CoreV1().Pods(namespace).UpdateStatus(ctx, p, metav1.UpdateOptions{})
+		}); err != nil {
+			return err
+		}
+		acked[i] = time.Now()
+		return nil
+	}); err != nil {
+		return nil, err
 	}
 
 	r := &burstResult{pods: n}
@@ -248,7 +220,7 @@ func burst(ctx context.Context, client kubernetes.Interface, d *Daemon, out *sta
 				r.firstMessageMs = ms(c.At.Sub(start))
 			}
 			for i, name := range names {
-				if chatAt[i].IsZero() && (strings.Contains(c.Text, name) || bytes.Contains(c.Blocks, []byte(name))) {
+				if chatAt[i].IsZero() && mentions(c.Text, c.Blocks, name) {
 					chatAt[i] = c.At
 					represented++
 				}
@@ -302,7 +274,7 @@ func burst(ctx context.Context, client kubernetes.Interface, d *Daemon, out *sta
 			continue
 		}
 		for i, name := range names {
-			if strings.Contains(m.Text, name) || bytes.Contains(m.Blocks, []byte(name)) {
+			if mentions(m.Text, m.Blocks, name) {
 				count[i]++
 			}
 		}
@@ -316,6 +288,11 @@ func burst(ctx context.Context, client kubernetes.Interface, d *Daemon, out *sta
 		}
 	}
 	return r, nil
+}
+
+// mentions tells whether a message's text or blocks name a pod.
+func mentions(text string, blocks []byte, pod string) bool {
+	return strings.Contains(text, pod) || bytes.Contains(blocks, []byte(pod))
 }
 
 // burstPod is the i-th pod of a burst: one Airflow task mapped over the burst's pods.

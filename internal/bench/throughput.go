@@ -130,43 +130,27 @@ func RulesOnly(c *Corpus, e *rules.Engine, n, workers int) (Throughput, error) {
 		}
 		envelopes[i] = data
 	}
-	var (
-		next     atomic.Int64
-		found    atomic.Int64
-		firstErr error
-		once     sync.Once
-		wg       sync.WaitGroup
-	)
+	var found atomic.Int64
 	before := memStats()
 	start := time.Now()
-	for range workers {
-		wg.Go(func() {
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= n {
-					return
-				}
-				o, err := bus.DecodeObservation(envelopes[i%len(envelopes)])
-				if err == nil {
-					var pod *corev1.Pod
-					if pod, err = rules.DecodePod(o.Object); err == nil {
-						found.Add(int64(len(e.EvaluatePod(pod, c.View, podgen.Epoch))))
-					}
-				}
-				if err != nil {
-					once.Do(func() { firstErr = err })
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
+	err := eachIndex(n, workers, func(i int) error {
+		o, err := bus.DecodeObservation(envelopes[i%len(envelopes)])
+		if err != nil {
+			return err
+		}
+		pod, err := rules.DecodePod(o.Object)
+		if err != nil {
+			return err
+		}
+		found.Add(int64(len(e.EvaluatePod(pod, c.View, podgen.Epoch))))
+		return nil
+	})
 	elapsed := time.Since(start)
 	after := memStats()
 	return Throughput{Observations: n, Seconds: elapsed.Seconds(), PerSecond: float64(n) / elapsed.Seconds(),
 		AllocsPerObs: float64(after.Mallocs-before.Mallocs) / float64(n),
 		BytesPerObs:  float64(after.TotalAlloc-before.TotalAlloc) / float64(n),
-		Workers:      workers, Findings: found.Load()}, firstErr
+		Workers:      workers, Findings: found.Load()}, err
 }
 
 // Pipeline publishes n observations with publishers goroutines through an embedded NATS

@@ -3,12 +3,13 @@ package bench
 import (
 	"context"
 	"testing"
+
+	"github.com/podmedic/podmedic/rules"
 )
 
-// BenchmarkPipeline is item 2 of issue 8 as a Go benchmark: observations through an embedded
-// JetStream bus and the rule handler, published one at a time by 8 goroutines (the watchers'
-// change queue) or 256 at a time by 2 (their resync passes).
-func BenchmarkPipeline(b *testing.B) {
+// corpusAndEngine are the observations and the rules the benchmarks handle.
+func corpusAndEngine(b *testing.B) (*Corpus, *rules.Engine) {
+	b.Helper()
 	c, err := NewCorpus(1000, 50)
 	if err != nil {
 		b.Fatal(err)
@@ -17,6 +18,14 @@ func BenchmarkPipeline(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	return c, e
+}
+
+// BenchmarkPipeline is item 2 of issue 8 as a Go benchmark: observations through an embedded
+// JetStream bus and the rule handler, published one at a time by 8 goroutines (the watchers'
+// change queue) or 256 at a time by 2 (their resync passes).
+func BenchmarkPipeline(b *testing.B) {
+	c, e := corpusAndEngine(b)
 	for _, m := range []struct {
 		name              string
 		publishers, batch int
@@ -36,14 +45,7 @@ func BenchmarkPipeline(b *testing.B) {
 
 // BenchmarkRulesOnly is the consumer side without NATS: envelope decode, object decode, rules.
 func BenchmarkRulesOnly(b *testing.B) {
-	c, err := NewCorpus(1000, 50)
-	if err != nil {
-		b.Fatal(err)
-	}
-	e, err := DefaultEngine()
-	if err != nil {
-		b.Fatal(err)
-	}
+	c, e := corpusAndEngine(b)
 	b.ReportAllocs()
 	b.ResetTimer()
 	t, err := RulesOnly(c, e, max(b.N, 1000), 2)

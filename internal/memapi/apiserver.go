@@ -437,6 +437,17 @@ func readBody(r *http.Request, wantJSON bool) ([]byte, error) {
 	return body, nil
 }
 
+// jsonRequest is the dry-run flag and the JSON body of a request that writes an object.
+func jsonRequest(r *http.Request) (dry bool, body []byte, err error) {
+	if dry, err = dryRun(r); err != nil {
+		return false, nil, err
+	}
+	if body, err = readBody(r, true); err != nil {
+		return false, nil, err
+	}
+	return dry, body, nil
+}
+
 // dryRun tells whether the request asks for a dry run (dryRun=All).
 func dryRun(r *http.Request) (bool, error) {
 	v := r.URL.Query()["dryRun"]
@@ -565,11 +576,7 @@ func (s *Server) get(t target) ([]byte, error) {
 }
 
 func (s *Server) create(t target, r *http.Request) (int, []byte, error) {
-	dry, err := dryRun(r)
-	if err != nil {
-		return 0, nil, err
-	}
-	body, err := readBody(r, true)
+	dry, body, err := jsonRequest(r)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -699,11 +706,7 @@ func (s *Server) replaceLocked(t target, cur *object, obj runtime.Object, rv str
 var errModified = fmt.Errorf("the object has been modified; please apply your changes to the latest version and try again")
 
 func (s *Server) update(t target, r *http.Request) ([]byte, error) {
-	dry, err := dryRun(r)
-	if err != nil {
-		return nil, err
-	}
-	body, err := readBody(r, true)
+	dry, body, err := jsonRequest(r)
 	if err != nil {
 		return nil, err
 	}
@@ -794,11 +797,7 @@ func (s *Server) patch(t target, r *http.Request) ([]byte, error) {
 }
 
 func (s *Server) delete(t target, r *http.Request) ([]byte, error) {
-	dry, err := dryRun(r)
-	if err != nil {
-		return nil, err
-	}
-	body, err := readBody(r, true)
+	dry, body, err := jsonRequest(r)
 	if err != nil {
 		return nil, err
 	}
@@ -846,11 +845,7 @@ func (s *Server) deleteLocked(t target, pre *metav1.Preconditions, dry bool) (*o
 
 // evict is the pods/eviction subresource: with no PodDisruptionBudgets, it deletes the pod.
 func (s *Server) evict(t target, r *http.Request) (int, []byte, error) {
-	dry, err := dryRun(r)
-	if err != nil {
-		return 0, nil, err
-	}
-	body, err := readBody(r, true)
+	dry, body, err := jsonRequest(r)
 	if err != nil {
 		return 0, nil, err
 	}

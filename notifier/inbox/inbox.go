@@ -12,8 +12,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"sort"
-	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -26,18 +24,7 @@ import (
 var pageFS embed.FS
 
 var page = template.Must(template.New("page.html.tmpl").Funcs(template.FuncMap{
-	"params": func(p map[string]string) string {
-		keys := make([]string, 0, len(p))
-		for k := range p {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		parts := make([]string, len(keys))
-		for i, k := range keys {
-			parts[i] = k + "=" + p[k]
-		}
-		return strings.Join(parts, " ")
-	},
+	"params": notifier.FormatParams,
 	"clock": func(t time.Time) string {
 		if t.IsZero() {
 			return ""

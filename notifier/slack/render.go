@@ -3,7 +3,6 @@ package slack
 import (
 	"fmt"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -11,6 +10,7 @@ import (
 	"github.com/slack-go/slack"
 
 	"github.com/podmedic/podmedic/finding"
+	"github.com/podmedic/podmedic/notifier"
 )
 
 // Action ids of the buttons (DESIGN.md): the value and block_id carry the proposal id.
@@ -43,9 +43,9 @@ func plain(s string) *slack.TextBlockObject {
 }
 
 // esc escapes text for mrkdwn.
-func esc(s string) string {
-	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;").Replace(s)
-}
+func esc(s string) string { return escaper.Replace(s) }
+
+var escaper = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;")
 
 // code renders s as inline code.
 func code(s string) string { return "`" + esc(strings.ReplaceAll(s, "`", "'")) + "`" }
@@ -310,16 +310,7 @@ func ActionWords(f *finding.Finding, a *finding.Action) string {
 	case finding.ActionNotify:
 		return "notify only"
 	}
-	keys := make([]string, 0, len(p))
-	for k := range p {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	parts := make([]string, len(keys))
-	for i, k := range keys {
-		parts[i] = esc(k + "=" + p[k])
-	}
-	return code(string(a.Type)) + " " + strings.Join(parts, " ")
+	return code(string(a.Type)) + " " + esc(notifier.FormatParams(p))
 }
 
 // destructive actions ask for confirmation before approval.

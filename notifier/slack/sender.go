@@ -441,8 +441,11 @@ func (n *Notifier) putRef(ctx context.Context, id string, ref MessageRef) {
 }
 
 // backoff is the wait after the k-th consecutive failure.
-func (n *Notifier) backoff(k int) time.Duration {
-	d := n.o.backoffInitial
+func (n *Notifier) backoff(k int) time.Duration { return n.doubled(n.o.backoffInitial, k) }
+
+// doubled is d doubled for each consecutive failure after the first of k, at most the
+// maximum backoff.
+func (n *Notifier) doubled(d time.Duration, k int) time.Duration {
 	for i := 1; i < k && d < n.o.backoffMax; i++ {
 		d *= 2
 	}
@@ -487,11 +490,8 @@ func (n *Notifier) failedLocked(l *lane, o *op, err error, now time.Time) {
 		errors.As(err, &se) && se.Err == "ratelimited":
 		n.paceLocked(l, now, log)
 		l.bare429++
-		d := n.o.retryAfter
-		for i := 1; i < l.bare429 && d < n.o.backoffMax; i++ {
-			d *= 2
-		}
-		l.nextAt = now.Add(min(d, n.o.backoffMax))
+		d := n.doubled(n.o.retryAfter, l.bare429)
+		l.nextAt = now.Add(d)
 		log.Debug("slack: rate limited without Retry-After", zap.Duration("wait", d))
 	case errors.As(err, &se) && slices.Contains(goneErrors, se.Err):
 		log.Warn("slack: message gone; posting it again", zap.String("error", se.Err))
