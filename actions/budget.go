@@ -76,6 +76,19 @@ func (s BudgetScope) key(prefix string) string {
 
 const casAttempts = 100
 
+// admit decides on the action id against the live entries of the scope's window: counted
+// already (a retry keeps its slot), or a *BudgetError when no slot is left.
+func (s BudgetScope) admit(entries []budgetEntry, id string) (counted bool, err error) {
+	if slices.ContainsFunc(entries, func(e budgetEntry) bool { return e.ID == id }) {
+		return true, nil
+	}
+	if len(entries) >= s.Limit.Max {
+		return false, &BudgetError{Scope: s.Scope, Name: s.Name, Max: s.Limit.Max, Window: s.Limit.Window,
+			NextSlot: entries[0].At.Add(s.Limit.Window)}
+	}
+	return false, nil
+}
+
 // Reserve spends one slot of every scope for the action id, or none: it returns a
 // *BudgetError for the first scope that is exhausted, after giving back what it took. An id
 // already counted in a scope is not counted twice (a retry of the same action). The returned
@@ -117,10 +130,8 @@ func (b *Budgets) Check(ctx context.Context, id string, scopes []BudgetScope) er
 		if err != nil {
 			return err
 		}
-		entries := live(log.Entries, b.now(), s.Limit.Window)
-		if len(entries) >= s.Limit.Max && !slices.ContainsFunc(entries, func(e budgetEntry) bool { return e.ID == id }) {
-			return &BudgetError{Scope: s.Scope, Name: s.Name, Max: s.Limit.Max, Window: s.Limit.Window,
-				NextSlot: entries[0].At.Add(s.Limit.Window)}
+		if _, err := s.admit(live(log.Entries, b.now(), s.Limit.Window), id); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -136,47 +147,40 @@ func (b *Budgets) Used(ctx context.Context, s BudgetScope) (int, error) {
 }
 
 func (b *Budgets) add(ctx context.Context, s BudgetScope, id string) error {
-	key := s.key(b.prefix)
-	for range casAttempts {
-		log, rev, err := b.read(ctx, key)
-		if err != nil {
-			return err
-		}
+	return b.update(ctx, s.key(b.prefix), func(log budgetLog) (budgetLog, bool, error) {
 		now := b.now()
 		entries := live(log.Entries, now, s.Limit.Window)
-		if slices.ContainsFunc(entries, func(e budgetEntry) bool { return e.ID == id }) {
-			return nil
+		if counted, err := s.admit(entries, id); counted || err != nil {
+			return log, false, err
 		}
-		if len(entries) >= s.Limit.Max {
-			return &BudgetError{Scope: s.Scope, Name: s.Name, Max: s.Limit.Max, Window: s.Limit.Window,
-				NextSlot: entries[0].At.Add(s.Limit.Window)}
-		}
-		entries = append(entries, budgetEntry{ID: id, At: now})
-		err = b.write(ctx, key, budgetLog{Entries: entries}, rev)
-		if err == nil {
-			return nil
-		}
-		if !errors.Is(err, ErrRevisionMismatch) && !errors.Is(err, ErrKeyExists) {
-			return err
-		}
-		backoff(ctx)
-	}
-	return fmt.Errorf("budget %s: too much contention", key)
+		return budgetLog{Entries: append(entries, budgetEntry{ID: id, At: now})}, true, nil
+	})
 }
 
 func (b *Budgets) remove(ctx context.Context, s BudgetScope, id string) error {
-	key := s.key(b.prefix)
+	return b.update(ctx, s.key(b.prefix), func(log budgetLog) (budgetLog, bool, error) {
+		i := slices.IndexFunc(log.Entries, func(e budgetEntry) bool { return e.ID == id })
+		if i < 0 {
+			return log, false, nil
+		}
+		log.Entries = slices.Delete(log.Entries, i, i+1)
+		return log, true, nil
+	})
+}
+
+// update reads the log at key, asks change for the next one (write false: leave it as it is)
+// and writes it with compare-and-set, re-reading and asking again after a conflict.
+func (b *Budgets) update(ctx context.Context, key string, change func(budgetLog) (next budgetLog, write bool, err error)) error {
 	for range casAttempts {
 		log, rev, err := b.read(ctx, key)
 		if err != nil {
 			return err
 		}
-		i := slices.IndexFunc(log.Entries, func(e budgetEntry) bool { return e.ID == id })
-		if i < 0 {
-			return nil
+		next, write, err := change(log)
+		if err != nil || !write {
+			return err
 		}
-		log.Entries = slices.Delete(log.Entries, i, i+1)
-		err = b.write(ctx, key, log, rev)
+		err = b.write(ctx, key, next, rev)
 		if err == nil {
 			return nil
 		}

@@ -53,6 +53,7 @@ func (s notifyStage) Handle(ctx context.Context, f *finding.Finding) error {
 // actionsStage is the running actions stage and what it needs stopped at the end.
 type actionsStage struct {
 	svc         *actions.Service
+	store       actions.ProposalStore // the service's
 	broadcaster events.EventBroadcaster
 }
 
@@ -106,10 +107,11 @@ func newActions(ctx context.Context, o ActionsOptions, cfg *rules.Config, client
 		broadcaster.Shutdown()
 		return nil, err
 	}
+	store := actions.KVProposalStore{KV: kv}
 	svc, err := actions.NewService(actions.ServiceOptions{
-		Guard: guard, Client: client, Store: actions.KVProposalStore{KV: kv}, Claimer: b, Notifier: n,
-		Audit: b, AuditSubject: bus.SubjectAudit + "." + bus.Token(cfg.Cluster) + "." + schedule.RecordProposal,
-		RefusalSubject: bus.SubjectAudit + "." + bus.Token(cfg.Cluster) + "." + schedule.RecordRefusal, Events: recorder,
+		Guard: guard, Client: client, Store: store, Claimer: b, Notifier: n,
+		Audit: b, AuditSubject: auditSubject(cfg.Cluster, schedule.RecordProposal),
+		RefusalSubject: auditSubject(cfg.Cluster, schedule.RecordRefusal), Events: recorder,
 		TTL: cfg.Proposals.TTL.Duration, Interval: o.Interval, RefusalQuiet: o.RefusalQuiet, RefusalWindow: o.RefusalWindow,
 		Now: p.now, Metrics: metrics, Logger: log,
 	})
@@ -117,7 +119,12 @@ func newActions(ctx context.Context, o ActionsOptions, cfg *rules.Config, client
 		broadcaster.Shutdown()
 		return nil, err
 	}
-	return &actionsStage{svc: svc, broadcaster: broadcaster}, nil
+	return &actionsStage{svc: svc, store: store, broadcaster: broadcaster}, nil
+}
+
+// auditSubject is podmedic.audit.<cluster>.<typ>, typ a schedule.Record type.
+func auditSubject(cluster, typ string) string {
+	return bus.SubjectAudit + "." + bus.Token(cluster) + "." + typ
 }
 
 // applyActions puts a reloaded rules.yaml's budgets, cooldowns and proposal TTL in force.

@@ -65,15 +65,13 @@ func newSchedules(o Options, cfg *rules.Config, reg *rules.Registry, client kube
 	if err != nil {
 		return nil, err
 	}
-	cluster := bus.Token(cfg.Cluster)
-	store := actions.KVProposalStore{KV: JetStreamKV{KV: b.Proposals()}}
 	s, err := schedule.New(schedule.Options{
 		Config: cfg,
 		Sweeper: &schedule.Sweeper{Rules: p.engine.Load, Registry: reg, View: p.view, Pods: apiPods{client}, Client: client,
-			Guard: act.svc.Guard(), Service: act.svc, Store: store, Audit: b,
-			AuditSubject: bus.SubjectAudit + "." + cluster + ".proposal", Now: p.now, Logger: log.Named("sweep")},
+			Guard: act.svc.Guard(), Service: act.svc, Store: act.store, Audit: b,
+			AuditSubject: auditSubject(cfg.Cluster, schedule.RecordProposal), Now: p.now, Logger: log.Named("sweep")},
 		Digester: &schedule.Digester{Source: AuditRecords(b.JetStream()), Proposals: act.svc},
-		Notifier: n, Claimer: b, Audit: b, ReportSubject: bus.SubjectAudit + "." + cluster + ".schedule",
+		Notifier: n, Claimer: b, Audit: b, ReportSubject: auditSubject(cfg.Cluster, schedule.RecordSchedule),
 		Elector: el, Logger: log, Metrics: metrics,
 	})
 	if err != nil {

@@ -270,13 +270,13 @@ func BuildDigest(cluster string, since, until time.Time, records []Record, propo
 		case finding.StateExecuted:
 			d.Actions.Taken++
 			tc(p.Action.Type).Taken++
-			if p.DecidedBy == autoDecider {
+			if p.DecidedBy == actions.AutoDecider {
 				tc(p.Action.Type).Auto++
 			}
 		case finding.StateFailed:
 			if p.Outcome != nil && p.Outcome.Result == finding.ResultRefused {
 				d.Actions.Refused++
-				refusedBy[refusalReason(p.Outcome.Message)]++
+				refusedBy[string(refusalReason(p.Outcome.Message))]++
 				continue
 			}
 			d.Actions.Failed++
@@ -319,9 +319,6 @@ func BuildDigest(cluster string, since, until time.Time, records []Record, propo
 	return d
 }
 
-// autoDecider is actions.AutoDecider (the digest does not import the actions stage for it).
-const autoDecider = "podmedic (auto mode)"
-
 func rankState(s finding.ProposalState) int {
 	switch s {
 	case finding.StatePending:
@@ -334,10 +331,13 @@ func rankState(s finding.ProposalState) int {
 
 // refusalReason guesses the reason of a refusal from its message (proposal outcomes carry the
 // message only).
-func refusalReason(msg string) string {
-	for _, r := range []struct{ prefix, reason string }{
-		{"budget exhausted", "budget"}, {"cooldown", "cooldown"}, {"owner policy", "owner-policy"},
-		{"namespace ", "protected-namespace"},
+func refusalReason(msg string) actions.Reason {
+	for _, r := range []struct {
+		prefix string
+		reason actions.Reason
+	}{
+		{"budget exhausted", actions.ReasonBudget}, {"cooldown", actions.ReasonCooldown},
+		{"owner policy", actions.ReasonOwnerPolicy}, {"namespace ", actions.ReasonProtectedNamespace},
 	} {
 		if strings.HasPrefix(msg, r.prefix) {
 			return r.reason
@@ -345,11 +345,11 @@ func refusalReason(msg string) string {
 	}
 	switch {
 	case strings.Contains(msg, "no longer exists"):
-		return "target-gone"
+		return actions.ReasonTargetGone
 	case strings.Contains(msg, "was replaced") || strings.Contains(msg, "was modified"):
-		return "target-changed"
+		return actions.ReasonTargetChanged
 	case strings.Contains(msg, "nothing done"):
-		return "no-longer-holds"
+		return actions.ReasonNoLongerHolds
 	}
 	return "other"
 }

@@ -57,7 +57,7 @@ func night(t *testing.T) []Record {
 	add(RecordProposal, prop("aaaaaaaaaaaaa", finding.ActionDeletePod, finding.StatePending, "", nil))
 	add(RecordProposal, prop("aaaaaaaaaaaaa", finding.ActionDeletePod, finding.StateApproved, "U1", nil))
 	add(RecordProposal, prop("aaaaaaaaaaaaa", finding.ActionDeletePod, finding.StateExecuted, "U1", &finding.Outcome{Result: finding.ResultExecuted}))
-	add(RecordProposal, prop("bbbbbbbbbbbbb", finding.ActionDeletePod, finding.StateExecuted, autoDecider, &finding.Outcome{Result: finding.ResultExecuted}))
+	add(RecordProposal, prop("bbbbbbbbbbbbb", finding.ActionDeletePod, finding.StateExecuted, actions.AutoDecider, &finding.Outcome{Result: finding.ResultExecuted}))
 	add(RecordProposal, prop("ccccccccccccc", finding.ActionProposeMemoryLimit, finding.StateFailed, "U1", &finding.Outcome{Result: finding.ResultFailed, Message: "patch: conflict"}))
 	add(RecordProposal, prop("ddddddddddddd", finding.ActionDeletePod, finding.StateFailed, "U1", &finding.Outcome{Result: finding.ResultRefused, Message: "cooldown: podmedic acted on Pod x less than 30m0s ago"}))
 	add(RecordProposal, prop("eeeeeeeeeeeee", finding.ActionDeletePod, finding.StateDenied, "U2", nil))
