@@ -104,9 +104,9 @@ func TestFrameMemberFailures(t *testing.T) {
 	}
 	f := &frame{}
 	for i, o := range obs {
-		env, err := o.Encode()
+		m, id, err := prepareObservation(o)
 		require.NoError(t, err)
-		f.add(i, o, env)
+		f.add(i, o.Cluster, id, m)
 	}
 	m, id := f.msg()
 	m.Data = append(m.Data, []byte("\n{\"v\":1,\"kind\":\"Pod\"}")...) // a malformed member

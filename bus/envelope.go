@@ -2,9 +2,10 @@ package bus
 
 import (
 	"encoding/json"
-	"github.com/podmedic/podmedic/internal/jsonscan"
 	"strconv"
 	"time"
+
+	"github.com/podmedic/podmedic/internal/jsonscan"
 )
 
 // A fast path for the envelope's JSON. Every observation is encoded once by a watcher and
@@ -121,14 +122,14 @@ func decodeFast(data []byte, o *Observation) bool {
 		switch key {
 		case "v":
 			bit = keyV
-			n, next, ok := plainInt(data, i)
+			n, next, ok := jsonscan.Int(data, i)
 			if !ok || n != int64(int(n)) {
 				return false
 			}
 			o.Version, i = int(n), next
 		case "epoch":
 			bit = keyEpoch
-			if o.Epoch, i, ok = plainInt(data, i); !ok {
+			if o.Epoch, i, ok = jsonscan.Int(data, i); !ok {
 				return false
 			}
 		case "object":
@@ -228,32 +229,6 @@ func plainString(data []byte, i int) (string, int, bool) {
 	return "", i, false
 }
 
-// plainInt reads an integer without fraction or exponent at data[i] (at most 18 digits, so it
-// cannot overflow).
-func plainInt(data []byte, i int) (int64, int, bool) {
-	j := i
-	neg := j < len(data) && data[j] == '-'
-	if neg {
-		j++
-	}
-	start := j
-	var n int64
-	for j < len(data) && data[j] >= '0' && data[j] <= '9' && j-start < 18 {
-		n = n*10 + int64(data[j]-'0')
-		j++
-	}
-	if j == start || (data[start] == '0' && j-start > 1) {
-		return 0, i, false
-	}
-	if j < len(data) && (data[j] == '.' || data[j] == 'e' || data[j] == 'E' || (data[j] >= '0' && data[j] <= '9')) {
-		return 0, i, false
-	}
-	if neg {
-		n = -n
-	}
-	return n, j, true
-}
-
 // scanValue validates the JSON value starting at data[i] (RFC 8259, as encoding/json accepts
 // it: bytes >= 0x80 are not checked for UTF-8) and returns the index after it. compact reports
 // whether json.Marshal would copy it unchanged as a RawMessage: no whitespace, and none of the
@@ -283,7 +258,7 @@ func scanValue(data []byte, i, depth int) (end int, compact, ok bool) {
 		for {
 			if c == '{' {
 				var kc bool
-				if j, kc, ok = scanString(data, j); !ok {
+				if j, kc, ok = jsonscan.String(data, j); !ok {
 					return j, false, false
 				}
 				compact = compact && kc
@@ -325,9 +300,9 @@ func scanValue(data []byte, i, depth int) (end int, compact, ok bool) {
 			}
 		}
 	case c == '"':
-		return scanString(data, i)
+		return jsonscan.String(data, i)
 	case c == '-' || (c >= '0' && c <= '9'):
-		j, ok := scanNumber(data, i)
+		j, ok := jsonscan.Number(data, i)
 		return j, true, ok
 	case c == 't':
 		return literal(data, i, "true")
@@ -345,47 +320,3 @@ func literal(data []byte, i int, lit string) (int, bool, bool) {
 	}
 	return i, false, false
 }
-
-// scanString validates the string starting at data[i] and returns the index after it.
-func scanString(data []byte, i int) (end int, compact, ok bool) {
-	if i >= len(data) || data[i] != '"' {
-		return i, false, false
-	}
-	compact = true
-	for j := i + 1; j < len(data); j++ {
-		switch c := data[j]; {
-		case c == '"':
-			return j + 1, compact, true
-		case c < 0x20:
-			return j, false, false
-		case c == '\\':
-			j++
-			if j >= len(data) {
-				return j, false, false
-			}
-			switch data[j] {
-			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-			case 'u':
-				if len(data)-j < 5 {
-					return j, false, false
-				}
-				for _, h := range data[j+1 : j+5] {
-					if !(h >= '0' && h <= '9' || h >= 'a' && h <= 'f' || h >= 'A' && h <= 'F') {
-						return j, false, false
-					}
-				}
-				j += 4
-			default:
-				return j, false, false
-			}
-		case c == '<' || c == '>' || c == '&':
-			compact = false
-		case c == 0xE2 && j+2 < len(data) && data[j+1] == 0x80 && (data[j+2] == 0xA8 || data[j+2] == 0xA9):
-			compact = false
-		}
-	}
-	return len(data), false, false
-}
-
-// scanNumber validates the number starting at data[i].
-func scanNumber(data []byte, i int) (int, bool) { return jsonscan.Number(data, i) }

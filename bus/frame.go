@@ -27,46 +27,50 @@ const (
 	MaxFrameBytes        = 512 << 10
 )
 
-// frame is a frame being built: its members' envelopes and message ids.
+// frame is a frame being built: its members' messages (as PublishObservation sends them) and
+// message ids.
 type frame struct {
 	cluster string
-	envs    [][]byte
+	msgs    []*nats.Msg
 	size    int // of the frame's data
 	ids     []string
 	members []int // the index of each member in the caller's slice
 }
 
-func (f *frame) add(i int, o *Observation, env []byte) {
+func (f *frame) add(i int, cluster, id string, m *nats.Msg) {
 	if f.cluster == "" {
-		f.cluster = o.Cluster
+		f.cluster = cluster
 	}
-	if len(f.envs) > 0 {
+	if len(f.msgs) > 0 {
 		f.size++
 	}
-	f.envs = append(f.envs, env)
-	f.size += len(env)
-	f.ids = append(f.ids, o.MsgID())
+	f.msgs = append(f.msgs, m)
+	f.size += len(m.Data)
+	f.ids = append(f.ids, id)
 	f.members = append(f.members, i)
 }
 
-func (f *frame) fits(o *Observation, env []byte) bool {
+func (f *frame) fits(cluster string, m *nats.Msg) bool {
 	return len(f.members) == 0 ||
-		(len(f.members) < MaxFrameObservations && f.size+1+len(env) <= MaxFrameBytes && o.Cluster == f.cluster)
+		(len(f.members) < MaxFrameObservations && f.size+1+len(m.Data) <= MaxFrameBytes && cluster == f.cluster)
 }
 
-// msg is the frame's message and its Nats-Msg-Id.
+// msg is the frame's message and its Nats-Msg-Id; a lone member goes out as its own message.
 func (f *frame) msg() (*nats.Msg, string) {
+	if len(f.msgs) == 1 {
+		return f.msgs[0], f.ids[0]
+	}
 	h := sha256.New()
 	for _, id := range f.ids {
 		h.Write([]byte(id))
 		h.Write([]byte{'\n'})
 	}
 	data := make([]byte, 0, f.size)
-	for i, env := range f.envs {
+	for i, m := range f.msgs {
 		if i > 0 {
 			data = append(data, '\n')
 		}
-		data = append(data, env...)
+		data = append(data, m.Data...)
 	}
 	m := &nats.Msg{Subject: SubjectObservations + "." + Token(f.cluster) + ".frame", Data: data, Header: nats.Header{}}
 	m.Header.Set(HeaderFrame, strconv.Itoa(len(f.ids)))

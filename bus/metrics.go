@@ -1,6 +1,7 @@
 package bus
 
 import (
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 )
@@ -59,6 +60,15 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		m.Handled.WithLabelValues(o)
 	}
 	return m
+}
+
+// acked counts a publish JetStream acknowledged: stored, or dropped as a duplicate.
+func (m *Metrics) acked(ack *jetstream.PubAck) {
+	if ack.Duplicate {
+		m.duplicate()
+	} else {
+		m.published()
+	}
 }
 
 func (m *Metrics) published() {

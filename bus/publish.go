@@ -98,18 +98,19 @@ func (b *Bus) publish(ctx context.Context, m *nats.Msg, stream, msgID string) er
 		ack, err = b.js.PublishMsg(ctx, m, opts...)
 	}
 	if err != nil {
-		b.metrics.publishError()
-		if errors.Is(err, jetstream.ErrNoStreamResponse) {
-			return fmt.Errorf("publish %s: no stream %s answered: %w", m.Subject, stream, err)
-		}
-		return fmt.Errorf("publish %s: %w", m.Subject, err)
+		return b.publishFailed(m.Subject, stream, err)
 	}
-	if ack.Duplicate {
-		b.metrics.duplicate()
-		return nil
-	}
-	b.metrics.published()
+	b.metrics.acked(ack)
 	return nil
+}
+
+// publishFailed counts a failed publish on subject to stream and returns its error.
+func (b *Bus) publishFailed(subject, stream string, err error) error {
+	b.metrics.publishError()
+	if errors.Is(err, jetstream.ErrNoStreamResponse) {
+		return fmt.Errorf("publish %s: no stream %s answered: %w", subject, stream, err)
+	}
+	return fmt.Errorf("publish %s: %w", subject, err)
 }
 
 // PublishObservations publishes several observations at once and waits for every
@@ -120,7 +121,6 @@ func (b *Bus) publish(ctx context.Context, m *nats.Msg, stream, msgID string) er
 // PublishObservation would refuse is refused alone.
 func (b *Bus) PublishObservations(ctx context.Context, obs []*Observation) []error {
 	errs := make([]error, len(obs))
-	msgs := make([]*nats.Msg, len(obs))
 	var frames []*frame
 	cur := &frame{}
 	seen := make(map[string]bool, len(obs))
@@ -137,12 +137,11 @@ func (b *Bus) PublishObservations(ctx context.Context, obs []*Observation) []err
 			continue
 		}
 		seen[id] = true
-		msgs[i] = m
-		if !cur.fits(o, m.Data) {
+		if !cur.fits(o.Cluster, m) {
 			frames = append(frames, cur)
 			cur = &frame{}
 		}
-		cur.add(i, o, m.Data)
+		cur.add(i, o.Cluster, id, m)
 	}
 	if len(cur.members) > 0 {
 		frames = append(frames, cur)
@@ -150,15 +149,7 @@ func (b *Bus) PublishObservations(ctx context.Context, obs []*Observation) []err
 
 	futures := make([]jetstream.PubAckFuture, len(frames))
 	for k, f := range frames {
-		var (
-			m  *nats.Msg
-			id string
-		)
-		if len(f.members) == 1 {
-			m, id = msgs[f.members[0]], f.ids[0]
-		} else {
-			m, id = f.msg()
-		}
+		m, id := f.msg()
 		fut, err := b.js.PublishMsgAsync(m, jetstream.WithExpectStream(StreamObservations), jetstream.WithMsgID(id))
 		if err != nil {
 			b.metrics.publishError()
@@ -173,11 +164,7 @@ func (b *Bus) PublishObservations(ctx context.Context, obs []*Observation) []err
 		}
 		select {
 		case ack := <-fut.Ok():
-			if ack.Duplicate {
-				b.metrics.duplicate()
-			} else {
-				b.metrics.published()
-			}
+			b.metrics.acked(ack)
 		case err := <-fut.Err():
 			if duplicateInProcess(err) {
 				// Another replica's twin is being stored: publish again until it is settled.
@@ -186,11 +173,7 @@ func (b *Bus) PublishObservations(ctx context.Context, obs []*Observation) []err
 				}
 				continue
 			}
-			b.metrics.publishError()
-			if errors.Is(err, jetstream.ErrNoStreamResponse) {
-				err = fmt.Errorf("no stream %s answered: %w", StreamObservations, err)
-			}
-			frames[k].fail(errs, fmt.Errorf("publish %s: %w", fut.Msg().Subject, err))
+			frames[k].fail(errs, b.publishFailed(fut.Msg().Subject, StreamObservations, err))
 		case <-ctx.Done():
 			frames[k].fail(errs, ctx.Err())
 		}

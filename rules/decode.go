@@ -4,10 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"github.com/podmedic/podmedic/internal/jsonscan"
-	"strconv"
 	"time"
 	"unicode/utf8"
+
+	"github.com/podmedic/podmedic/internal/jsonscan"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -183,7 +183,7 @@ func (d *jdec) stringValue() (string, bool) {
 	// Escapes (quotes in a message, HTML characters json.Marshal escapes): the string alone
 	// goes through encoding/json.
 	start := d.i
-	end, ok := scanJSONString(d.data, start)
+	end, _, ok := jsonscan.String(d.data, start)
 	if !ok {
 		return "", false
 	}
@@ -225,28 +225,8 @@ func strPtr[T ~string](d *jdec, dst **T) bool {
 // integer reads an integer within [lo, hi] (no fraction or exponent: encoding/json refuses
 // those for integer fields).
 func (d *jdec) integer(lo, hi int64) (int64, bool) {
-	d.ws()
-	j := d.i
-	neg := j < len(d.data) && d.data[j] == '-'
-	if neg {
-		j++
-	}
-	start := j
-	var n int64
-	for j < len(d.data) && d.data[j] >= '0' && d.data[j] <= '9' && j-start < 18 {
-		n = n*10 + int64(d.data[j]-'0')
-		j++
-	}
-	if j == start || (d.data[start] == '0' && j-start > 1) {
-		return 0, false
-	}
-	if j < len(d.data) && (d.data[j] == '.' || d.data[j] == 'e' || d.data[j] == 'E' || (d.data[j] >= '0' && d.data[j] <= '9')) {
-		return 0, false
-	}
-	if neg {
-		n = -n
-	}
-	if n < lo || n > hi {
+	n, j, ok := jsonscan.Int(d.data, d.ws())
+	if !ok || n < lo || n > hi {
 		return 0, false
 	}
 	d.i = j
@@ -739,40 +719,6 @@ func (d *jdec) state(s *corev1.ContainerState) bool {
 	})
 }
 
-// scanJSONString returns the end of the valid JSON string at data[i].
-func scanJSONString(data []byte, i int) (int, bool) {
-	if i >= len(data) || data[i] != '"' {
-		return i, false
-	}
-	for j := i + 1; j < len(data); j++ {
-		switch c := data[j]; {
-		case c == '"':
-			return j + 1, true
-		case c < 0x20:
-			return j, false
-		case c == '\\':
-			j++
-			if j >= len(data) {
-				return j, false
-			}
-			switch data[j] {
-			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-			case 'u':
-				if len(data)-j < 5 {
-					return j, false
-				}
-				if _, err := strconv.ParseUint(string(data[j+1:j+5]), 16, 16); err != nil {
-					return j, false
-				}
-				j += 4
-			default:
-				return j, false
-			}
-		}
-	}
-	return len(data), false
-}
-
 // scanJSONValue returns the end of the valid JSON value at data[i] (RFC 8259 as encoding/json
 // reads it), refusing nesting deeper than a quantity could need.
 func scanJSONValue(data []byte, i, depth int) (int, bool) {
@@ -782,7 +728,8 @@ func scanJSONValue(data []byte, i, depth int) (int, bool) {
 	d := &jdec{data: data, i: i}
 	switch c := data[i]; {
 	case c == '"':
-		return scanJSONString(data, i)
+		end, _, ok := jsonscan.String(data, i)
+		return end, ok
 	case c == '{':
 		ok := d.object(func(string) bool {
 			end, ok := scanJSONValue(data, d.ws(), depth+1)

@@ -50,24 +50,25 @@ func loadFixture(t testing.TB, path string) *Dump {
 
 func fixturePod(t testing.TB, d *Dump, namespace, name string) *corev1.Pod {
 	t.Helper()
-	for _, p := range d.Pods {
-		if p.Namespace == namespace && p.Name == name {
-			return p
-		}
-	}
-	require.FailNow(t, "no such pod in the fixture", "%s/%s", namespace, name)
-	return nil
+	return fixtureObject(t, d.Pods, "pod", namespace, name)
 }
 
 func fixturePVC(t testing.TB, d *Dump, namespace, name string) *corev1.PersistentVolumeClaim {
 	t.Helper()
-	for _, c := range d.PVCs {
-		if c.Namespace == namespace && c.Name == name {
-			return c
+	return fixtureObject(t, d.PVCs, "PVC", namespace, name)
+}
+
+// fixtureObject is the object of a fixture named namespace/name (what: its kind, for the failure).
+func fixtureObject[T metav1.Object](t testing.TB, objs []T, what, namespace, name string) T {
+	t.Helper()
+	for _, o := range objs {
+		if o.GetNamespace() == namespace && o.GetName() == name {
+			return o
 		}
 	}
-	require.FailNow(t, "no such PVC in the fixture", "%s/%s", namespace, name)
-	return nil
+	require.FailNow(t, "no such "+what+" in the fixture", "%s/%s", namespace, name)
+	var zero T
+	return zero
 }
 
 // wantFinding is what a detector table test expects of one finding.

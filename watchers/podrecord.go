@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"hash/maphash"
+	"strconv"
 
 	"github.com/klauspost/compress/zstd"
 	corev1 "k8s.io/api/core/v1"
@@ -75,12 +76,8 @@ func newPodRecord(p *corev1.Pod) (*podRecord, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encode pod %s/%s: %w", p.Namespace, p.Name, err)
 	}
-	deflated, err := deflate(raw)
-	if err != nil {
-		return nil, err
-	}
 	return &podRecord{namespace: t.Namespace, name: t.Name, uid: string(t.UID), resourceVersion: t.ResourceVersion,
-		fingerprint: fingerprint(raw, t.ResourceVersion), deflated: deflated}, nil
+		fingerprint: fingerprint(raw, t.ResourceVersion), deflated: deflate(raw)}, nil
 }
 
 // fingerprintSeed seeds the fingerprints: they are compared within one process only.
@@ -90,7 +87,7 @@ var fingerprintSeed = maphash.MakeSeed()
 // every write, also with writes to fields the trimming drops.
 func fingerprint(raw []byte, resourceVersion string) uint64 {
 	if resourceVersion != "" {
-		field := `,"resourceVersion":` + fmt.Sprintf("%q", resourceVersion)
+		field := `,"resourceVersion":` + strconv.Quote(resourceVersion)
 		if i := bytes.Index(raw, []byte(field)); i >= 0 {
 			var h maphash.Hash
 			h.SetSeed(fingerprintSeed)
@@ -128,9 +125,9 @@ func mustDecoder() *zstd.Decoder {
 	return d
 }
 
-func deflate(raw []byte) ([]byte, error) {
+func deflate(raw []byte) []byte {
 	// Cloned to its length: the record keeps it for the pod's lifetime.
-	return bytes.Clone(podEncoder.EncodeAll(raw, make([]byte, 0, len(raw)/2+64))), nil
+	return bytes.Clone(podEncoder.EncodeAll(raw, make([]byte, 0, len(raw)/2+64)))
 }
 
 func inflate(deflated []byte) ([]byte, error) {

@@ -175,15 +175,8 @@ func TestResyncPassesPublishInBatches(t *testing.T) {
 	rec := &batchRecorder{}
 	w, err := New(Options{Client: fake.NewClientset(pods...), Publisher: rec, Logger: zaptest.NewLogger(t), Resync: time.Hour})
 	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- w.Run(ctx) }()
-	defer func() { cancel(); require.NoError(t, <-done) }()
-	require.Eventually(t, func() bool {
-		rec.mu.Lock()
-		defer rec.mu.Unlock()
-		return len(rec.obs) == 600
-	}, 10*time.Second, 10*time.Millisecond)
+	run(t, w)
+	require.Eventually(t, func() bool { return rec.len() == 600 }, 10*time.Second, 10*time.Millisecond)
 	require.Equal(t, int64((600+resyncBatch-1)/resyncBatch), rec.batches.Load(), "600 pods in batches of %d", resyncBatch)
 }
 
@@ -210,14 +203,7 @@ func TestResyncPassesWaitForTheBacklog(t *testing.T) {
 	rec.backlog.Store(maxBacklog + 2000)
 	w, err := New(Options{Client: fake.NewClientset(pods...), Publisher: rec, Logger: zaptest.NewLogger(t), Resync: time.Hour, Workers: 1})
 	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- w.Run(ctx) }()
-	defer func() { cancel(); require.NoError(t, <-done) }()
-	require.Eventually(t, func() bool {
-		rec.mu.Lock()
-		defer rec.mu.Unlock()
-		return len(rec.obs) == 300
-	}, 10*time.Second, 10*time.Millisecond)
+	run(t, w)
+	require.Eventually(t, func() bool { return rec.len() == 300 }, 10*time.Second, 10*time.Millisecond)
 	require.GreaterOrEqual(t, rec.reads.Load(), int64(6), "the pass waited for the backlog to drain")
 }

@@ -327,15 +327,6 @@ func (w *Watcher) enqueue(kind string, obj any, t bus.ObservationType) {
 	if w.exclude[m.GetNamespace()] {
 		return
 	}
-	if kind == bus.KindEvent {
-		if t == bus.Resync {
-			return // events are forwarded once; a resync of an unchanged event says nothing new
-		}
-		// Only events about pods and claims matter; the rest are not published.
-		if e, ok := obj.(*corev1.Event); ok && e.InvolvedObject.Kind != bus.KindPod && e.InvolvedObject.Kind != bus.KindPVC {
-			return
-		}
-	}
 	it := item{kind: kind, namespace: m.GetNamespace(), name: m.GetName()}
 	w.mu.Lock()
 	p := w.pending[it]
@@ -364,8 +355,8 @@ func (w *Watcher) Run(ctx context.Context) error {
 	for _, s := range w.scopes {
 		for _, inf := range []cache.SharedIndexInformer{s.pods, s.pvcs, s.podEvents, s.pvcEvents} {
 			informers.Go(func() { inf.RunWithContext(ictx) })
+			synced = append(synced, inf.HasSynced)
 		}
-		synced = append(synced, s.pods.HasSynced, s.pvcs.HasSynced, s.podEvents.HasSynced, s.pvcEvents.HasSynced)
 	}
 	defer func() {
 		stopInformers()

@@ -29,6 +29,12 @@ func (r *recorder) PublishObservation(_ context.Context, o *bus.Observation) err
 	return nil
 }
 
+func (r *recorder) len() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.obs)
+}
+
 func (r *recorder) find(kind, name string, t bus.ObservationType) *bus.Observation {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -66,6 +72,14 @@ func start(t *testing.T, client *fake.Clientset, o Options) (*recorder, *Watcher
 	o.Client, o.Publisher, o.Logger = client, rec, zaptest.NewLogger(t)
 	w, err := New(o)
 	require.NoError(t, err)
+	cancel := run(t, w)
+	require.Eventually(t, w.Synced, 5*time.Second, 10*time.Millisecond)
+	return rec, w, cancel
+}
+
+// run runs w until the test ends (or cancel).
+func run(t *testing.T, w *Watcher) (cancel context.CancelFunc) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- w.Run(ctx) }()
@@ -78,8 +92,7 @@ func start(t *testing.T, client *fake.Clientset, o Options) (*recorder, *Watcher
 			t.Error("watcher did not stop")
 		}
 	})
-	require.Eventually(t, w.Synced, 5*time.Second, 10*time.Millisecond)
-	return rec, w, cancel
+	return cancel
 }
 
 func TestWatcherPublishesTrimmedPodsAndDeletes(t *testing.T) {
