@@ -42,18 +42,73 @@ func actionNamespace(t *testing.T, env *kubeenv.Env, prefix string) string {
 func writeRules(t *testing.T, ns, yaml string) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "rules.yaml")
-	require.NoError(t, os.WriteFile(path, []byte(strings.ReplaceAll(yaml, "{{ns}}", ns)), 0o600))
+	rewriteRules(t, path, ns, yaml)
 	return path
 }
 
-// inproc is podmedic's daemon (app.Run) running inside the test against the shared apiserver,
-// with a recording notifier and its Handle, through which the test approves and denies
-// proposals the way Slack and the local inbox do (the actions stage's Decide).
-type inproc struct {
+// rewriteRules writes yaml to the rules.yaml at path, every {{ns}} in it replaced by ns.
+func rewriteRules(t *testing.T, path, ns, yaml string) {
+	t.Helper()
+	require.NoError(t, os.WriteFile(path, []byte(strings.ReplaceAll(yaml, "{{ns}}", ns)), 0o600))
+}
+
+// daemon is podmedic's daemon (app.Run) running inside the test against the shared
+// apiserver; name ("podmedic", or with a replica's id) is how the messages call it.
+type daemon struct {
 	t      *testing.T
+	name   string
 	h      *app.Handle
 	cancel context.CancelFunc
 	done   chan error
+}
+
+// startDaemon parses the rules.yaml at path into opts.Config, runs app.Run with opts and
+// returns once podmedic is ready (opts.Ready is set here); the daemon stops when the test
+// ends.
+func startDaemon(t *testing.T, name, path string, opts app.Options) *daemon {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	require.NoError(t, err)
+	opts.Config, err = rules.Parse(path, data, rules.NewDefaultRegistry())
+	require.NoError(t, err)
+	d := &daemon{t: t, name: name, done: make(chan error, 1)}
+	ctx, cancel := context.WithCancel(context.Background())
+	d.cancel = cancel
+	ready := make(chan *app.Handle, 1)
+	opts.Ready = func(h *app.Handle) { ready <- h }
+	go func() { d.done <- app.Run(ctx, opts) }()
+	t.Cleanup(d.stop)
+	select {
+	case d.h = <-ready:
+	case err := <-d.done:
+		d.done <- err
+		t.Fatalf("%s stopped before it was ready: %v", name, err)
+	case <-time.After(60 * time.Second):
+		t.Fatalf("%s not ready within 60s", name)
+	}
+	return d
+}
+
+// stop cancels the daemon and requires a clean exit (idempotent).
+func (d *daemon) stop() {
+	if d.cancel == nil {
+		return
+	}
+	d.cancel()
+	d.cancel = nil
+	select {
+	case err := <-d.done:
+		require.NoError(d.t, err, "%s exit", d.name)
+	case <-time.After(30 * time.Second):
+		d.t.Errorf("%s did not stop within 30s", d.name)
+	}
+}
+
+// inproc is the daemon with a recording notifier and its Handle, through which the test
+// approves and denies proposals the way Slack and the local inbox do (the actions stage's
+// Decide).
+type inproc struct {
+	*daemon
 
 	mu      sync.Mutex
 	notices []finding.Notice
@@ -65,62 +120,33 @@ type inproc struct {
 // resync is long, and the pipeline settles (a resync every second would keep it busy).
 func runInProcess(t *testing.T, env *kubeenv.Env, path string) *inproc {
 	t.Helper()
-	data, err := os.ReadFile(path)
-	require.NoError(t, err)
-	cfg, err := rules.Parse(path, data, rules.NewDefaultRegistry())
-	require.NoError(t, err)
-	p := &inproc{t: t, done: make(chan error, 1)}
-	ctx, cancel := context.WithCancel(context.Background())
-	p.cancel = cancel
-	ready := make(chan *app.Handle, 1)
-	go func() {
-		p.done <- app.Run(ctx, app.Options{
-			Config: cfg, Client: env.Client, DataDir: t.TempDir(), Resync: 10 * time.Minute, Workers: 4,
-			Notifier: notifier.Func(func(_ context.Context, n *finding.Notice) error {
-				p.mu.Lock()
-				defer p.mu.Unlock()
-				p.notices = append(p.notices, *n)
-				return nil
-			}),
-			Logger:  zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)),
-			Actions: app.ActionsOptions{Interval: time.Second, RefusalQuiet: 2 * time.Second},
-			Ready:   func(h *app.Handle) { ready <- h },
-		})
-	}()
-	t.Cleanup(p.stop)
-	select {
-	case p.h = <-ready:
-	case err := <-p.done:
-		p.done <- err
-		t.Fatalf("podmedic stopped before it was ready: %v", err)
-	case <-time.After(60 * time.Second):
-		t.Fatal("podmedic not ready within 60s")
-	}
+	p := &inproc{}
+	p.daemon = startDaemon(t, "podmedic", path, app.Options{
+		Client: env.Client, DataDir: t.TempDir(), Resync: 10 * time.Minute, Workers: 4,
+		Notifier: notifier.Func(func(_ context.Context, n *finding.Notice) error {
+			p.mu.Lock()
+			defer p.mu.Unlock()
+			p.notices = append(p.notices, *n)
+			return nil
+		}),
+		Logger:  zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)),
+		Actions: app.ActionsOptions{Interval: time.Second, RefusalQuiet: 2 * time.Second},
+	})
 	return p
-}
-
-// stop cancels the daemon and requires a clean exit (idempotent).
-func (p *inproc) stop() {
-	if p.cancel == nil {
-		return
-	}
-	p.cancel()
-	p.cancel = nil
-	select {
-	case err := <-p.done:
-		require.NoError(p.t, err, "podmedic exit")
-	case <-time.After(30 * time.Second):
-		p.t.Error("podmedic did not stop within 30s")
-	}
 }
 
 // ofType returns the notices of one type received so far.
 func (p *inproc) ofType(typ finding.NoticeType) []finding.Notice {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	return noticesWhere(p.notices, func(n finding.Notice) bool { return n.Type == typ })
+}
+
+// noticesWhere returns the notices that keep accepts, in order.
+func noticesWhere(notices []finding.Notice, keep func(finding.Notice) bool) []finding.Notice {
 	var out []finding.Notice
-	for _, n := range p.notices {
-		if n.Type == typ {
+	for _, n := range notices {
+		if keep(n) {
 			out = append(out, n)
 		}
 	}
@@ -160,6 +186,15 @@ func stuckWorker(ns, name string) *corev1.Pod {
 	p.Spec.NodeName = "ip-10-0-3-17.ec2.internal"
 	p.Spec.InitContainers = []corev1.Container{{Name: "wait-for-history", Image: "busybox",
 		Command: []string{"sh", "-c", "until [ -d /history/logs ]; do sleep 5; done"}}}
+	return p
+}
+
+// createStuckWorker creates a stuckWorker whose init container has run for 40 minutes and
+// returns it as created.
+func createStuckWorker(t *testing.T, c kubernetes.Interface, ns, name string) *corev1.Pod {
+	t.Helper()
+	p := createPod(t, c, stuckWorker(ns, name))
+	writeStatus(t, c, p, initStuck(time.Now().Add(-40*time.Minute)))
 	return p
 }
 

@@ -81,8 +81,7 @@ rules:
     action: {type: delete-pod, mode: approve}
 `))
 	c := env.Client
-	stuck := createPod(t, c, stuckWorker(ns, "spark-submit-stuck"))
-	writeStatus(t, c, stuck, initStuck(time.Now().Add(-40*time.Minute)))
+	stuck := createStuckWorker(t, c, ns, "spark-submit-stuck")
 
 	p := pm.waitProposal(ns, stuck.Name, 30*time.Second)
 	require.Equal(t, finding.StatePending, p.State)
@@ -215,8 +214,7 @@ rules:
 `))
 	c := env.Client
 	ctx := context.Background()
-	old := createPod(t, c, stuckWorker(ns, "spark-submit-0"))
-	writeStatus(t, c, old, initStuck(time.Now().Add(-40*time.Minute)))
+	old := createStuckWorker(t, c, ns, "spark-submit-0")
 	p := pm.waitProposal(ns, old.Name, 30*time.Second)
 
 	// Airflow (or an operator) replaces the pod under the same name.
@@ -256,8 +254,7 @@ rules:
 `)
 	pm := startPodmedic(t, env, t.TempDir(), "--config", cfg, "--dry-run", "--resync", "1s")
 	c := env.Client
-	stuck := createPod(t, c, stuckWorker(ns, "spark-submit-stuck"))
-	writeStatus(t, c, stuck, initStuck(time.Now().Add(-40*time.Minute)))
+	stuck := createStuckWorker(t, c, ns, "spark-submit-stuck")
 	_, pod := deploymentWithPod(t, c, ns, "reports-api", "2Gi", "1Gi")
 	writeStatus(t, c, pod, restartedAfterOOM(time.Now().Add(-10*time.Minute)))
 

@@ -2,8 +2,6 @@ package e2e
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -43,8 +41,7 @@ rules:
 func TestDetectorsLive(t *testing.T) {
 	env := cluster(t)
 	ns := namespace(t, env, "nightly")
-	cfg := filepath.Join(t.TempDir(), "rules.yaml")
-	require.NoError(t, os.WriteFile(cfg, []byte(detectorRules), 0o600))
+	cfg := writeRules(t, ns, detectorRules)
 	pm := startPodmedic(t, env, t.TempDir(), "--config", cfg, "--resync", "1s", "--namespace", ns)
 	c := env.Client
 	ctx := context.Background()

@@ -57,8 +57,7 @@ rules:
 	inbox := freeAddr(t)
 	pm := startPodmedic(t, env, t.TempDir(), "--config", cfg, "--inbox-addr", inbox)
 	c := env.Client
-	stuck := createPod(t, c, stuckWorker(ns, "spark-submit-stuck"))
-	writeStatus(t, c, stuck, initStuck(time.Now().Add(-40*time.Minute)))
+	createStuckWorker(t, c, ns, "spark-submit-stuck")
 	pm.waitFinding(finding.InitStuck, ns, "spark-submit-stuck", 30*time.Second)
 
 	// Not deleted before a human decides.

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
@@ -199,12 +198,11 @@ func TestDashboardMetricsAreExported(t *testing.T) {
 	t.Setenv("SLACK_APP_TOKEN", "xapp-test")
 	t.Setenv("SLACK_SIGNING_SECRET", "e2e-signing-secret")
 
-	rulesPath := filepath.Join(t.TempDir(), "rules.yaml")
-	require.NoError(t, os.WriteFile(rulesPath, []byte(fmt.Sprintf(`version: 1
+	rulesPath := writeRules(t, ns, `version: 1
 cluster: e2e-metrics
-namespaces: {include: [%s]}
+namespaces: {include: [{{ns}}]}
 slack:
-  api_url: %s
+  api_url: `+slack.URL()+`
   default_channel: "#podmedic-e2e"
   socket_mode: true
 rules:
@@ -214,7 +212,7 @@ rules:
   - name: init-stuck
     detect: {kind: InitStuck, init_timeout: 15m}
     action: {type: delete-pod, mode: auto, budget: {max: 1, window: 1h}, params: {grace_period: 1}}
-`, ns, slack.URL())), 0o600))
+`)
 	pm := startPodmedic(t, env, t.TempDir(), "--config", rulesPath, "--resync", "1s")
 	slack.FailNext(1, 503) // one Slack API error, retried
 

@@ -1,8 +1,6 @@
 package e2e
 
 import (
-	"os"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -44,20 +42,20 @@ rules:
 	}
 
 	// An invalid file: refused, the oom rule stays in force.
-	require.NoError(t, os.WriteFile(path, []byte(strings.ReplaceAll(`version: 1
+	rewriteRules(t, path, ns, `version: 1
 cluster: e2e
 namespaces: {include: [{{ns}}]}
 rules:
   - name: oom
     detect: {kind: OOMKilled, timeout: 5m}
-`, "{{ns}}", ns)), 0o600))
+`)
 	require.Eventually(t, func() bool { return reloads("failure") >= 1 }, 15*time.Second, 100*time.Millisecond, "the invalid file was not refused")
 	require.Zero(t, pm.metric("podmedic_config_last_reload_successful"))
 	writeStatus(t, c, createPod(t, c, airflowWorker(ns, "etl-load-oom-1", "etl_daily", "load")), oomKilled(now))
 	pm.waitFinding(finding.OOMKilled, ns, "etl-load-oom-1", 30*time.Second)
 
 	// A valid file with a SIGKILL rule: in force without a restart.
-	require.NoError(t, os.WriteFile(path, []byte(strings.ReplaceAll(`version: 1
+	rewriteRules(t, path, ns, `version: 1
 cluster: e2e
 namespaces: {include: [{{ns}}]}
 rules:
@@ -65,7 +63,7 @@ rules:
     detect: {kind: OOMKilled}
   - name: sigkill
     detect: {kind: SIGKILL}
-`, "{{ns}}", ns)), 0o600))
+`)
 	require.Eventually(t, func() bool { return reloads("success") >= 1 }, 15*time.Second, 100*time.Millisecond, "the valid file was not loaded")
 	require.Equal(t, 1.0, pm.metric("podmedic_config_last_reload_successful"))
 	writeStatus(t, c, createPod(t, c, airflowWorker(ns, "reports-render-1", "reports", "render")), sigkilled(now))

@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"os"
 	"slices"
 	"sort"
 	"strings"
@@ -17,12 +16,12 @@ import (
 	"go.uber.org/zap/zaptest"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/podmedic/podmedic/app"
 	"github.com/podmedic/podmedic/finding"
 	"github.com/podmedic/podmedic/internal/testenv/kubeenv"
 	"github.com/podmedic/podmedic/notifier"
-	"github.com/podmedic/podmedic/rules"
 	"github.com/podmedic/podmedic/schedule"
 )
 
@@ -44,11 +43,8 @@ func sharedNATS(t *testing.T) string {
 
 // replica is one podmedic (app.Run in-process) of several against one apiserver and one NATS.
 type replica struct {
-	t      *testing.T
-	id     string
-	h      *app.Handle
-	cancel context.CancelFunc
-	done   chan error
+	*daemon
+	id string
 
 	mu      sync.Mutex
 	reports []finding.Notice
@@ -59,68 +55,29 @@ type replica struct {
 // second or two).
 func startReplica(t *testing.T, env *kubeenv.Env, path, natsURL, leaseNS, id string) *replica {
 	t.Helper()
-	data, err := os.ReadFile(path)
-	require.NoError(t, err)
-	cfg, err := rules.Parse(path, data, rules.NewDefaultRegistry())
-	require.NoError(t, err)
-	r := &replica{t: t, id: id, done: make(chan error, 1)}
-	ctx, cancel := context.WithCancel(context.Background())
-	r.cancel = cancel
-	ready := make(chan *app.Handle, 1)
-	go func() {
-		r.done <- app.Run(ctx, app.Options{
-			Config: cfg, Client: env.Client, NATSURL: natsURL, Resync: 10 * time.Minute, Workers: 2,
-			Notifier: notifier.Func(func(_ context.Context, n *finding.Notice) error {
-				if n.Type == finding.NoticeReport {
-					r.mu.Lock()
-					r.reports = append(r.reports, *n)
-					r.mu.Unlock()
-				}
-				return nil
-			}),
-			Logger:  zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)).Named(id),
-			Actions: app.ActionsOptions{Interval: time.Second, RefusalQuiet: time.Second},
-			Schedule: app.ScheduleOptions{LeaseNamespace: leaseNS, Identity: id,
-				LeaseDuration: 4 * time.Second, RenewDeadline: 3 * time.Second, RetryPeriod: 500 * time.Millisecond},
-			Ready: func(h *app.Handle) { ready <- h },
-		})
-	}()
-	t.Cleanup(r.stop)
-	select {
-	case r.h = <-ready:
-	case err := <-r.done:
-		r.done <- err
-		t.Fatalf("podmedic %s stopped before it was ready: %v", id, err)
-	case <-time.After(60 * time.Second):
-		t.Fatalf("podmedic %s not ready within 60s", id)
-	}
+	r := &replica{id: id}
+	r.daemon = startDaemon(t, "podmedic "+id, path, app.Options{
+		Client: env.Client, NATSURL: natsURL, Resync: 10 * time.Minute, Workers: 2,
+		Notifier: notifier.Func(func(_ context.Context, n *finding.Notice) error {
+			if n.Type == finding.NoticeReport {
+				r.mu.Lock()
+				r.reports = append(r.reports, *n)
+				r.mu.Unlock()
+			}
+			return nil
+		}),
+		Logger:  zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)).Named(id),
+		Actions: app.ActionsOptions{Interval: time.Second, RefusalQuiet: time.Second},
+		Schedule: app.ScheduleOptions{LeaseNamespace: leaseNS, Identity: id,
+			LeaseDuration: 4 * time.Second, RenewDeadline: 3 * time.Second, RetryPeriod: 500 * time.Millisecond},
+	})
 	return r
-}
-
-func (r *replica) stop() {
-	if r.cancel == nil {
-		return
-	}
-	r.cancel()
-	r.cancel = nil
-	select {
-	case err := <-r.done:
-		require.NoError(r.t, err, "podmedic %s exit", r.id)
-	case <-time.After(30 * time.Second):
-		r.t.Errorf("podmedic %s did not stop within 30s", r.id)
-	}
 }
 
 func (r *replica) reportsOf(job string) []finding.Notice {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	var out []finding.Notice
-	for _, n := range r.reports {
-		if strings.HasPrefix(n.Title, "Sweep "+job+":") {
-			out = append(out, n)
-		}
-	}
-	return out
+	return noticesWhere(r.reports, func(n finding.Notice) bool { return strings.HasPrefix(n.Title, "Sweep "+job+":") })
 }
 
 // evictedAt is the status the kubelet writes for a pod it evicted at t under memory pressure
@@ -140,6 +97,17 @@ func evictedAt(t time.Time) func(*corev1.PodStatus) {
 			State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 137, Reason: "Error",
 				StartedAt: metav1.Time{Time: t.Add(-30 * time.Minute)}, FinishedAt: metav1.Time{Time: t}}}}}
 	}
+}
+
+// createEvicted creates an Airflow worker scheduled on a node, evicted by its kubelet at the
+// time at, and returns it as created.
+func createEvicted(t *testing.T, c kubernetes.Interface, ns, name string, at time.Time) *corev1.Pod {
+	t.Helper()
+	p := airflowWorker(ns, name, "etl_daily", "aggregate")
+	p.Spec.NodeName = "ip-10-0-4-203.ec2.internal"
+	p = createPod(t, c, p)
+	writeStatus(t, c, p, evictedAt(at))
+	return p
 }
 
 // TestSweepEvictedPodsWithinBudget: 30 Airflow workers evicted more than an hour ago and 5
@@ -172,18 +140,12 @@ schedules:
 	now := time.Now().Truncate(time.Second)
 	var old, young []string
 	for i := range 30 {
-		p := airflowWorker(ns, fmt.Sprintf("etl-old-%02d", i), "etl_daily", "aggregate")
-		p.Spec.NodeName = "ip-10-0-4-203.ec2.internal"
-		p = createPod(t, c, p)
 		// etl-old-00 was evicted longest ago: 3h, then a minute later each.
-		writeStatus(t, c, p, evictedAt(now.Add(-3*time.Hour+time.Duration(i)*time.Minute)))
+		p := createEvicted(t, c, ns, fmt.Sprintf("etl-old-%02d", i), now.Add(-3*time.Hour+time.Duration(i)*time.Minute))
 		old = append(old, p.Name)
 	}
 	for i := range 5 {
-		p := airflowWorker(ns, fmt.Sprintf("etl-young-%02d", i), "etl_daily", "aggregate")
-		p.Spec.NodeName = "ip-10-0-4-203.ec2.internal"
-		p = createPod(t, c, p)
-		writeStatus(t, c, p, evictedAt(now.Add(-10*time.Minute)))
+		p := createEvicted(t, c, ns, fmt.Sprintf("etl-young-%02d", i), now.Add(-10*time.Minute))
 		young = append(young, p.Name)
 	}
 
@@ -265,9 +227,7 @@ schedules:
       action: {type: delete-pod, mode: notify}
 `)
 	c := env.Client
-	p := airflowWorker(ns, "etl-evicted", "etl_daily", "aggregate")
-	p.Spec.NodeName = "ip-10-0-4-203.ec2.internal"
-	writeStatus(t, c, createPod(t, c, p), evictedAt(time.Now().Add(-time.Hour)))
+	createEvicted(t, c, ns, "etl-evicted", time.Now().Add(-time.Hour))
 
 	natsURL := sharedNATS(t)
 	a := startReplica(t, env, path, natsURL, ns, "replica-a")
@@ -290,6 +250,7 @@ schedules:
 	// Every tick ran once, on one replica: a's ticks, then b's.
 	ticks := map[string][]string{} // tick -> replicas that ran it
 	var order []string
+	ran := map[string]int{} // replica -> ticks it ran
 	for _, r := range []*replica{a, b} {
 		for _, n := range r.reportsOf("list-evicted") {
 			require.Contains(t, n.Text, "found      1")
@@ -297,12 +258,13 @@ schedules:
 			tick := when[0] + " " + when[1]
 			ticks[tick] = append(ticks[tick], r.id)
 			order = append(order, tick)
+			ran[r.id]++
 		}
 	}
 	for tick, by := range ticks {
 		require.Len(t, by, 1, "tick %s ran on %v", tick, by)
 	}
-	aTicks, bTicks := len(a.reportsOf("list-evicted")), len(b.reportsOf("list-evicted"))
+	aTicks, bTicks := ran[a.id], ran[b.id]
 	t.Logf("ticks run: %d by a, %d by b, none twice", aTicks, bTicks)
 	require.GreaterOrEqual(t, aTicks, 5, "a ran about one tick every 2s for 10s")
 	require.GreaterOrEqual(t, bTicks, 3, "b ran the ticks after the handover")

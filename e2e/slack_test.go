@@ -45,8 +45,7 @@ rules:
 	defer cancel()
 	require.NoError(t, sl.WaitConnected(ctx), "Socket Mode connected")
 
-	stuck := createPod(t, c, stuckWorker(ns, "spark-submit-stuck"))
-	writeStatus(t, c, stuck, initStuck(time.Now().Add(-40*time.Minute)))
+	createStuckWorker(t, c, ns, "spark-submit-stuck")
 
 	// The proposal arrives in the channel with its buttons.
 	var msg slackenv.Message
@@ -105,20 +104,32 @@ rules:
 // buttonValue returns the value of the button with this action id in a Block Kit message.
 func buttonValue(t *testing.T, blocks json.RawMessage, actionID string) string {
 	t.Helper()
+	v, ok, err := findButton(blocks, actionID)
+	require.NoError(t, err)
+	if !ok {
+		t.Fatalf("no %s button in %s", actionID, blocks)
+	}
+	return v
+}
+
+// findButton looks for the button with this action id in a Block Kit message and returns
+// its value.
+func findButton(blocks json.RawMessage, actionID string) (value string, ok bool, err error) {
 	var bs []struct {
 		Elements []struct {
 			ActionID string `json:"action_id"`
 			Value    string `json:"value"`
 		} `json:"elements"`
 	}
-	require.NoError(t, json.Unmarshal(blocks, &bs))
+	if err := json.Unmarshal(blocks, &bs); err != nil {
+		return "", false, err
+	}
 	for _, b := range bs {
 		for _, e := range b.Elements {
 			if e.ActionID == actionID {
-				return e.Value
+				return e.Value, true, nil
 			}
 		}
 	}
-	t.Fatalf("no %s button in %s", actionID, blocks)
-	return ""
+	return "", false, nil
 }
