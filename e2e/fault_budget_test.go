@@ -43,18 +43,11 @@ rules:
 `, budget))
 	pm := startPodmedic(t, env, t.TempDir(), "--config", cfg, "--resync", "10m")
 	c := stormClient(t, env)
-	uids := make([]string, pods)
-	start := time.Now()
-	stormWait(t, pods, 16, func(ctx context.Context, i int) error {
-		p, err := createPodRetrying(ctx, c, stuckWorker(ns, fmt.Sprintf("spark-submit-%05d", i)))
-		if err == nil {
-			uids[i] = string(p.UID)
-		}
-		return err
-	}, nil)
-	t.Logf("created %d pods in %s", pods, time.Since(start).Round(time.Millisecond))
+	uids := createStorm(t, c, pods, func(i int) *corev1.Pod {
+		return stuckWorker(ns, fmt.Sprintf("spark-submit-%05d", i))
+	})
 
-	start = time.Now()
+	start := time.Now()
 	var stuck corev1.PodStatus
 	initStuck(time.Now().Add(-40 * time.Minute))(&stuck)
 	stormWait(t, pods, 16, func(ctx context.Context, i int) error {
@@ -117,13 +110,7 @@ func patchStatus(ctx context.Context, c kubernetes.Interface, ns, name string, s
 func (p *podmedic) findingNoticesWith(result string) []finding.Notice {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	var out []finding.Notice
-	for _, n := range p.findingNotices {
-		if n.Outcome != nil && n.Outcome.Result == result {
-			out = append(out, n)
-		}
-	}
-	return out
+	return noticesWhere(p.findingNotices, func(n finding.Notice) bool { return n.Outcome != nil && n.Outcome.Result == result })
 }
 
 // countEvents counts podmedic's Events of one reason in a namespace (series included).

@@ -4,13 +4,13 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/podmedic/podmedic/actions"
@@ -43,18 +43,11 @@ rules:
 			"--nats-replicas", "3", "--resync", "10m"))
 	}
 	c := stormClient(t, env)
-	uids := make([]string, pods)
-	start := time.Now()
-	stormWait(t, pods, 16, func(ctx context.Context, i int) error {
-		p, err := createPodRetrying(ctx, c, stuckWorker(ns, fmt.Sprintf("spark-submit-%04d", i)))
-		if err == nil {
-			uids[i] = string(p.UID)
-		}
-		return err
-	}, nil)
-	t.Logf("created %d pods in %s", pods, time.Since(start).Round(time.Millisecond))
+	uids := createStorm(t, c, pods, func(i int) *corev1.Pod {
+		return stuckWorker(ns, fmt.Sprintf("spark-submit-%04d", i))
+	})
 
-	start = time.Now()
+	start := time.Now()
 	stuckSince := time.Now().Add(-40 * time.Minute)
 	var killedNATS int
 	stormWait(t, pods, 16, func(ctx context.Context, i int) error {
@@ -112,14 +105,9 @@ rules:
 	executed := map[string]int{}
 	perReplica := make([]int, len(replicas))
 	for i, r := range replicas {
-		for _, line := range strings.Split(r.logs(), "\n") {
-			var l struct {
-				Msg, Target, Result string
-			}
-			if json.Unmarshal([]byte(line), &l) == nil && l.Msg == "action" && l.Result == finding.ResultExecuted {
-				executed[strings.TrimPrefix(l.Target, "Pod "+ns+"/")]++
-				perReplica[i]++
-			}
+		for _, target := range r.loggedExecutions() {
+			executed[strings.TrimPrefix(target, "Pod "+ns+"/")]++
+			perReplica[i]++
 		}
 	}
 	over := func(m map[string]int) (total, twice int) {
@@ -153,11 +141,7 @@ rules:
 func (p *podmedic) executedNotices() []finding.Notice {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	var out []finding.Notice
-	for _, n := range p.findingNotices {
-		if n.Type == finding.NoticeFinding && n.Outcome != nil && n.Outcome.Result == finding.ResultExecuted && n.Finding != nil {
-			out = append(out, n)
-		}
-	}
-	return out
+	return noticesWhere(p.findingNotices, func(n finding.Notice) bool {
+		return n.Type == finding.NoticeFinding && n.Outcome != nil && n.Outcome.Result == finding.ResultExecuted && n.Finding != nil
+	})
 }

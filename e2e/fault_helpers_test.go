@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"sync"
@@ -100,6 +101,23 @@ func stormWait(t *testing.T, n, workers int, fn func(ctx context.Context, i int)
 	require.NoError(t, <-result)
 }
 
+// createStorm creates n pods, pod(i) for each index, from 16 goroutines (retrying as storm
+// does), logs how long that took, and returns the UIDs of the pods.
+func createStorm(t *testing.T, c kubernetes.Interface, n int, pod func(i int) *corev1.Pod) []string {
+	t.Helper()
+	uids := make([]string, n)
+	start := time.Now()
+	stormWait(t, n, 16, func(ctx context.Context, i int) error {
+		p, err := createPodRetrying(ctx, c, pod(i))
+		if err == nil {
+			uids[i] = string(p.UID)
+		}
+		return err
+	}, nil)
+	t.Logf("created %d pods in %s", n, time.Since(start).Round(time.Millisecond))
+	return uids
+}
+
 // createPodsRetrying creates a pod, treating AlreadyExists as done (a retried create whose
 // first attempt got through).
 func createPodRetrying(ctx context.Context, c kubernetes.Interface, p *corev1.Pod) (*corev1.Pod, error) {
@@ -154,10 +172,18 @@ func (p *podmedic) metricSum(name string) float64 {
 func (p *podmedic) noticesOf(typ finding.NoticeType) []finding.Notice {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	var out []finding.Notice
-	for _, n := range p.notices {
-		if n.Type == typ {
-			out = append(out, n)
+	return noticesWhere(p.notices, func(n finding.Notice) bool { return n.Type == typ })
+}
+
+// loggedExecutions returns the targets of the executed actions podmedic logged, in order.
+func (p *podmedic) loggedExecutions() []string {
+	var out []string
+	for _, line := range strings.Split(p.logs(), "\n") {
+		var l struct {
+			Msg, Target, Result string
+		}
+		if json.Unmarshal([]byte(line), &l) == nil && l.Msg == "action" && l.Result == finding.ResultExecuted {
+			out = append(out, l.Target)
 		}
 	}
 	return out
@@ -256,17 +282,10 @@ rules:
 // meanwhile). It returns the UIDs of the failed pods.
 func oomStorm(t *testing.T, c kubernetes.Interface, ns string, n, perSecond int, half func()) []string {
 	t.Helper()
-	uids := make([]string, n)
+	uids := createStorm(t, c, n, func(i int) *corev1.Pod {
+		return airflowWorker(ns, fmt.Sprintf("etl-load-%05d", i), "etl_daily", fmt.Sprintf("load_%d", i%50))
+	})
 	start := time.Now()
-	stormWait(t, n, 16, func(ctx context.Context, i int) error {
-		p, err := createPodRetrying(ctx, c, airflowWorker(ns, fmt.Sprintf("etl-load-%05d", i), "etl_daily", fmt.Sprintf("load_%d", i%50)))
-		if err == nil {
-			uids[i] = string(p.UID)
-		}
-		return err
-	}, nil)
-	t.Logf("created %d pods in %s", n, time.Since(start).Round(time.Millisecond))
-	start = time.Now()
 	failed := time.Now().Add(-3 * time.Minute).Truncate(time.Second)
 	var tick <-chan time.Time
 	if perSecond > 0 {

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/podmedic/podmedic/actions"
@@ -102,11 +101,18 @@ rules:
 			require.NoError(t, err)
 		}
 	}
-	gone := func() int {
+	gone := func() int { // one list, not a get per pod
+		list, err := c.CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{})
+		if err != nil {
+			return 0
+		}
+		left := make(map[string]bool, len(list.Items))
+		for _, p := range list.Items {
+			left[p.Name] = true
+		}
 		n := 0
 		for i := range pods {
-			_, err := c.CoreV1().Pods(ns).Get(context.Background(), fmt.Sprintf("spark-driver-%03d", i), metav1.GetOptions{})
-			if apierrors.IsNotFound(err) {
+			if !left[fmt.Sprintf("spark-driver-%03d", i)] {
 				n++
 			}
 		}
@@ -123,23 +129,16 @@ rules:
 		}
 	}
 	pm2.stop()
-	executed := 0
-	for _, p := range []*podmedic{pm, pm2} {
-		for _, line := range strings.Split(p.logs(), "\n") {
-			var l struct{ Msg, Result string }
-			if json.Unmarshal([]byte(line), &l) == nil && l.Msg == "action" && l.Result == finding.ResultExecuted {
-				executed++
-			}
-		}
-	}
+	executed := len(pm.loggedExecutions()) + len(pm2.loggedExecutions())
+	final := posted()
 	dup := 0
-	for _, k := range posted() {
+	for _, k := range final {
 		if k > 1 {
 			dup++
 		}
 	}
 	t.Logf("proposals pending %d, in Slack %d (posted twice %d), approved %d, pods deleted %d, actions executed %d, PodmedicExecuted Events %d, second clicks told 'already approved' %d",
-		pods, len(posted()), dup, len(messages), deleted, executed, events, already)
+		pods, len(final), dup, len(messages), deleted, executed, events, already)
 	summary(t, begin, "proposals pending at SIGKILL %d (%d in Slack), approvable after restart %d, posted twice %d, approved %d, executed %d, Events %d, second approvals refused %d",
 		pods, before, len(messages), dup, len(messages), executed, events, already)
 	require.Len(t, messages, pods, "every pending proposal is in Slack after the restart")
@@ -174,21 +173,6 @@ func proposalMessages(t *testing.T, sl *slackenv.Server) map[string]int {
 
 // approveValue is the value of the podmedic.approve button in blocks, or "".
 func approveValue(blocks json.RawMessage) string {
-	var bs []struct {
-		Elements []struct {
-			ActionID string `json:"action_id"`
-			Value    string `json:"value"`
-		} `json:"elements"`
-	}
-	if json.Unmarshal(blocks, &bs) != nil {
-		return ""
-	}
-	for _, b := range bs {
-		for _, e := range b.Elements {
-			if e.ActionID == "podmedic.approve" {
-				return e.Value
-			}
-		}
-	}
-	return ""
+	v, _, _ := findButton(blocks, "podmedic.approve")
+	return v
 }
