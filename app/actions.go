@@ -17,9 +17,9 @@ import (
 
 	"github.com/podmedic/podmedic/actions"
 	"github.com/podmedic/podmedic/bus"
+	"github.com/podmedic/podmedic/config"
 	"github.com/podmedic/podmedic/finding"
 	"github.com/podmedic/podmedic/notifier"
-	"github.com/podmedic/podmedic/rules"
 	"github.com/podmedic/podmedic/schedule"
 )
 
@@ -61,7 +61,7 @@ type actionsStage struct {
 // bucket, cooldowns and refusal notices through the dedup claims, the audit stream), with the
 // pipeline's engine re-checking findings on live pods. Events are recorded with the events.k8s.io
 // API from ctx on.
-func newActions(ctx context.Context, o ActionsOptions, cfg *rules.Config, client kubernetes.Interface, b *bus.Bus,
+func newActions(ctx context.Context, o ActionsOptions, cfg *config.Config, client kubernetes.Interface, b *bus.Bus,
 	p *pipeline, n notifier.Notifier, log *zap.Logger, reg prometheus.Registerer) (*actionsStage, error) {
 	getenv := o.Getenv
 	if getenv == nil {
@@ -129,14 +129,14 @@ func auditSubject(cluster, typ string) string {
 
 // applyActions puts a reloaded rules.yaml's budgets, cooldowns and proposal TTL in force.
 // (dry_run and airflow take effect at the next start.)
-func (a *actionsStage) applyActions(cfg *rules.Config) {
+func (a *actionsStage) applyActions(cfg *config.Config) {
 	a.svc.Guard().SetPolicy(Policy(cfg))
 	a.svc.SetProposalTTL(cfg.Proposals.TTL.Duration)
 }
 
 // Policy maps rules.yaml's budgets and cooldowns onto the guard's policy.
-func Policy(cfg *rules.Config) actions.Policy {
-	limit := func(b *rules.Budget) *actions.Limit {
+func Policy(cfg *config.Config) actions.Policy {
+	limit := func(b *config.Budget) *actions.Limit {
 		if b == nil {
 			return nil
 		}

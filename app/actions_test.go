@@ -21,6 +21,7 @@ import (
 	podmedic "github.com/podmedic/podmedic"
 	"github.com/podmedic/podmedic/actions"
 	"github.com/podmedic/podmedic/bus"
+	"github.com/podmedic/podmedic/config"
 	"github.com/podmedic/podmedic/finding"
 	"github.com/podmedic/podmedic/notifier"
 	"github.com/podmedic/podmedic/rules"
@@ -198,7 +199,7 @@ func TestBudgetOverNATS(t *testing.T) {
 }
 
 func TestPolicyFromRules(t *testing.T) {
-	cfg, err := rules.Parse("rules.yaml", []byte(`version: 1
+	cfg, err := config.Parse("rules.yaml", []byte(`version: 1
 budgets:
   total: {max: 50, window: 1h}
   per_namespace: {max: 20, window: 30m}
@@ -223,7 +224,7 @@ rules:
 		Rules:        map[string]actions.RulePolicy{"init-stuck": {Budget: &actions.Limit{Max: 5, Window: 15 * time.Minute}, Cooldown: &two}},
 	}, Policy(cfg))
 
-	def, err := rules.Parse(podmedic.DefaultRulesFile, podmedic.DefaultRules(), rules.NewDefaultRegistry())
+	def, err := config.Parse(podmedic.DefaultRulesFile, podmedic.DefaultRules(), rules.NewDefaultRegistry())
 	require.NoError(t, err)
 	p := Policy(def)
 	require.Equal(t, 30*time.Minute, p.Cooldown)

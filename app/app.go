@@ -18,6 +18,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/podmedic/podmedic/bus"
+	"github.com/podmedic/podmedic/config"
 	"github.com/podmedic/podmedic/notifier"
 	"github.com/podmedic/podmedic/rules"
 	"github.com/podmedic/podmedic/watchers"
@@ -26,7 +27,7 @@ import (
 // Options configure Run.
 type Options struct {
 	// Config is the loaded rules.yaml.
-	Config *rules.Config
+	Config *config.Config
 	// Registry holds the detectors (default rules.NewDefaultRegistry()).
 	Registry *rules.Registry
 	// Client talks to the cluster. When nil it is built from Kubeconfig/Context.
@@ -237,7 +238,7 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	if o.ConfigPath != "" {
-		rl, err := newReloader(o.ConfigPath, cfg, reg, func(c *rules.Config) error {
+		rl, err := newReloader(o.ConfigPath, cfg, reg, func(c *config.Config) error {
 			if o.DryRun {
 				c.DryRun = true
 			}

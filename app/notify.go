@@ -19,11 +19,11 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/podmedic/podmedic/bus"
+	"github.com/podmedic/podmedic/config"
 	"github.com/podmedic/podmedic/finding"
 	"github.com/podmedic/podmedic/notifier"
 	"github.com/podmedic/podmedic/notifier/inbox"
 	"github.com/podmedic/podmedic/notifier/slack"
-	"github.com/podmedic/podmedic/rules"
 )
 
 // BucketSlackMessages maps proposal ids to the Slack message that shows them, so a decision
@@ -51,7 +51,7 @@ func (ns *notifiers) decide(ctx context.Context, id, user string, approve bool) 
 
 // newNotifiers builds the console (o.Notifier replaces it) and, when SLACK_BOT_TOKEN or
 // SLACK_BOT_TOKEN_FILE is set, the Slack notifier with its message store on NATS KV.
-func newNotifiers(ctx context.Context, o Options, cfg *rules.Config, b *bus.Bus, log *zap.Logger, reg prometheus.Registerer) (*notifiers, error) {
+func newNotifiers(ctx context.Context, o Options, cfg *config.Config, b *bus.Bus, log *zap.Logger, reg prometheus.Registerer) (*notifiers, error) {
 	ns := &notifiers{}
 	console := o.Notifier
 	if console == nil {
@@ -177,7 +177,7 @@ func (ns *notifiers) run(gctx context.Context, g *errgroup.Group, o Options, lis
 }
 
 // interactions returns the /slack/interactions handler when Slack runs without Socket Mode.
-func (ns *notifiers) interactions(cfg *rules.Config) http.Handler {
+func (ns *notifiers) interactions(cfg *config.Config) http.Handler {
 	if ns.slack == nil || cfg.Slack.SocketMode == nil || *cfg.Slack.SocketMode {
 		return nil
 	}

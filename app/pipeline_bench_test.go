@@ -14,6 +14,7 @@ import (
 
 	podmedic "github.com/podmedic/podmedic"
 	"github.com/podmedic/podmedic/bus"
+	"github.com/podmedic/podmedic/config"
 	"github.com/podmedic/podmedic/internal/bench/podgen"
 	"github.com/podmedic/podmedic/notifier"
 	"github.com/podmedic/podmedic/rules"
@@ -49,7 +50,7 @@ func (s *benchStore) PublishJSON(context.Context, string, string, any) error { r
 // OOM-killed pod claim and report the finding (to a console writing nowhere). The OOM-killed
 // pod's finding is claimed once; later iterations are repeats, as on a resync.
 func BenchmarkHandle(b *testing.B) {
-	cfg, err := rules.Parse(podmedic.DefaultRulesFile, podmedic.DefaultRules(), rules.NewDefaultRegistry())
+	cfg, err := config.Parse(podmedic.DefaultRulesFile, podmedic.DefaultRules(), rules.NewDefaultRegistry())
 	if err != nil {
 		b.Fatal(err)
 	}

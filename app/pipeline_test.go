@@ -18,6 +18,7 @@ import (
 
 	podmedic "github.com/podmedic/podmedic"
 	"github.com/podmedic/podmedic/bus"
+	"github.com/podmedic/podmedic/config"
 	"github.com/podmedic/podmedic/finding"
 	"github.com/podmedic/podmedic/notifier"
 	"github.com/podmedic/podmedic/rules"
@@ -89,7 +90,7 @@ func observation(t *testing.T, kind string, obj metav1.Object) *bus.Observation 
 }
 
 func newTestPipeline(t *testing.T, view rules.View, store Store, n notifier.Notifier) (*pipeline, *prometheus.Registry) {
-	cfg, err := rules.Parse("rules.yaml", podmedic.DefaultRules(), rules.NewDefaultRegistry())
+	cfg, err := config.Parse("rules.yaml", podmedic.DefaultRules(), rules.NewDefaultRegistry())
 	require.NoError(t, err)
 	e, err := rules.NewEngine(cfg, rules.NewDefaultRegistry())
 	require.NoError(t, err)

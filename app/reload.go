@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
+	"github.com/podmedic/podmedic/config"
 	"github.com/podmedic/podmedic/rules"
 )
 
@@ -26,16 +27,16 @@ type reloader struct {
 	interval time.Duration
 	log      *zap.Logger
 	// apply installs a new, valid configuration.
-	apply func(*rules.Config) error
+	apply func(*config.Config) error
 	// current is the configuration in force (to tell which changes need a restart).
-	current *rules.Config
+	current *config.Config
 	last    []byte
 
 	reloads *prometheus.CounterVec
 	success prometheus.Gauge
 }
 
-func newReloader(path string, cfg *rules.Config, reg *rules.Registry, apply func(*rules.Config) error,
+func newReloader(path string, cfg *config.Config, reg *rules.Registry, apply func(*config.Config) error,
 	log *zap.Logger, metrics prometheus.Registerer) (*reloader, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -88,7 +89,7 @@ func (r *reloader) reload(force bool) {
 		return
 	}
 	r.last = data
-	cfg, err := rules.Parse(r.path, data, r.reg)
+	cfg, err := config.Parse(r.path, data, r.reg)
 	if err != nil {
 		r.fail(err)
 		return
@@ -111,7 +112,7 @@ func (r *reloader) reload(force bool) {
 func (r *reloader) fail(err error) {
 	r.reloads.WithLabelValues("failure").Inc()
 	r.success.Set(0)
-	var errs rules.Errors
+	var errs config.Errors
 	if errors.As(err, &errs) {
 		lines := make([]string, len(errs))
 		for i, e := range errs {
@@ -125,7 +126,7 @@ func (r *reloader) fail(err error) {
 
 // restartOnly lists the settings that a running podmedic cannot change: the cluster name
 // (message ids), the watched namespaces (informers) and the embedded NATS limits.
-func restartOnly(old, new *rules.Config) []string {
+func restartOnly(old, new *config.Config) []string {
 	var out []string
 	if old.Cluster != new.Cluster {
 		out = append(out, "cluster")
@@ -148,7 +149,7 @@ func restartOnly(old, new *rules.Config) []string {
 	return out
 }
 
-func keepRestartOnly(old, new *rules.Config) {
+func keepRestartOnly(old, new *config.Config) {
 	new.Cluster, new.Namespaces, new.NATS = old.Cluster, old.Namespaces, old.NATS
 	new.DryRun, new.Airflow, new.Slack = old.DryRun, old.Airflow, old.Slack
 }

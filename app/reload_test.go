@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/podmedic/podmedic/config"
 	"github.com/podmedic/podmedic/rules"
 )
 
@@ -22,11 +23,11 @@ func TestReloadKeepsRunningRulesWhenInvalid(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "rules.yaml")
 	require.NoError(t, os.WriteFile(path, []byte(rulesV1), 0o600))
 	reg := rules.NewDefaultRegistry()
-	cfg, err := rules.Load(path, reg)
+	cfg, err := config.Load(path, reg)
 	require.NoError(t, err)
 	core, logs := observer.New(zapcore.InfoLevel)
-	var applied []*rules.Config
-	r, err := newReloader(path, cfg, reg, func(c *rules.Config) error { applied = append(applied, c); return nil },
+	var applied []*config.Config
+	r, err := newReloader(path, cfg, reg, func(c *config.Config) error { applied = append(applied, c); return nil },
 		zap.New(core), prometheus.NewRegistry())
 	require.NoError(t, err)
 

@@ -21,6 +21,7 @@ import (
 
 	"github.com/podmedic/podmedic/actions"
 	"github.com/podmedic/podmedic/bus"
+	"github.com/podmedic/podmedic/config"
 	"github.com/podmedic/podmedic/finding"
 	"github.com/podmedic/podmedic/notifier"
 	"github.com/podmedic/podmedic/rules"
@@ -49,7 +50,7 @@ type schedules struct{ s *schedule.Scheduler }
 // engine and view, through the actions stage's guard and service; the digest over the audit
 // stream and the proposals; reports recorded on podmedic.audit.<cluster>.schedule and
 // notified through n; ticks claimed in the dedup bucket; leader elected with a Lease.
-func newSchedules(o Options, cfg *rules.Config, reg *rules.Registry, client kubernetes.Interface, b *bus.Bus, p *pipeline,
+func newSchedules(o Options, cfg *config.Config, reg *rules.Registry, client kubernetes.Interface, b *bus.Bus, p *pipeline,
 	act *actionsStage, n notifier.Notifier, log *zap.Logger, metrics prometheus.Registerer) (*schedules, error) {
 	so := o.Schedule
 	if so.Disabled {
@@ -89,7 +90,7 @@ func (x *schedules) run(ctx context.Context) error {
 }
 
 // apply puts a reloaded rules.yaml's schedules in force.
-func (x *schedules) apply(cfg *rules.Config) {
+func (x *schedules) apply(cfg *config.Config) {
 	if x != nil && x.s != nil {
 		x.s.SetConfig(cfg)
 	}

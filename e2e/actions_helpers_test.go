@@ -22,6 +22,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/podmedic/podmedic/app"
+	"github.com/podmedic/podmedic/config"
 	"github.com/podmedic/podmedic/finding"
 	"github.com/podmedic/podmedic/internal/testenv/kubeenv"
 	"github.com/podmedic/podmedic/notifier"
@@ -69,7 +70,7 @@ func startDaemon(t *testing.T, name, path string, opts app.Options) *daemon {
 	t.Helper()
 	data, err := os.ReadFile(path)
 	require.NoError(t, err)
-	opts.Config, err = rules.Parse(path, data, rules.NewDefaultRegistry())
+	opts.Config, err = config.Parse(path, data, rules.NewDefaultRegistry())
 	require.NoError(t, err)
 	d := &daemon{t: t, name: name, done: make(chan error, 1)}
 	ctx, cancel := context.WithCancel(context.Background())

@@ -9,6 +9,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	podmedic "github.com/podmedic/podmedic"
+	"github.com/podmedic/podmedic/config"
 	"github.com/podmedic/podmedic/internal/bench/podgen"
 	"github.com/podmedic/podmedic/watchers"
 )
@@ -17,7 +18,7 @@ import (
 func benchEngine(b *testing.B) *Engine {
 	b.Helper()
 	reg := NewDefaultRegistry()
-	cfg, err := Parse(podmedic.DefaultRulesFile, podmedic.DefaultRules(), reg)
+	cfg, err := config.Parse(podmedic.DefaultRulesFile, podmedic.DefaultRules(), reg)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -5,6 +5,7 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/podmedic/podmedic/config"
 	"github.com/podmedic/podmedic/finding"
 )
 
@@ -13,10 +14,10 @@ import (
 func CrashLoopPlugin() Plugin {
 	return Plugin{
 		Kind:        finding.CrashLoop,
-		Object:      KindObjectPod,
+		Object:      config.ObjectPod,
 		Specificity: 50,
-		DefaultArgs: func() Args { return DefaultCrashLoopArgs() },
-		New: func(a Args) Detector {
+		DefaultArgs: func() config.Args { return DefaultCrashLoopArgs() },
+		New: func(a config.Args) Detector {
 			return CrashLoopDetector{Args: *argsOf(a, DefaultCrashLoopArgs)}
 		},
 	}
@@ -33,9 +34,9 @@ type CrashLoopArgs struct {
 func DefaultCrashLoopArgs() *CrashLoopArgs { return &CrashLoopArgs{MinRestarts: 5} }
 
 // Validate implements Args.
-func (a *CrashLoopArgs) Validate() []FieldError {
+func (a *CrashLoopArgs) Validate() []config.FieldError {
 	if a.MinRestarts < 1 {
-		return []FieldError{{Field: "min_restarts", Message: "must be at least 1"}}
+		return []config.FieldError{{Field: "min_restarts", Message: "must be at least 1"}}
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package rules
 import (
 	"testing"
 
+	"github.com/podmedic/podmedic/config"
 	"github.com/stretchr/testify/assert"
 )
 
@@ -29,7 +30,7 @@ func TestCrashLoopDetector(t *testing.T) {
 			"last termination: Error (exit 2) at 2026-11-20T02:27:41Z after running 1s",
 		}}},
 	}})
-	assert.Equal(t, []FieldError{{Field: "min_restarts", Message: "must be at least 1"}}, (&CrashLoopArgs{}).Validate())
+	assert.Equal(t, []config.FieldError{{Field: "min_restarts", Message: "must be at least 1"}}, (&CrashLoopArgs{}).Validate())
 	assert.Equal(t, 5, DefaultCrashLoopArgs().MinRestarts)
 }
 

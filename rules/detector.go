@@ -7,6 +7,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/podmedic/podmedic/config"
 	"github.com/podmedic/podmedic/finding"
 )
 
@@ -54,26 +55,6 @@ type DetectorFunc func(in Input) []finding.Finding
 // Detect calls f.
 func (f DetectorFunc) Detect(in Input) []finding.Finding { return f(in) }
 
-// Args are a detector's thresholds from a rule's detect block. Validate reports every problem;
-// FieldError.Field names the YAML key (e.g. "init_timeout") relative to the detect block.
-type Args interface {
-	Validate() []FieldError
-}
-
-// FieldError is one problem with one field of a configuration block.
-type FieldError struct {
-	Field   string
-	Message string
-}
-
-func (e FieldError) Error() string { return e.Field + ": " + e.Message }
-
-// NoArgs is the Args of a detector without thresholds.
-type NoArgs struct{}
-
-// Validate implements Args.
-func (NoArgs) Validate() []FieldError { return nil }
-
 // Plugin registers one detector kind.
 type Plugin struct {
 	Kind finding.Kind
@@ -85,9 +66,9 @@ type Plugin struct {
 	Specificity int
 	// DefaultArgs returns a pointer to a new args struct filled with defaults. rules.yaml keys of
 	// the detect block (other than kind) are decoded strictly into it.
-	DefaultArgs func() Args
+	DefaultArgs func() config.Args
 	// New builds the detector from validated args.
-	New func(args Args) Detector
+	New func(args config.Args) Detector
 }
 
 // Registry holds the detector plugins. It is built explicitly (see NewDefaultRegistry) and
@@ -105,7 +86,7 @@ func (r *Registry) Register(p Plugin) {
 		panic(fmt.Sprintf("rules: detector %s registered twice", p.Kind))
 	}
 	if p.DefaultArgs == nil {
-		p.DefaultArgs = func() Args { return &NoArgs{} }
+		p.DefaultArgs = func() config.Args { return &config.NoArgs{} }
 	}
 	r.plugins[p.Kind] = p
 }
@@ -125,3 +106,14 @@ func (r *Registry) Kinds() []finding.Kind {
 	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
 	return out
 }
+
+// Spec implements config.Detectors: what the loader needs to know of a kind.
+func (r *Registry) Spec(k finding.Kind) (config.DetectorSpec, bool) {
+	p, ok := r.plugins[k]
+	if !ok {
+		return config.DetectorSpec{}, false
+	}
+	return config.DetectorSpec{Kind: p.Kind, Object: p.Object, DefaultArgs: p.DefaultArgs}, true
+}
+
+var _ config.Detectors = (*Registry)(nil)

@@ -14,6 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 
+	"github.com/podmedic/podmedic/config"
 	"github.com/podmedic/podmedic/finding"
 )
 
@@ -92,7 +93,7 @@ type detectorCase struct {
 // runDetectorCases runs a plugin's detector, with args (nil: its defaults), over the cases.
 // Each case is evaluated twice, at now and two minutes later, and must give the same findings
 // with the same keys: resyncs do not make new findings.
-func runDetectorCases(t *testing.T, p Plugin, args Args, fixture string, cases []detectorCase) {
+func runDetectorCases(t *testing.T, p Plugin, args config.Args, fixture string, cases []detectorCase) {
 	t.Helper()
 	d := loadFixture(t, fixture)
 	if args == nil && p.DefaultArgs != nil {
@@ -174,17 +175,17 @@ func describeFindings(fs []finding.Finding) string {
 }
 
 // allRules enables every registered detector with its default thresholds, for every object.
-func allRules(t testing.TB, reg *Registry) *Config {
+func allRules(t testing.TB, reg *Registry) *config.Config {
 	t.Helper()
-	cfg := &Config{Version: 1}
+	cfg := &config.Config{Version: 1}
 	for _, k := range finding.Kinds {
 		p, ok := reg.Lookup(k)
 		require.True(t, ok, "%s is not registered", k)
-		cfg.Rules = append(cfg.Rules, Rule{
+		cfg.Rules = append(cfg.Rules, config.Rule{
 			Name:     strings.ToLower(string(k)),
 			Severity: finding.SeverityWarning,
-			Detect:   Detect{Kind: k, Args: p.DefaultArgs()},
-			Match:    Match{LabelSelector: labels.Everything()},
+			Detect:   config.Detect{Kind: k, Args: p.DefaultArgs()},
+			Match:    config.Match{LabelSelector: labels.Everything()},
 		})
 	}
 	return cfg
@@ -225,14 +226,14 @@ func TestDefaultRegistry(t *testing.T) {
 		p, ok := reg.Lookup(k)
 		require.True(t, ok, "%s is not registered", k)
 		assert.Equal(t, specificity[k], p.Specificity, "specificity of %s", k)
-		object := KindObjectPod
+		object := config.ObjectPod
 		if k == finding.PVCPending {
-			object = KindObjectPVC
+			object = config.ObjectPVC
 		}
 		assert.Equal(t, object, p.Object, "object of %s", k)
 		args := p.DefaultArgs()
 		assert.Empty(t, args.Validate(), "the defaults of %s are valid", k)
-		if _, none := args.(*NoArgs); !none { // pointers to zero-size structs may all be equal
+		if _, none := args.(*config.NoArgs); !none { // pointers to zero-size structs may all be equal
 			assert.NotSame(t, args, p.DefaultArgs(), "DefaultArgs of %s returns a new struct each time", k)
 		}
 		assert.NotNil(t, p.New(args), k)
@@ -243,7 +244,7 @@ func TestDefaultRegistry(t *testing.T) {
 // TestThresholdsDecode: the thresholds of every detector decode from a rules.yaml detect block
 // under their documented keys, and bad values are reported under those keys.
 func TestThresholdsDecode(t *testing.T) {
-	cfg, err := Parse("rules.yaml", []byte(`version: 1
+	cfg, err := config.Parse("rules.yaml", []byte(`version: 1
 rules:
   - {name: init, detect: {kind: InitStuck, init_timeout: 20m}}
   - {name: pvc, detect: {kind: PVCPending, pvc_pending_timeout: 30m}}
@@ -255,21 +256,21 @@ rules:
   - {name: kill, detect: {kind: SIGKILL}}
 `), NewDefaultRegistry())
 	require.NoError(t, err)
-	want := []Args{
-		&InitStuckArgs{InitTimeout: Duration{20 * time.Minute}},
-		&PVCPendingArgs{PVCPendingTimeout: Duration{30 * time.Minute}},
-		&VolumeMountFailedArgs{MinFailures: 5, Window: Duration{15 * time.Minute}},
+	want := []config.Args{
+		&InitStuckArgs{InitTimeout: config.Duration{Duration: 20 * time.Minute}},
+		&PVCPendingArgs{PVCPendingTimeout: config.Duration{Duration: 30 * time.Minute}},
+		&VolumeMountFailedArgs{MinFailures: 5, Window: config.Duration{Duration: 15 * time.Minute}},
 		&CrashLoopArgs{MinRestarts: 3},
-		&StuckTerminatingArgs{TerminatingTimeout: Duration{time.Hour}},
-		&UnschedulableArgs{UnschedulableTimeout: Duration{5 * time.Minute}},
+		&StuckTerminatingArgs{TerminatingTimeout: config.Duration{Duration: time.Hour}},
+		&UnschedulableArgs{UnschedulableTimeout: config.Duration{Duration: 5 * time.Minute}},
 		&LimitRatioArgs{MaxLimitRequestRatio: 2},
-		&NoArgs{},
+		&config.NoArgs{},
 	}
 	for i, w := range want {
 		assert.Equal(t, w, cfg.Rules[i].Detect.Args, cfg.Rules[i].Name)
 	}
 
-	_, err = Parse("rules.yaml", []byte(`version: 1
+	_, err = config.Parse("rules.yaml", []byte(`version: 1
 rules:
   - {name: mount, detect: {kind: VolumeMountFailed, min_failures: 0, window: 0s}}
   - {name: ratio, detect: {kind: LimitRatio, max_limit_request_ratio: 0.5}}

@@ -10,24 +10,25 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/podmedic/podmedic/actions"
+	"github.com/podmedic/podmedic/config"
 	"github.com/podmedic/podmedic/finding"
 )
 
 // Engine runs the detectors the rules enable. It is immutable after NewEngine and safe for
 // concurrent use; a reload builds a new Engine.
 type Engine struct {
-	cfg   *Config
+	cfg   *config.Config
 	rules []compiledRule
 }
 
 type compiledRule struct {
-	rule   *Rule
+	rule   *config.Rule
 	plugin Plugin
 	det    Detector
 }
 
 // NewEngine compiles the enabled rules of a loaded config against the registry.
-func NewEngine(cfg *Config, reg *Registry) (*Engine, error) {
+func NewEngine(cfg *config.Config, reg *Registry) (*Engine, error) {
 	e := &Engine{cfg: cfg}
 	for i := range cfg.Rules {
 		r := &cfg.Rules[i]
@@ -48,7 +49,7 @@ func NewEngine(cfg *Config, reg *Registry) (*Engine, error) {
 }
 
 // Config returns the configuration the engine was built from.
-func (e *Engine) Config() *Config { return e.cfg }
+func (e *Engine) Config() *config.Config { return e.cfg }
 
 // EvaluatePod returns the findings for one pod: for each finding kind, the first enabled rule
 // whose match selects the pod runs its detector. When several failure kinds fire for the same
@@ -59,7 +60,7 @@ func (e *Engine) EvaluatePod(pod *corev1.Pod, view View, now time.Time) []findin
 		return nil
 	}
 	in := Input{Pod: pod, View: view, Now: now, events: &podEventsMemo{}}
-	return e.evaluate(KindObjectPod, &pod.ObjectMeta, in)
+	return e.evaluate(config.ObjectPod, &pod.ObjectMeta, in)
 }
 
 // EvaluatePVC returns the findings for one PersistentVolumeClaim.
@@ -68,14 +69,8 @@ func (e *Engine) EvaluatePVC(pvc *corev1.PersistentVolumeClaim, view View, now t
 		return nil
 	}
 	in := Input{PVC: pvc, View: view, Now: now}
-	return e.evaluate(KindObjectPVC, &pvc.ObjectMeta, in)
+	return e.evaluate(config.ObjectPVC, &pvc.ObjectMeta, in)
 }
-
-// Object kinds a plugin can look at.
-const (
-	KindObjectPod = "Pod"
-	KindObjectPVC = "PersistentVolumeClaim"
-)
 
 func (e *Engine) evaluate(object string, meta *metav1.ObjectMeta, in Input) []finding.Finding {
 	var (
@@ -116,7 +111,7 @@ func (e *Engine) specificity(k finding.Kind) int {
 }
 
 // Matches reports whether a rule's match block selects an object.
-func Matches(m *Match, meta *metav1.ObjectMeta) bool {
+func Matches(m *config.Match, meta *metav1.ObjectMeta) bool {
 	if !m.Namespaces.Allows(meta.Namespace) {
 		return false
 	}
@@ -124,9 +119,9 @@ func Matches(m *Match, meta *metav1.ObjectMeta) bool {
 		return false
 	}
 	switch m.Workload {
-	case WorkloadAirflow:
+	case config.WorkloadAirflow:
 		return IsAirflowWorker(meta)
-	case WorkloadSpark:
+	case config.WorkloadSpark:
 		return IsSpark(meta)
 	}
 	return true
@@ -190,7 +185,7 @@ func (e *Engine) complete(f *finding.Finding, cr compiledRule, in Input) {
 }
 
 // memoryPolicy maps a rule's params onto the action's policy, keeping defaults for unset ones.
-func memoryPolicy(p ActionParams) actions.MemoryPolicy {
+func memoryPolicy(p config.ActionParams) actions.MemoryPolicy {
 	mp := actions.DefaultMemoryPolicy()
 	if p.BumpRatio != nil {
 		mp.BumpRatio = *p.BumpRatio

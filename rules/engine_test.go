@@ -10,28 +10,29 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/podmedic/podmedic/config"
 	"github.com/podmedic/podmedic/finding"
 )
 
 // always is a plugin whose detector fires for every pod.
 func always(k finding.Kind, specificity int) Plugin {
-	return Plugin{Kind: k, Object: KindObjectPod, Specificity: specificity, New: func(Args) Detector {
+	return Plugin{Kind: k, Object: config.ObjectPod, Specificity: specificity, New: func(config.Args) Detector {
 		return DetectorFunc(func(in Input) []finding.Finding { return []finding.Finding{PodFinding(k, in.Pod, "")} })
 	}}
 }
 
-func rule(name string, k finding.Kind, m Match) Rule {
+func rule(name string, k finding.Kind, m config.Match) config.Rule {
 	if m.LabelSelector == nil {
 		m.LabelSelector = labels.Everything()
 	}
-	return Rule{Name: name, Detect: Detect{Kind: k, Args: &NoArgs{}}, Match: m}
+	return config.Rule{Name: name, Detect: config.Detect{Kind: k, Args: &config.NoArgs{}}, Match: m}
 }
 
 func pod(ns, name string, lbls map[string]string) *corev1.Pod {
 	return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, UID: types.UID("uid-" + name), Labels: lbls}}
 }
 
-func engine(t *testing.T, cfg *Config, plugins ...Plugin) *Engine {
+func engine(t *testing.T, cfg *config.Config, plugins ...Plugin) *Engine {
 	t.Helper()
 	reg := NewRegistry()
 	for _, p := range plugins {
@@ -53,11 +54,11 @@ func rulesOf(fs []finding.Finding) []string {
 func TestEngineFirstMatchingRulePerKind(t *testing.T) {
 	sel, err := labels.Parse("team=data")
 	require.NoError(t, err)
-	cfg := &Config{Cluster: "c", Namespaces: NamespaceScope{Exclude: []string{"kube-system"}}, Rules: []Rule{
-		{Name: "off", Disabled: true, Detect: Detect{Kind: finding.OOMKilled}},
-		rule("oom-airflow", finding.OOMKilled, Match{Workload: WorkloadAirflow}),
-		rule("oom-data", finding.OOMKilled, Match{LabelSelector: sel}),
-		rule("oom-rest", finding.OOMKilled, Match{Namespaces: NamespaceScope{Exclude: []string{"sandbox"}}}),
+	cfg := &config.Config{Cluster: "c", Namespaces: config.NamespaceScope{Exclude: []string{"kube-system"}}, Rules: []config.Rule{
+		{Name: "off", Disabled: true, Detect: config.Detect{Kind: finding.OOMKilled}},
+		rule("oom-airflow", finding.OOMKilled, config.Match{Workload: config.WorkloadAirflow}),
+		rule("oom-data", finding.OOMKilled, config.Match{LabelSelector: sel}),
+		rule("oom-rest", finding.OOMKilled, config.Match{Namespaces: config.NamespaceScope{Exclude: []string{"sandbox"}}}),
 	}}
 	e := engine(t, cfg, always(finding.OOMKilled, 100))
 	now := time.Now()
@@ -76,11 +77,11 @@ func TestEngineFirstMatchingRulePerKind(t *testing.T) {
 }
 
 func TestEngineKeepsTheMostSpecificFailure(t *testing.T) {
-	cfg := &Config{Rules: []Rule{
-		rule("failed", finding.TaskFailed, Match{}),
-		rule("oom", finding.OOMKilled, Match{}),
-		rule("sigkill", finding.SIGKILL, Match{}),
-		rule("ratio", finding.LimitRatio, Match{}),
+	cfg := &config.Config{Rules: []config.Rule{
+		rule("failed", finding.TaskFailed, config.Match{}),
+		rule("oom", finding.OOMKilled, config.Match{}),
+		rule("sigkill", finding.SIGKILL, config.Match{}),
+		rule("ratio", finding.LimitRatio, config.Match{}),
 	}}
 	e := engine(t, cfg, always(finding.TaskFailed, 10), always(finding.OOMKilled, 100), always(finding.SIGKILL, 90),
 		always(finding.LimitRatio, 0))
@@ -90,13 +91,13 @@ func TestEngineKeepsTheMostSpecificFailure(t *testing.T) {
 
 func TestEngineFillsRuleAndAction(t *testing.T) {
 	gp := int64(30)
-	r := rule("stuck", finding.InitStuck, Match{})
+	r := rule("stuck", finding.InitStuck, config.Match{})
 	r.Severity = finding.SeverityCritical
 	r.Notify.Route = "oncall"
-	r.Action = &RuleAction{Type: finding.ActionDeletePod, Params: ActionParams{GracePeriod: &gp}}
-	n := rule("notify-only", finding.CrashLoop, Match{})
-	n.Action = &RuleAction{Type: finding.ActionNotify, Mode: finding.ModeNotify}
-	e := engine(t, &Config{Rules: []Rule{r, n}}, always(finding.InitStuck, 70), always(finding.CrashLoop, 0))
+	r.Action = &config.RuleAction{Type: finding.ActionDeletePod, Params: config.ActionParams{GracePeriod: &gp}}
+	n := rule("notify-only", finding.CrashLoop, config.Match{})
+	n.Action = &config.RuleAction{Type: finding.ActionNotify, Mode: finding.ModeNotify}
+	e := engine(t, &config.Config{Rules: []config.Rule{r, n}}, always(finding.InitStuck, 70), always(finding.CrashLoop, 0))
 	fs := e.EvaluatePod(pod("spark", "driver", nil), nil, time.Now())
 	require.Len(t, fs, 2)
 	require.Equal(t, finding.SeverityCritical, fs[0].Severity)
@@ -109,14 +110,14 @@ func TestEngineFillsRuleAndAction(t *testing.T) {
 }
 
 func TestEngineRejectsAnUnregisteredKind(t *testing.T) {
-	_, err := NewEngine(&Config{Rules: []Rule{rule("x", finding.SIGKILL, Match{})}}, NewRegistry())
+	_, err := NewEngine(&config.Config{Rules: []config.Rule{rule("x", finding.SIGKILL, config.Match{})}}, NewRegistry())
 	require.ErrorContains(t, err, `rule "x": no detector registered for kind SIGKILL`)
 }
 
 func TestEngineFixedChannelOverridesRoute(t *testing.T) {
-	r := rule("oom", finding.OOMKilled, Match{})
-	r.Notify = Notify{Route: "oncall", Channel: "#data-oom"}
-	e := engine(t, &Config{Rules: []Rule{r}}, always(finding.OOMKilled, 100))
+	r := rule("oom", finding.OOMKilled, config.Match{})
+	r.Notify = config.Notify{Route: "oncall", Channel: "#data-oom"}
+	e := engine(t, &config.Config{Rules: []config.Rule{r}}, always(finding.OOMKilled, 100))
 	fs := e.EvaluatePod(pod("a", "p", nil), nil, time.Now())
 	require.Equal(t, "#data-oom", fs[0].Route)
 }

@@ -8,6 +8,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 
+	"github.com/podmedic/podmedic/config"
 	"github.com/podmedic/podmedic/finding"
 )
 
@@ -19,9 +20,9 @@ import (
 func EvictedPlugin() Plugin {
 	return Plugin{
 		Kind:        finding.Evicted,
-		Object:      KindObjectPod,
+		Object:      config.ObjectPod,
 		Specificity: 80,
-		New:         func(Args) Detector { return EvictedDetector{} },
+		New:         func(config.Args) Detector { return EvictedDetector{} },
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/duration"
 
+	"github.com/podmedic/podmedic/config"
 	"github.com/podmedic/podmedic/finding"
 )
 
@@ -157,7 +158,7 @@ func timeString(t metav1.Time) string {
 // argsOf returns a detector's args as P (a pointer to its args struct): the defaults when the
 // rule gave none (nil), else the args the plugin's DefaultArgs made. Any other type is a
 // programming error.
-func argsOf[P Args](args Args, defaults func() P) P {
+func argsOf[P config.Args](args config.Args, defaults func() P) P {
 	if args == nil {
 		return defaults()
 	}
@@ -170,9 +171,9 @@ func argsOf[P Args](args Args, defaults func() P) P {
 }
 
 // positiveDuration validates a duration threshold.
-func positiveDuration(field string, d Duration) []FieldError {
+func positiveDuration(field string, d config.Duration) []config.FieldError {
 	if d.Duration <= 0 {
-		return []FieldError{{Field: field, Message: "must be greater than 0"}}
+		return []config.FieldError{{Field: field, Message: "must be greater than 0"}}
 	}
 	return nil
 }
@@ -222,11 +223,11 @@ func podEvents(in Input) []*corev1.Event {
 		// Several detectors read the events of one pod: look them up once. Detectors only
 		// read the slice (those that sort or filter copy it first).
 		if !m.done {
-			m.events, m.done = objectEvents(in.View, KindObjectPod, &in.Pod.ObjectMeta), true
+			m.events, m.done = objectEvents(in.View, config.ObjectPod, &in.Pod.ObjectMeta), true
 		}
 		return m.events
 	}
-	return objectEvents(in.View, KindObjectPod, &in.Pod.ObjectMeta)
+	return objectEvents(in.View, config.ObjectPod, &in.Pod.ObjectMeta)
 }
 
 // objectEvents returns the events whose involved object is this object.

@@ -8,6 +8,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/podmedic/podmedic/config"
 	"github.com/podmedic/podmedic/finding"
 )
 
@@ -17,10 +18,10 @@ import (
 func InitStuckPlugin() Plugin {
 	return Plugin{
 		Kind:        finding.InitStuck,
-		Object:      KindObjectPod,
+		Object:      config.ObjectPod,
 		Specificity: 70,
-		DefaultArgs: func() Args { return DefaultInitStuckArgs() },
-		New: func(a Args) Detector {
+		DefaultArgs: func() config.Args { return DefaultInitStuckArgs() },
+		New: func(a config.Args) Detector {
 			return InitStuckDetector{Args: *argsOf(a, DefaultInitStuckArgs)}
 		},
 	}
@@ -30,16 +31,16 @@ func InitStuckPlugin() Plugin {
 type InitStuckArgs struct {
 	// InitTimeout is how long a pod may stay in its init containers, counted from its start on
 	// the node (else its creation). Default 15m.
-	InitTimeout Duration `yaml:"init_timeout"`
+	InitTimeout config.Duration `yaml:"init_timeout"`
 }
 
 // DefaultInitStuckArgs returns the default InitStuck thresholds.
 func DefaultInitStuckArgs() *InitStuckArgs {
-	return &InitStuckArgs{InitTimeout: Duration{15 * time.Minute}}
+	return &InitStuckArgs{InitTimeout: config.Duration{Duration: 15 * time.Minute}}
 }
 
 // Validate implements Args.
-func (a *InitStuckArgs) Validate() []FieldError {
+func (a *InitStuckArgs) Validate() []config.FieldError {
 	return positiveDuration("init_timeout", a.InitTimeout)
 }
 

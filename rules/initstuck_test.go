@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/podmedic/podmedic/config"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
@@ -49,10 +50,10 @@ func TestInitStuckDetector(t *testing.T) {
 }
 
 func TestInitStuckTimeout(t *testing.T) {
-	runDetectorCases(t, InitStuckPlugin(), &InitStuckArgs{InitTimeout: Duration{45 * time.Minute}}, "testdata/pods/initstuck.json", []detectorCase{{
+	runDetectorCases(t, InitStuckPlugin(), &InitStuckArgs{InitTimeout: config.Duration{Duration: 45 * time.Minute}}, "testdata/pods/initstuck.json", []detectorCase{{
 		name: "40 minutes is within a 45m timeout", namespace: "spark-jobs", pod: "nightly-aggregation-driver",
 	}})
-	assert.Equal(t, []FieldError{{Field: "init_timeout", Message: "must be greater than 0"}}, (&InitStuckArgs{}).Validate())
+	assert.Equal(t, []config.FieldError{{Field: "init_timeout", Message: "must be greater than 0"}}, (&InitStuckArgs{}).Validate())
 	assert.Empty(t, DefaultInitStuckArgs().Validate())
 	assert.Equal(t, 15*time.Minute, DefaultInitStuckArgs().InitTimeout.Duration)
 }
@@ -70,7 +71,7 @@ func TestInitStuckIgnoresAnEarlierPodOfTheSameName(t *testing.T) {
 		}
 	}
 	view := NewStaticView(d.Pods, d.PVCs, others)
-	byName := view.EventsFor(KindObjectPod, pod.Namespace, pod.Name, string(pod.UID))
+	byName := view.EventsFor(config.ObjectPod, pod.Namespace, pod.Name, string(pod.UID))
 	require.NotEmpty(t, byName, "precondition: the view falls back to the earlier driver's events")
 
 	got := InitStuckDetector{Args: *DefaultInitStuckArgs()}.Detect(Input{Pod: pod, View: view, Now: nightNow})

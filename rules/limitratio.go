@@ -7,6 +7,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/podmedic/podmedic/config"
 	"github.com/podmedic/podmedic/finding"
 )
 
@@ -18,10 +19,10 @@ import (
 func LimitRatioPlugin() Plugin {
 	return Plugin{
 		Kind:        finding.LimitRatio,
-		Object:      KindObjectPod,
+		Object:      config.ObjectPod,
 		Specificity: 0, // independent advisory: kept alongside the pod's failure finding
-		DefaultArgs: func() Args { return DefaultLimitRatioArgs() },
-		New: func(a Args) Detector {
+		DefaultArgs: func() config.Args { return DefaultLimitRatioArgs() },
+		New: func(a config.Args) Detector {
 			return LimitRatioDetector{Args: *argsOf(a, DefaultLimitRatioArgs)}
 		},
 	}
@@ -38,9 +39,9 @@ type LimitRatioArgs struct {
 func DefaultLimitRatioArgs() *LimitRatioArgs { return &LimitRatioArgs{MaxLimitRequestRatio: 1.5} }
 
 // Validate implements Args.
-func (a *LimitRatioArgs) Validate() []FieldError {
+func (a *LimitRatioArgs) Validate() []config.FieldError {
 	if math.IsNaN(a.MaxLimitRequestRatio) || math.IsInf(a.MaxLimitRequestRatio, 0) || a.MaxLimitRequestRatio < 1 {
-		return []FieldError{{Field: "max_limit_request_ratio", Message: "must be a number of at least 1"}}
+		return []config.FieldError{{Field: "max_limit_request_ratio", Message: "must be a number of at least 1"}}
 	}
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/podmedic/podmedic/config"
 	"github.com/podmedic/podmedic/finding"
 )
 
@@ -37,7 +38,7 @@ func TestLimitRatioDetector(t *testing.T) {
 		name: "4x is fine with a ratio of 4", namespace: "airflow", pod: "airflow-webserver-6f7d8c9b5-4kx2p",
 	}})
 	for _, bad := range []float64{0, 0.5, math.Inf(1), math.NaN()} {
-		assert.Equal(t, []FieldError{{Field: "max_limit_request_ratio", Message: "must be a number of at least 1"}},
+		assert.Equal(t, []config.FieldError{{Field: "max_limit_request_ratio", Message: "must be a number of at least 1"}},
 			(&LimitRatioArgs{MaxLimitRequestRatio: bad}).Validate(), bad)
 	}
 	assert.Equal(t, 1.5, DefaultLimitRatioArgs().MaxLimitRequestRatio)

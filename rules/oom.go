@@ -5,6 +5,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/podmedic/podmedic/config"
 	"github.com/podmedic/podmedic/finding"
 )
 
@@ -16,7 +17,7 @@ func OOMKilledPlugin() Plugin {
 		Kind:        finding.OOMKilled,
 		Object:      "Pod",
 		Specificity: 100,
-		New:         func(Args) Detector { return OOMDetector{} },
+		New:         func(config.Args) Detector { return OOMDetector{} },
 	}
 }
 

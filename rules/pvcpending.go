@@ -7,6 +7,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/podmedic/podmedic/config"
 	"github.com/podmedic/podmedic/finding"
 )
 
@@ -17,10 +18,10 @@ import (
 func PVCPendingPlugin() Plugin {
 	return Plugin{
 		Kind:        finding.PVCPending,
-		Object:      KindObjectPVC,
+		Object:      config.ObjectPVC,
 		Specificity: 0, // a claim, not a pod failure: never ranked against pod findings
-		DefaultArgs: func() Args { return DefaultPVCPendingArgs() },
-		New: func(a Args) Detector {
+		DefaultArgs: func() config.Args { return DefaultPVCPendingArgs() },
+		New: func(a config.Args) Detector {
 			return PVCPendingDetector{Args: *argsOf(a, DefaultPVCPendingArgs)}
 		},
 	}
@@ -29,16 +30,16 @@ func PVCPendingPlugin() Plugin {
 // PVCPendingArgs are the PVCPending thresholds.
 type PVCPendingArgs struct {
 	// PVCPendingTimeout is how long a claim may stay Pending after its creation. Default 10m.
-	PVCPendingTimeout Duration `yaml:"pvc_pending_timeout"`
+	PVCPendingTimeout config.Duration `yaml:"pvc_pending_timeout"`
 }
 
 // DefaultPVCPendingArgs returns the default PVCPending thresholds.
 func DefaultPVCPendingArgs() *PVCPendingArgs {
-	return &PVCPendingArgs{PVCPendingTimeout: Duration{10 * time.Minute}}
+	return &PVCPendingArgs{PVCPendingTimeout: config.Duration{Duration: 10 * time.Minute}}
 }
 
 // Validate implements Args.
-func (a *PVCPendingArgs) Validate() []FieldError {
+func (a *PVCPendingArgs) Validate() []config.FieldError {
 	return positiveDuration("pvc_pending_timeout", a.PVCPendingTimeout)
 }
 
@@ -75,7 +76,7 @@ func (d PVCPendingDetector) Detect(in Input) []finding.Finding {
 		return nil
 	}
 	var binding []*corev1.Event
-	for _, e := range objectEvents(in.View, KindObjectPVC, &pvc.ObjectMeta) {
+	for _, e := range objectEvents(in.View, config.ObjectPVC, &pvc.ObjectMeta) {
 		if bindingReasons[e.Reason] {
 			binding = append(binding, e)
 		}

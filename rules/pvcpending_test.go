@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/podmedic/podmedic/config"
 	"github.com/stretchr/testify/assert"
 )
 
@@ -33,7 +34,7 @@ func TestPVCPendingDetector(t *testing.T) {
 	}, {
 		name: "bound", namespace: "spark-jobs", pvc: "spark-history-server-pvc",
 	}})
-	assert.Equal(t, []FieldError{{Field: "pvc_pending_timeout", Message: "must be greater than 0"}}, (&PVCPendingArgs{}).Validate())
+	assert.Equal(t, []config.FieldError{{Field: "pvc_pending_timeout", Message: "must be greater than 0"}}, (&PVCPendingArgs{}).Validate())
 	assert.Equal(t, 10*time.Minute, DefaultPVCPendingArgs().PVCPendingTimeout.Duration)
 }
 

@@ -8,6 +8,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/podmedic/podmedic/config"
 	"github.com/podmedic/podmedic/finding"
 )
 
@@ -20,9 +21,9 @@ import (
 func SIGKILLPlugin() Plugin {
 	return Plugin{
 		Kind:        finding.SIGKILL,
-		Object:      KindObjectPod,
+		Object:      config.ObjectPod,
 		Specificity: 90,
-		New:         func(Args) Detector { return SIGKILLDetector{} },
+		New:         func(config.Args) Detector { return SIGKILLDetector{} },
 	}
 }
 

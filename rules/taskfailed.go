@@ -6,6 +6,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/podmedic/podmedic/config"
 	"github.com/podmedic/podmedic/finding"
 )
 
@@ -16,9 +17,9 @@ import (
 func TaskFailedPlugin() Plugin {
 	return Plugin{
 		Kind:        finding.TaskFailed,
-		Object:      KindObjectPod,
+		Object:      config.ObjectPod,
 		Specificity: 10,
-		New:         func(Args) Detector { return TaskFailedDetector{} },
+		New:         func(config.Args) Detector { return TaskFailedDetector{} },
 	}
 }
 

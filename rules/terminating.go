@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/podmedic/podmedic/config"
 	"github.com/podmedic/podmedic/finding"
 )
 
@@ -14,10 +15,10 @@ import (
 func StuckTerminatingPlugin() Plugin {
 	return Plugin{
 		Kind:        finding.StuckTerminating,
-		Object:      KindObjectPod,
+		Object:      config.ObjectPod,
 		Specificity: 55,
-		DefaultArgs: func() Args { return DefaultStuckTerminatingArgs() },
-		New: func(a Args) Detector {
+		DefaultArgs: func() config.Args { return DefaultStuckTerminatingArgs() },
+		New: func(a config.Args) Detector {
 			return StuckTerminatingDetector{Args: *argsOf(a, DefaultStuckTerminatingArgs)}
 		},
 	}
@@ -26,16 +27,16 @@ func StuckTerminatingPlugin() Plugin {
 // StuckTerminatingArgs are the StuckTerminating thresholds.
 type StuckTerminatingArgs struct {
 	// TerminatingTimeout is how long a pod may remain after its grace period ended. Default 10m.
-	TerminatingTimeout Duration `yaml:"terminating_timeout"`
+	TerminatingTimeout config.Duration `yaml:"terminating_timeout"`
 }
 
 // DefaultStuckTerminatingArgs returns the default StuckTerminating thresholds.
 func DefaultStuckTerminatingArgs() *StuckTerminatingArgs {
-	return &StuckTerminatingArgs{TerminatingTimeout: Duration{10 * time.Minute}}
+	return &StuckTerminatingArgs{TerminatingTimeout: config.Duration{Duration: 10 * time.Minute}}
 }
 
 // Validate implements Args.
-func (a *StuckTerminatingArgs) Validate() []FieldError {
+func (a *StuckTerminatingArgs) Validate() []config.FieldError {
 	return positiveDuration("terminating_timeout", a.TerminatingTimeout)
 }
 

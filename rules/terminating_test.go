@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/podmedic/podmedic/config"
 	"github.com/stretchr/testify/assert"
 )
 
@@ -25,6 +26,6 @@ func TestStuckTerminatingDetector(t *testing.T) {
 	runDetectorCases(t, StuckTerminatingPlugin(), nil, "testdata/pods/taskfailed.json", []detectorCase{{
 		name: "not deleted", namespace: "airflow", pod: "etl-daily-validate-b6m1r9xe",
 	}})
-	assert.Equal(t, []FieldError{{Field: "terminating_timeout", Message: "must be greater than 0"}}, (&StuckTerminatingArgs{}).Validate())
+	assert.Equal(t, []config.FieldError{{Field: "terminating_timeout", Message: "must be greater than 0"}}, (&StuckTerminatingArgs{}).Validate())
 	assert.Equal(t, 10*time.Minute, DefaultStuckTerminatingArgs().TerminatingTimeout.Duration)
 }

@@ -7,6 +7,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/podmedic/podmedic/config"
 	"github.com/podmedic/podmedic/finding"
 )
 
@@ -16,10 +17,10 @@ import (
 func UnschedulablePlugin() Plugin {
 	return Plugin{
 		Kind:        finding.Unschedulable,
-		Object:      KindObjectPod,
+		Object:      config.ObjectPod,
 		Specificity: 60,
-		DefaultArgs: func() Args { return DefaultUnschedulableArgs() },
-		New: func(a Args) Detector {
+		DefaultArgs: func() config.Args { return DefaultUnschedulableArgs() },
+		New: func(a config.Args) Detector {
 			return UnschedulableDetector{Args: *argsOf(a, DefaultUnschedulableArgs)}
 		},
 	}
@@ -28,16 +29,16 @@ func UnschedulablePlugin() Plugin {
 // UnschedulableArgs are the Unschedulable thresholds.
 type UnschedulableArgs struct {
 	// UnschedulableTimeout is how long a pod may stay unschedulable. Default 10m.
-	UnschedulableTimeout Duration `yaml:"unschedulable_timeout"`
+	UnschedulableTimeout config.Duration `yaml:"unschedulable_timeout"`
 }
 
 // DefaultUnschedulableArgs returns the default Unschedulable thresholds.
 func DefaultUnschedulableArgs() *UnschedulableArgs {
-	return &UnschedulableArgs{UnschedulableTimeout: Duration{10 * time.Minute}}
+	return &UnschedulableArgs{UnschedulableTimeout: config.Duration{Duration: 10 * time.Minute}}
 }
 
 // Validate implements Args.
-func (a *UnschedulableArgs) Validate() []FieldError {
+func (a *UnschedulableArgs) Validate() []config.FieldError {
 	return positiveDuration("unschedulable_timeout", a.UnschedulableTimeout)
 }
 

@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/podmedic/podmedic/config"
 	"github.com/stretchr/testify/assert"
 )
 
@@ -23,11 +24,11 @@ func TestUnschedulableDetector(t *testing.T) {
 	}, {
 		name: "scheduling gated", namespace: "airflow", pod: "ml-features-score-1a2b3c4d",
 	}})
-	runDetectorCases(t, UnschedulablePlugin(), &UnschedulableArgs{UnschedulableTimeout: Duration{3 * time.Minute}}, "testdata/pods/unschedulable.json", []detectorCase{{
+	runDetectorCases(t, UnschedulablePlugin(), &UnschedulableArgs{UnschedulableTimeout: config.Duration{Duration: 3 * time.Minute}}, "testdata/pods/unschedulable.json", []detectorCase{{
 		name: "4 minutes with a 3m timeout", namespace: "airflow", pod: "ml-features-backfill-3z8q1c4v",
 		want:   []wantFinding{{mentions: []string{"9 Insufficient memory", "event FailedScheduling x3 (last 02:29:01Z)"}}},
 		absent: []string{"volume "},
 	}})
-	assert.Equal(t, []FieldError{{Field: "unschedulable_timeout", Message: "must be greater than 0"}}, (&UnschedulableArgs{}).Validate())
+	assert.Equal(t, []config.FieldError{{Field: "unschedulable_timeout", Message: "must be greater than 0"}}, (&UnschedulableArgs{}).Validate())
 	assert.Equal(t, 10*time.Minute, DefaultUnschedulableArgs().UnschedulableTimeout.Duration)
 }

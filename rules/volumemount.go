@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/podmedic/podmedic/config"
 	"github.com/podmedic/podmedic/finding"
 )
 
@@ -19,10 +20,10 @@ import (
 func VolumeMountFailedPlugin() Plugin {
 	return Plugin{
 		Kind:        finding.VolumeMountFailed,
-		Object:      KindObjectPod,
+		Object:      config.ObjectPod,
 		Specificity: 65,
-		DefaultArgs: func() Args { return DefaultVolumeMountFailedArgs() },
-		New: func(a Args) Detector {
+		DefaultArgs: func() config.Args { return DefaultVolumeMountFailedArgs() },
+		New: func(a config.Args) Detector {
 			return VolumeMountFailedDetector{Args: *argsOf(a, DefaultVolumeMountFailedArgs)}
 		},
 	}
@@ -33,19 +34,19 @@ type VolumeMountFailedArgs struct {
 	// MinFailures is how many attach or mount failures within Window make a finding. Default 3.
 	MinFailures int `yaml:"min_failures"`
 	// Window is how far back failures are counted. Default 10m.
-	Window Duration `yaml:"window"`
+	Window config.Duration `yaml:"window"`
 }
 
 // DefaultVolumeMountFailedArgs returns the default VolumeMountFailed thresholds.
 func DefaultVolumeMountFailedArgs() *VolumeMountFailedArgs {
-	return &VolumeMountFailedArgs{MinFailures: 3, Window: Duration{10 * time.Minute}}
+	return &VolumeMountFailedArgs{MinFailures: 3, Window: config.Duration{Duration: 10 * time.Minute}}
 }
 
 // Validate implements Args.
-func (a *VolumeMountFailedArgs) Validate() []FieldError {
-	var errs []FieldError
+func (a *VolumeMountFailedArgs) Validate() []config.FieldError {
+	var errs []config.FieldError
 	if a.MinFailures < 1 {
-		errs = append(errs, FieldError{Field: "min_failures", Message: "must be at least 1"})
+		errs = append(errs, config.FieldError{Field: "min_failures", Message: "must be at least 1"})
 	}
 	return append(errs, positiveDuration("window", a.Window)...)
 }

@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/podmedic/podmedic/config"
 	"github.com/stretchr/testify/assert"
 )
 
@@ -37,16 +38,16 @@ func TestVolumeMountFailedThresholds(t *testing.T) {
 	runDetectorCases(t, VolumeMountFailedPlugin(), nil, "testdata/pods/initstuck.json", []detectorCase{{
 		name: "two failures are below the default minimum", namespace: "spark-jobs", pod: "adhoc-backfill-driver",
 	}})
-	runDetectorCases(t, VolumeMountFailedPlugin(), &VolumeMountFailedArgs{MinFailures: 2, Window: Duration{10 * time.Minute}},
+	runDetectorCases(t, VolumeMountFailedPlugin(), &VolumeMountFailedArgs{MinFailures: 2, Window: config.Duration{Duration: 10 * time.Minute}},
 		"testdata/pods/initstuck.json", []detectorCase{{
 			name: "two failures with min_failures 2; the PV name leads to the claim", namespace: "spark-jobs", pod: "adhoc-backfill-driver",
 			want: []wantFinding{{evidence: []string{
 				"volume history: PVC spark-events-pvc is Bound (ReadWriteMany, volume pvc-77c1d0e2-5a4b-4c3d-9e8f-0a1b2c3d4e5f, storage class efs-sc)",
 			}, mentions: []string{"MountVolume.MountDevice failed", "minimum 2"}}},
 		}})
-	assert.ElementsMatch(t, []FieldError{
+	assert.ElementsMatch(t, []config.FieldError{
 		{Field: "min_failures", Message: "must be at least 1"},
 		{Field: "window", Message: "must be greater than 0"},
 	}, (&VolumeMountFailedArgs{}).Validate())
-	assert.Equal(t, &VolumeMountFailedArgs{MinFailures: 3, Window: Duration{10 * time.Minute}}, DefaultVolumeMountFailedArgs())
+	assert.Equal(t, &VolumeMountFailedArgs{MinFailures: 3, Window: config.Duration{Duration: 10 * time.Minute}}, DefaultVolumeMountFailedArgs())
 }

@@ -19,6 +19,7 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/podmedic/podmedic/actions"
+	"github.com/podmedic/podmedic/config"
 	"github.com/podmedic/podmedic/finding"
 	"github.com/podmedic/podmedic/rules"
 )
@@ -86,7 +87,7 @@ func (l clientLister) ListPods(ctx context.Context, ns string, sel labels.Select
 type sweepEnv struct {
 	t       *testing.T
 	client  *fake.Clientset
-	cfg     *rules.Config
+	cfg     *config.Config
 	engine  *rules.Engine
 	kv      *actions.MemoryKV
 	guard   *actions.Guard
@@ -100,7 +101,7 @@ type sweepEnv struct {
 func newSweepEnv(t *testing.T, yaml string, policy actions.Policy, dryRun bool, pods ...runtime.Object) *sweepEnv {
 	t.Helper()
 	reg := rules.NewDefaultRegistry()
-	cfg, err := rules.Parse("rules.yaml", []byte(yaml), reg)
+	cfg, err := config.Parse("rules.yaml", []byte(yaml), reg)
 	require.NoError(t, err)
 	engine, err := rules.NewEngine(cfg, reg)
 	require.NoError(t, err)
@@ -129,7 +130,7 @@ func newSweepEnv(t *testing.T, yaml string, policy actions.Policy, dryRun bool, 
 	return e
 }
 
-func (e *sweepEnv) job(name string) *rules.Schedule {
+func (e *sweepEnv) job(name string) *config.Schedule {
 	for i := range e.cfg.Schedules {
 		if e.cfg.Schedules[i].Name == name {
 			return &e.cfg.Schedules[i]

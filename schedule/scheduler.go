@@ -12,9 +12,9 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/podmedic/podmedic/actions"
+	"github.com/podmedic/podmedic/config"
 	"github.com/podmedic/podmedic/finding"
 	"github.com/podmedic/podmedic/notifier"
-	"github.com/podmedic/podmedic/rules"
 )
 
 // ErrAlreadyRun is returned by RunTick for a tick that was run already, here or by another
@@ -23,7 +23,7 @@ var ErrAlreadyRun = errors.New("this run of the job was made already")
 
 // SweepRunner runs one sweep of a job (Sweeper).
 type SweepRunner interface {
-	Sweep(ctx context.Context, cfg *rules.Config, job *rules.Schedule, tick time.Time) *Report
+	Sweep(ctx context.Context, cfg *config.Config, job *config.Schedule, tick time.Time) *Report
 }
 
 // DigestBuilder builds the digest of the window before until (Digester).
@@ -39,7 +39,7 @@ var (
 // Options configure New.
 type Options struct {
 	// Config holds the schedules (SetConfig replaces it on a reload).
-	Config *rules.Config
+	Config *config.Config
 	// Sweeper runs sweeps and Digester builds digests (a *Sweeper and a *Digester); a job whose
 	// runner is nil fails.
 	Sweeper  SweepRunner
@@ -69,7 +69,7 @@ type Scheduler struct {
 	changed chan struct{}
 
 	mu      sync.Mutex
-	cfg     *rules.Config
+	cfg     *config.Config
 	wrapped map[string]cron.Job // per job name, for good: SkipIfStillRunning holds across reloads
 	term    context.Context     // the current leadership; nil when not leading
 	runs    sync.WaitGroup      // runs of the current leadership (Add under mu while term != nil)
@@ -95,7 +95,7 @@ func New(o Options) (*Scheduler, error) {
 
 // SetConfig puts a reloaded configuration's schedules in force: a leader reschedules at once;
 // a replica that had no schedules starts campaigning.
-func (s *Scheduler) SetConfig(cfg *rules.Config) {
+func (s *Scheduler) SetConfig(cfg *config.Config) {
 	s.mu.Lock()
 	s.cfg = cfg
 	s.mu.Unlock()
@@ -106,7 +106,7 @@ func (s *Scheduler) SetConfig(cfg *rules.Config) {
 }
 
 // Config returns the configuration in force.
-func (s *Scheduler) Config() *rules.Config {
+func (s *Scheduler) Config() *config.Config {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.cfg
@@ -119,8 +119,8 @@ func (s *Scheduler) Leading() bool {
 	return s.term != nil
 }
 
-func enabled(cfg *rules.Config) []*rules.Schedule {
-	var out []*rules.Schedule
+func enabled(cfg *config.Config) []*config.Schedule {
+	var out []*config.Schedule
 	for i := range cfg.Schedules {
 		if j := &cfg.Schedules[i]; !j.Disabled && j.When != nil {
 			out = append(out, j)
@@ -129,7 +129,7 @@ func enabled(cfg *rules.Config) []*rules.Schedule {
 	return out
 }
 
-func job(cfg *rules.Config, name string) *rules.Schedule {
+func job(cfg *config.Config, name string) *config.Schedule {
 	for _, j := range enabled(cfg) {
 		if j.Name == name {
 			return j
@@ -254,7 +254,7 @@ func (s *Scheduler) fire(name string) {
 // runs the sweep or digest, records the report on the audit stream and notifies it when it is
 // worth telling. A tick claimed already returns ErrAlreadyRun. The run's own problems are in
 // the report (Report.Error), and returned as well.
-func (s *Scheduler) RunTick(ctx context.Context, j *rules.Schedule, tick time.Time) (*Report, error) {
+func (s *Scheduler) RunTick(ctx context.Context, j *config.Schedule, tick time.Time) (*Report, error) {
 	log := s.log.With(zap.String("job", j.Name), zap.Time("tick", tick))
 	key := fmt.Sprintf("schedule.%s.%d", j.Name, tick.Unix())
 	ttl := max(catchUp(j.When, tick)+MaxCatchUp, time.Second)
@@ -305,7 +305,7 @@ func (s *Scheduler) RunTick(ctx context.Context, j *rules.Schedule, tick time.Ti
 // current second as its tick.
 func (s *Scheduler) RunNow(ctx context.Context, name string) (*Report, error) {
 	cfg := s.Config()
-	var j *rules.Schedule
+	var j *config.Schedule
 	for i := range cfg.Schedules {
 		if cfg.Schedules[i].Name == name {
 			j = &cfg.Schedules[i]
@@ -317,7 +317,7 @@ func (s *Scheduler) RunNow(ctx context.Context, name string) (*Report, error) {
 	return s.RunTick(ctx, j, s.o.Now().Truncate(time.Second).UTC())
 }
 
-func (s *Scheduler) run(ctx context.Context, j *rules.Schedule, tick time.Time) *Report {
+func (s *Scheduler) run(ctx context.Context, j *config.Schedule, tick time.Time) *Report {
 	start := s.o.Now()
 	var rep *Report
 	switch {
@@ -339,7 +339,7 @@ func (s *Scheduler) run(ctx context.Context, j *rules.Schedule, tick time.Time) 
 
 // route is where a job's reports go: its fixed channel, else its route, else "" (the default
 // channel).
-func route(n rules.Notify) string {
+func route(n config.Notify) string {
 	if n.Channel != "" {
 		return n.Channel
 	}

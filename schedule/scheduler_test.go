@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/podmedic/podmedic/actions"
+	"github.com/podmedic/podmedic/config"
 	"github.com/podmedic/podmedic/finding"
 	"github.com/podmedic/podmedic/rules"
 )
@@ -31,7 +32,7 @@ func newFakeRunner() *fakeRunner {
 	return &fakeRunner{runs: map[string]map[time.Time]int{}}
 }
 
-func (f *fakeRunner) Sweep(ctx context.Context, _ *rules.Config, job *rules.Schedule, tick time.Time) *Report {
+func (f *fakeRunner) Sweep(ctx context.Context, _ *config.Config, job *config.Schedule, tick time.Time) *Report {
 	f.mu.Lock()
 	if f.runs[job.Name] == nil {
 		f.runs[job.Name] = map[time.Time]int{}
@@ -62,9 +63,9 @@ func (f *fakeRunner) ticks(t *testing.T, job string) []time.Time {
 	return out
 }
 
-func loadConfig(t *testing.T, yaml string) *rules.Config {
+func loadConfig(t *testing.T, yaml string) *config.Config {
 	t.Helper()
-	cfg, err := rules.Parse("rules.yaml", []byte(yaml), rules.NewDefaultRegistry())
+	cfg, err := config.Parse("rules.yaml", []byte(yaml), rules.NewDefaultRegistry())
 	require.NoError(t, err)
 	return cfg
 }
@@ -278,7 +279,7 @@ func (c *countingElector) campaigns() int {
 func TestQuietRunsAreNotNotified(t *testing.T) {
 	rec := &recorder{}
 	cfg := loadConfig(t, tenSeconds)
-	quiet := sweepFunc(func(_ context.Context, _ *rules.Config, job *rules.Schedule, tick time.Time) *Report {
+	quiet := sweepFunc(func(_ context.Context, _ *config.Config, job *config.Schedule, tick time.Time) *Report {
 		return &Report{Job: job.Name, Type: JobSweepType, Tick: tick, Mode: finding.ModeAuto}
 	})
 	s, err := New(Options{Config: cfg, Sweeper: quiet, Notifier: rec, Claimer: actions.NewMemoryClaimer(time.Now), Audit: rec,
@@ -295,9 +296,9 @@ func TestQuietRunsAreNotNotified(t *testing.T) {
 	assert.ErrorContains(t, err, `no schedule named "nope"`)
 }
 
-type sweepFunc func(ctx context.Context, cfg *rules.Config, job *rules.Schedule, tick time.Time) *Report
+type sweepFunc func(ctx context.Context, cfg *config.Config, job *config.Schedule, tick time.Time) *Report
 
-func (f sweepFunc) Sweep(ctx context.Context, cfg *rules.Config, job *rules.Schedule, tick time.Time) *Report {
+func (f sweepFunc) Sweep(ctx context.Context, cfg *config.Config, job *config.Schedule, tick time.Time) *Report {
 	return f(ctx, cfg, job, tick)
 }
 
@@ -312,14 +313,14 @@ func TestPrevTick(t *testing.T) {
 		{"@yearly", "2026-11-20T08:00:00Z", "2026-01-01T00:00:00Z"},
 		{"@every 15m", "2026-11-20T08:17:31Z", "2026-11-20T08:15:00Z"},
 	} {
-		s, err := rules.ParseCron(tc.expr, time.UTC)
+		s, err := config.ParseCron(tc.expr, time.UTC)
 		require.NoError(t, err)
 		now, _ := time.Parse(time.RFC3339Nano, tc.now)
 		want, _ := time.Parse(time.RFC3339, tc.want)
 		assert.Equal(t, want, prevTick(s, now).UTC(), "%s at %s", tc.expr, tc.now)
 	}
-	s, _ := rules.ParseCron("0 8 * * *", time.UTC)
+	s, _ := config.ParseCron("0 8 * * *", time.UTC)
 	assert.Equal(t, MaxCatchUp, catchUp(s, at0("08:00:00")))
-	s, _ = rules.ParseCron("*/10 * * * *", time.UTC)
+	s, _ = config.ParseCron("*/10 * * * *", time.UTC)
 	assert.Equal(t, 10*time.Minute, catchUp(s, at0("08:00:00")))
 }

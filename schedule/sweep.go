@@ -16,6 +16,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/podmedic/podmedic/actions"
+	"github.com/podmedic/podmedic/config"
 	"github.com/podmedic/podmedic/finding"
 	"github.com/podmedic/podmedic/rules"
 )
@@ -65,7 +66,7 @@ type candidate struct {
 // Sweep runs one sweep of job for tick: it finds the candidates, oldest failure first, and
 // acts on (or proposes) at most the job's budget of them. It never returns nil; an error that
 // stopped the run is in Report.Error.
-func (s *Sweeper) Sweep(ctx context.Context, cfg *rules.Config, job *rules.Schedule, tick time.Time) *Report {
+func (s *Sweeper) Sweep(ctx context.Context, cfg *config.Config, job *config.Schedule, tick time.Time) *Report {
 	sw := job.Sweep
 	rep := &Report{Job: job.Name, Type: JobSweepType, Tick: tick, Kind: sw.Kind, OlderThan: sw.OlderThan.Duration,
 		Action: sw.Action.Type, Mode: sw.Action.Mode, Budget: sw.Budget, DryRun: s.Guard != nil && s.Guard.DryRun(),
@@ -139,7 +140,7 @@ func (s *Sweeper) Sweep(ctx context.Context, cfg *rules.Config, job *rules.Sched
 
 // act handles one candidate and counts what happened in rep. It returns the guard's refusal,
 // or an error that should stop the sweep.
-func (s *Sweeper) act(ctx context.Context, job *rules.Schedule, c *candidate, rep *Report) error {
+func (s *Sweeper) act(ctx context.Context, job *config.Schedule, c *candidate, rep *Report) error {
 	f := &c.f
 	id := actions.ProposalID(f)
 	target := f.Namespace + "/" + f.Pod
@@ -254,7 +255,7 @@ func (s *Sweeper) record(ctx context.Context, p *finding.Proposal) {
 // candidates lists the pods in the sweep's scope whose finding of the sweep's kind holds now
 // and began at least older_than ago, oldest first. It also returns how many pods the sweep's
 // own evaluation finds but the rules in force do not (they would fail the guard's re-check).
-func (s *Sweeper) candidates(ctx context.Context, cfg *rules.Config, job *rules.Schedule, rep *Report) ([]candidate, int, error) {
+func (s *Sweeper) candidates(ctx context.Context, cfg *config.Config, job *config.Schedule, rep *Report) ([]candidate, int, error) {
 	sw := job.Sweep
 	eng, err := s.jobEngine(cfg, job)
 	if err != nil {
@@ -340,9 +341,9 @@ func holds(fs []finding.Finding, f *finding.Finding) bool {
 // enabled rule that detects it (the rules decide what a failure is), the sweep's match, its
 // action, and its name, so that the findings are planned (action parameters, route) as a
 // rule's are and carry the job's name.
-func (s *Sweeper) jobEngine(cfg *rules.Config, job *rules.Schedule) (*rules.Engine, error) {
+func (s *Sweeper) jobEngine(cfg *config.Config, job *config.Schedule) (*rules.Engine, error) {
 	sw := job.Sweep
-	var src *rules.Rule
+	var src *config.Rule
 	for i := range cfg.Rules {
 		if r := &cfg.Rules[i]; !r.Disabled && r.Detect.Kind == sw.Kind {
 			src = r
@@ -353,13 +354,13 @@ func (s *Sweeper) jobEngine(cfg *rules.Config, job *rules.Schedule) (*rules.Engi
 		return nil, fmt.Errorf("no enabled rule detects %s", sw.Kind)
 	}
 	a := sw.Action
-	r := rules.Rule{Name: job.Name, Description: job.Description, Severity: src.Severity, Detect: src.Detect,
-		Match: sw.Match, Action: &rules.RuleAction{Type: a.Type, Mode: a.Mode, Params: a.Params}, Notify: job.Notify}
-	return rules.NewEngine(&rules.Config{Cluster: cfg.Cluster, Namespaces: cfg.Namespaces, Rules: []rules.Rule{r}}, s.Registry)
+	r := config.Rule{Name: job.Name, Description: job.Description, Severity: src.Severity, Detect: src.Detect,
+		Match: sw.Match, Action: &config.RuleAction{Type: a.Type, Mode: a.Mode, Params: a.Params}, Notify: job.Notify}
+	return rules.NewEngine(&config.Config{Cluster: cfg.Cluster, Namespaces: cfg.Namespaces, Rules: []config.Rule{r}}, s.Registry)
 }
 
 // scopes are the namespaces to list: the sweep's include, else the global include, else all.
-func scopes(cfg *rules.Config, sw *rules.Sweep) []string {
+func scopes(cfg *config.Config, sw *config.Sweep) []string {
 	switch {
 	case len(sw.Match.Namespaces.Include) > 0:
 		return sw.Match.Namespaces.Include

@@ -6,35 +6,36 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/podmedic/podmedic/config"
 	"github.com/podmedic/podmedic/rules"
 )
 
 func newCheckCmd() *cobra.Command {
-	var config string
+	var configPath string
 	cmd := &cobra.Command{
 		Use:   "check [--config] rules.yaml",
 		Short: "Validate a rules.yaml; print every problem as FILE:LINE:COL: field.path: message",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 1 {
-				if config != "" && config != args[0] {
+				if configPath != "" && configPath != args[0] {
 					return errors.New("give the file either as --config or as an argument, not both")
 				}
-				config = args[0]
+				configPath = args[0]
 			}
-			if config == "" {
+			if configPath == "" {
 				return errors.New("no file to check: podmedic check --config rules.yaml")
 			}
-			cfg, err := rules.Load(config, rules.NewDefaultRegistry())
+			cfg, err := config.Load(configPath, rules.NewDefaultRegistry())
 			if err != nil {
-				var errs rules.Errors
+				var errs config.Errors
 				if !errors.As(err, &errs) {
 					return err
 				}
 				for _, e := range errs {
 					fmt.Fprintln(cmd.ErrOrStderr(), e.Error())
 				}
-				fmt.Fprintf(cmd.ErrOrStderr(), "%s: %d problem(s)\n", config, len(errs))
+				fmt.Fprintf(cmd.ErrOrStderr(), "%s: %d problem(s)\n", configPath, len(errs))
 				return exitError{code: 1}
 			}
 			enabled := 0
@@ -43,7 +44,7 @@ func newCheckCmd() *cobra.Command {
 					enabled++
 				}
 			}
-			msg := fmt.Sprintf("%s: ok (%d rules, %d enabled", config, len(cfg.Rules), enabled)
+			msg := fmt.Sprintf("%s: ok (%d rules, %d enabled", configPath, len(cfg.Rules), enabled)
 			if len(cfg.Schedules) > 0 {
 				on := 0
 				for _, s := range cfg.Schedules {
@@ -57,6 +58,6 @@ func newCheckCmd() *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&config, "config", "", "rules.yaml to validate")
+	cmd.Flags().StringVar(&configPath, "config", "", "rules.yaml to validate")
 	return cmd
 }

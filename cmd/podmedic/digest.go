@@ -9,14 +9,15 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/podmedic/podmedic/app"
+	"github.com/podmedic/podmedic/config"
 	"github.com/podmedic/podmedic/rules"
 	"github.com/podmedic/podmedic/schedule"
 )
 
 func newDigestCmd() *cobra.Command {
 	var (
-		since, natsURL, dataDir, config, cluster, output string
-		top                                              int
+		since, natsURL, dataDir, configPath, cluster, output string
+		top                                                  int
 	)
 	cmd := &cobra.Command{
 		Use:   "digest --since 24h [--nats-url URL | --data-dir D] [--cluster NAME] [--output text|json]",
@@ -27,7 +28,7 @@ func newDigestCmd() *cobra.Command {
 			"`podmedic run` (a copy of it is read, so podmedic may be running). Nothing is changed.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			window, err := rules.ParseDuration(since)
+			window, err := config.ParseDuration(since)
 			if err != nil || window.Duration <= 0 {
 				return fmt.Errorf("--since: %q is not a duration such as 24h or 7d", since)
 			}
@@ -37,8 +38,8 @@ func newDigestCmd() *cobra.Command {
 			if natsURL != "" && cmd.Flags().Changed("data-dir") {
 				return errors.New("give --nats-url or --data-dir, not both")
 			}
-			if config != "" {
-				cfg, err := rules.Load(config, rules.NewDefaultRegistry())
+			if configPath != "" {
+				cfg, err := config.Load(configPath, rules.NewDefaultRegistry())
 				if err != nil {
 					return configError(err)
 				}
@@ -76,9 +77,9 @@ func newDigestCmd() *cobra.Command {
 	f.StringVar(&since, "since", "24h", "how far back the digest looks (e.g. 24h, 7d)")
 	f.StringVar(&natsURL, "nats-url", "", "NATS server of podmedic's audit stream")
 	f.StringVar(&dataDir, "data-dir", "data", "the embedded store of `podmedic run` (its --data-dir; read from a copy)")
-	f.StringVar(&config, "config", "", "rules.yaml, for the cluster name")
+	f.StringVar(&configPath, "config", "", "rules.yaml, for the cluster name")
 	f.StringVar(&cluster, "cluster", "", "only this cluster's records (default: rules.yaml's cluster with --config, else all)")
-	f.IntVar(&top, "top", rules.DefaultDigestTop, "how many Airflow tasks, namespaces and proposals to list")
+	f.IntVar(&top, "top", config.DefaultDigestTop, "how many Airflow tasks, namespaces and proposals to list")
 	f.StringVarP(&output, "output", "o", "text", "text or json")
 	return cmd
 }

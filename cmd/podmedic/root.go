@@ -16,6 +16,7 @@ import (
 	"k8s.io/klog/v2"
 
 	podmedic "github.com/podmedic/podmedic"
+	"github.com/podmedic/podmedic/config"
 	"github.com/podmedic/podmedic/rules"
 )
 
@@ -89,17 +90,17 @@ func (g *globalFlags) logger(stderr io.Writer) (*zap.Logger, error) {
 }
 
 // loadConfig loads --config, or the embedded default rules when path is empty.
-func loadConfig(path string) (*rules.Config, error) {
+func loadConfig(path string) (*config.Config, error) {
 	reg := rules.NewDefaultRegistry()
 	if path == "" {
-		return rules.Parse(podmedic.DefaultRulesFile, podmedic.DefaultRules(), reg)
+		return config.Parse(podmedic.DefaultRulesFile, podmedic.DefaultRules(), reg)
 	}
-	return rules.Load(path, reg)
+	return config.Load(path, reg)
 }
 
 // configError makes a config error printable on one line per problem.
 func configError(err error) error {
-	var errs rules.Errors
+	var errs config.Errors
 	if errors.As(err, &errs) {
 		return fmt.Errorf("invalid rules:\n%v", errs)
 	}

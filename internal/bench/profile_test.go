@@ -16,6 +16,7 @@ import (
 
 	podmedic "github.com/podmedic/podmedic"
 	"github.com/podmedic/podmedic/app"
+	"github.com/podmedic/podmedic/config"
 	"github.com/podmedic/podmedic/internal/testenv/kubeenv"
 	"github.com/podmedic/podmedic/rules"
 )
@@ -35,7 +36,7 @@ func TestProfileDaemon(t *testing.T) {
 	t.Logf("%d pods created in %s", pods, took)
 
 	reg := rules.NewDefaultRegistry()
-	cfg, err := rules.Parse(podmedic.DefaultRulesFile, podmedic.DefaultRules(), reg)
+	cfg, err := config.Parse(podmedic.DefaultRulesFile, podmedic.DefaultRules(), reg)
 	if err != nil {
 		t.Fatal(err)
 	}

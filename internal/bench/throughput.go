@@ -15,6 +15,7 @@ import (
 
 	podmedic "github.com/podmedic/podmedic"
 	"github.com/podmedic/podmedic/bus"
+	"github.com/podmedic/podmedic/config"
 	"github.com/podmedic/podmedic/internal/bench/podgen"
 	"github.com/podmedic/podmedic/rules"
 	"github.com/podmedic/podmedic/watchers"
@@ -76,7 +77,7 @@ func (c *Corpus) Observation(i int) *bus.Observation {
 // DefaultEngine is the engine of the embedded default rules.yaml.
 func DefaultEngine() (*rules.Engine, error) {
 	reg := rules.NewDefaultRegistry()
-	cfg, err := rules.Parse(podmedic.DefaultRulesFile, podmedic.DefaultRules(), reg)
+	cfg, err := config.Parse(podmedic.DefaultRulesFile, podmedic.DefaultRules(), reg)
 	if err != nil {
 		return nil, err
 	}

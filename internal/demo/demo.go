@@ -15,14 +15,14 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/podmedic/podmedic/app"
+	"github.com/podmedic/podmedic/config"
 	"github.com/podmedic/podmedic/finding"
 	"github.com/podmedic/podmedic/notifier"
-	"github.com/podmedic/podmedic/rules"
 )
 
 // Options configure Run.
 type Options struct {
-	Config     *rules.Config
+	Config     *config.Config
 	ConfigName string
 	Scenario   *Scenario // default: the bundled scenario
 	Out        io.Writer

@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	podmedic "github.com/podmedic/podmedic"
+	"github.com/podmedic/podmedic/config"
 	"github.com/podmedic/podmedic/rules"
 )
 
@@ -24,7 +25,7 @@ import (
 // checks what a user sees: one finding per incident, of the right kind, nothing about the
 // healthy pods, and a summary.
 func TestDemoNight(t *testing.T) {
-	cfg, err := rules.Parse(podmedic.DefaultRulesFile, podmedic.DefaultRules(), rules.NewDefaultRegistry())
+	cfg, err := config.Parse(podmedic.DefaultRulesFile, podmedic.DefaultRules(), rules.NewDefaultRegistry())
 	require.NoError(t, err)
 	var out bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -93,7 +94,7 @@ func (s *syncBuffer) String() string {
 // TestDemoInboxApproval: with --inbox the demo keeps running after the night; approving the
 // Airflow task's proposal in the inbox clears it in the simulated Airflow.
 func TestDemoInboxApproval(t *testing.T) {
-	cfg, err := rules.Parse(podmedic.DefaultRulesFile, podmedic.DefaultRules(), rules.NewDefaultRegistry())
+	cfg, err := config.Parse(podmedic.DefaultRulesFile, podmedic.DefaultRules(), rules.NewDefaultRegistry())
 	require.NoError(t, err)
 	out := &syncBuffer{}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)

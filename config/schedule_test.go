@@ -1,4 +1,4 @@
-package rules
+package config
 
 import (
 	"os"
@@ -102,9 +102,7 @@ func TestEvery(t *testing.T) {
 
 // TestSweepKindOfPods: a sweep acts on pods; a kind about claims is refused.
 func TestSweepKindOfPods(t *testing.T) {
-	reg := testRegistry()
-	none := func(Args) Detector { return DetectorFunc(func(Input) []finding.Finding { return nil }) }
-	reg.Register(Plugin{Kind: finding.PVCPending, Object: KindObjectPVC, New: none})
+	reg := append(testRegistry(), DetectorSpec{Kind: finding.PVCPending, Object: ObjectPVC})
 	_, err := Parse("rules.yaml", []byte(`version: 1
 rules: [{name: pvc, detect: {kind: PVCPending}}]
 schedules:
@@ -136,7 +134,7 @@ schedules: [{name: s, cron: "@hourly", sweep: {kind: TaskFailed, action: {type: 
 // TestRootRulesYAMLSchedules: the examples of the default rules.yaml are what the issue asks
 // for.
 func TestRootRulesYAMLSchedules(t *testing.T) {
-	cfg, err := Load(rootRules, NewDefaultRegistry())
+	cfg, err := Load(rootRules, DefaultRegistry())
 	require.NoError(t, err)
 	byName := map[string]Schedule{}
 	for _, s := range cfg.Schedules {
@@ -173,9 +171,9 @@ func TestSchemaSchedules(t *testing.T) {
 	defs := s["$defs"].(map[string]any)
 	sweep := defs["sweep"].(map[string]any)["properties"].(map[string]any)
 	var podKinds []string
-	reg := NewDefaultRegistry()
+	reg := DefaultRegistry()
 	for _, k := range finding.Kinds {
-		if p, ok := reg.Lookup(k); ok && p.Object == KindObjectPod {
+		if p, ok := reg.Spec(k); ok && p.Object == ObjectPod {
 			podKinds = append(podKinds, string(k))
 		}
 	}

@@ -1,4 +1,4 @@
-package rules
+package config
 
 import (
 	"reflect"
@@ -266,8 +266,7 @@ func (*richArgs) Validate() []FieldError {
 
 // TestDecodeArgsShapes: detector args are decoded by their yaml tags whatever their shape.
 func TestDecodeArgsShapes(t *testing.T) {
-	reg := NewRegistry()
-	reg.Register(Plugin{Kind: finding.CrashLoop, DefaultArgs: func() Args { return &richArgs{} }})
+	reg := Specs{{Kind: finding.CrashLoop, DefaultArgs: func() Args { return &richArgs{} }}}
 	doc := `version: 1
 rules:
   - name: a

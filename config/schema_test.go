@@ -1,4 +1,4 @@
-package rules
+package config
 
 import (
 	"bytes"
@@ -238,11 +238,11 @@ func schemaThresholds(t *testing.T) map[finding.Kind][]string {
 // exactly the thresholds its args decode.
 func TestSchemaThresholds(t *testing.T) {
 	inSchema := schemaThresholds(t)
-	reg := NewDefaultRegistry()
+	reg := DefaultRegistry()
 	for _, kind := range reg.Kinds() {
-		p, _ := reg.Lookup(kind)
+		p, _ := reg.Spec(kind)
 		var want []string
-		if v := reflect.ValueOf(p.DefaultArgs()); v.Kind() == reflect.Pointer && v.Elem().Kind() == reflect.Struct {
+		if v := reflect.ValueOf(p.NewArgs()); v.Kind() == reflect.Pointer && v.Elem().Kind() == reflect.Struct {
 			want = fieldNames(fields(v.Elem().Type()))
 		}
 		sort.Strings(want)

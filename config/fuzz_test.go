@@ -1,4 +1,4 @@
-package rules
+package config
 
 import (
 	"errors"
@@ -16,7 +16,7 @@ import (
 // FuzzParse feeds arbitrary files to Parse. Seeds: every testdata fixture and the root
 // rules.yaml (plus testdata/fuzz/FuzzParse). Run it with
 //
-//	go test ./rules -run '^$' -fuzz FuzzParse -fuzztime 60s
+//	go test ./config -run '^$' -fuzz FuzzParse -fuzztime 60s
 func FuzzParse(f *testing.F) {
 	seeds, err := filepath.Glob(filepath.Join("testdata", "*", "*.yaml"))
 	if err != nil {
@@ -81,7 +81,7 @@ func checkErrors(t *testing.T, data []byte, err error) {
 }
 
 // checkConfig asserts what every successfully parsed Config guarantees to its users.
-func checkConfig(t *testing.T, c *Config, reg *Registry) {
+func checkConfig(t *testing.T, c *Config, reg Detectors) {
 	t.Helper()
 	if c == nil {
 		t.Fatal("nil config without an error")
@@ -105,7 +105,7 @@ func checkConfig(t *testing.T, c *Config, reg *Registry) {
 			t.Errorf("empty or duplicate rule name %q", r.Name)
 		}
 		names[r.Name] = true
-		if _, ok := reg.Lookup(r.Detect.Kind); !ok {
+		if _, ok := reg.Spec(r.Detect.Kind); !ok {
 			t.Errorf("rule %s: unregistered kind %q", r.Name, r.Detect.Kind)
 		}
 		if r.Detect.Args == nil || r.Match.LabelSelector == nil {

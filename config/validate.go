@@ -1,4 +1,4 @@
-package rules
+package config
 
 import (
 	"fmt"
@@ -41,11 +41,11 @@ var (
 // and stays quiet about fields that already failed to decode.
 type validator struct {
 	src *source
-	reg *Registry
+	reg Detectors
 }
 
 // validate reports every problem of c to src.
-func validate(c *Config, src *source, reg *Registry) {
+func validate(c *Config, src *source, reg Detectors) {
 	v := &validator{src: src, reg: reg}
 	v.config(c)
 }
@@ -463,16 +463,16 @@ func (v *validator) sweep(sw *Sweep, path string, c *Config) {
 	kindPath := join(path, "kind")
 	var podKinds []finding.Kind
 	for _, k := range v.reg.Kinds() {
-		if p, _ := v.reg.Lookup(k); p.Object == KindObjectPod {
+		if p, _ := v.reg.Spec(k); p.Object == ObjectPod {
 			podKinds = append(podKinds, k)
 		}
 	}
-	switch p, registered := v.reg.Lookup(sw.Kind); {
+	switch p, registered := v.reg.Spec(sw.Kind); {
 	case sw.Kind == "":
 		v.errorf(kindPath, "required: the kind of finding swept (%s)", joinKinds(podKinds))
 	case !registered:
 		v.errorf(kindPath, "%s", unknownKind(sw.Kind, v.reg.Kinds()))
-	case p.Object != KindObjectPod:
+	case p.Object != ObjectPod:
 		v.errorf(kindPath, "%s findings are about %ss; a sweep acts on pods (%s)", sw.Kind, p.Object, joinKinds(podKinds))
 	case !detectedByRule(c, sw.Kind):
 		v.errorf(kindPath, "no enabled rule detects %s: a sweep acts on the findings the rules make, and the guard re-checks them with the rules before acting; add a rule with detect.kind: %s (notify-only is enough)", sw.Kind, sw.Kind)

@@ -1,4 +1,4 @@
-package rules
+package config
 
 import (
 	"errors"
@@ -50,16 +50,15 @@ func (a *taskFailedArgs) Validate() []FieldError {
 	return errs
 }
 
-// testRegistry registers fake detectors so that these tests do not depend on the real ones.
-func testRegistry() *Registry {
-	none := func(Args) Detector { return DetectorFunc(func(Input) []finding.Finding { return nil }) }
-	r := NewRegistry()
-	r.Register(Plugin{Kind: finding.OOMKilled, Object: KindObjectPod, Specificity: 100, New: none})
-	r.Register(Plugin{Kind: finding.InitStuck, Object: KindObjectPod, Specificity: 80, New: none,
-		DefaultArgs: func() Args { return &initStuckArgs{InitTimeout: Duration{15 * time.Minute}} }})
-	r.Register(Plugin{Kind: finding.TaskFailed, Object: KindObjectPod, Specificity: 10, New: none,
-		DefaultArgs: func() Args { return &taskFailedArgs{MinTries: 1} }})
-	return r
+// testRegistry lists fake detector specs so that these tests do not depend on the real ones.
+func testRegistry() Specs {
+	return Specs{
+		{Kind: finding.OOMKilled, Object: ObjectPod},
+		{Kind: finding.InitStuck, Object: ObjectPod,
+			DefaultArgs: func() Args { return &initStuckArgs{InitTimeout: Duration{15 * time.Minute}} }},
+		{Kind: finding.TaskFailed, Object: ObjectPod,
+			DefaultArgs: func() Args { return &taskFailedArgs{MinTries: 1} }},
+	}
 }
 
 func fixtures(t testing.TB, dir string) []string {
@@ -311,7 +310,7 @@ func TestClosest(t *testing.T) {
 // TestRootRulesYAML loads the root rules.yaml with the detectors podmedic ships. Where it
 // writes out a default, the value must be the default.
 func TestRootRulesYAML(t *testing.T) {
-	cfg, err := Load(rootRules, NewDefaultRegistry())
+	cfg, err := Load(rootRules, DefaultRegistry())
 	require.NoError(t, err)
 
 	assert.Equal(t, DefaultCluster, cfg.Cluster)

@@ -1,4 +1,4 @@
-package rules
+package config
 
 import (
 	"bytes"
@@ -69,7 +69,7 @@ func (es Errors) Unwrap() []error {
 }
 
 // Load reads and validates a rules.yaml file. See Parse.
-func Load(path string, reg *Registry) (*Config, error) {
+func Load(path string, reg Detectors) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
@@ -83,9 +83,9 @@ func Load(path string, reg *Registry) (*Config, error) {
 // defaults documented on Config and its fields, then validates the whole file.
 //
 // On failure the error is Errors, holding every problem found, in file order.
-func Parse(file string, data []byte, reg *Registry) (*Config, error) {
+func Parse(file string, data []byte, reg Detectors) (*Config, error) {
 	if reg == nil {
-		reg = NewRegistry()
+		reg = Specs(nil)
 	}
 	root, err := parseYAML(file, data)
 	if err != nil {
@@ -387,7 +387,7 @@ func aliasBudget(size int) int { return max(10000, 10*size) }
 // records every problem with its position instead of stopping at the first.
 type decoder struct {
 	src     *source
-	reg     *Registry
+	reg     Detectors
 	budget  int
 	aborted bool
 	active  map[*yaml.Node]bool // alias targets being decoded, to refuse cycles
@@ -886,13 +886,13 @@ func (d *decoder) decodeDetect(n *yaml.Node, det *Detect, path string) {
 		return
 	}
 	det.Kind = finding.Kind(kv.Value)
-	plugin, ok := d.reg.Lookup(det.Kind)
+	plugin, ok := d.reg.Spec(det.Kind)
 	if !ok {
 		d.src.failAt(kv, kp, "%s", unknownKind(det.Kind, d.reg.Kinds()))
 		return
 	}
 
-	args := plugin.DefaultArgs()
+	args := plugin.NewArgs()
 	av := reflect.ValueOf(args)
 	var names []string
 	if av.Kind() == reflect.Pointer && !av.IsNil() && av.Elem().Kind() == reflect.Struct {
