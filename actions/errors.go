@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/podmedic/podmedic/finding"
 )
 
 // Sentinels of the guard's refusals. Every refusal the guard returns is one of the typed
@@ -43,8 +45,8 @@ func notAttempted(err error) error {
 }
 
 // Reason names a kind of refusal: a metric label and the key under which refusals are
-// reported together.
-type Reason string
+// reported together. It is the finding vocabulary's, so that an outcome carries it.
+type Reason = finding.Reason
 
 // Refusal reasons.
 const (

@@ -185,7 +185,7 @@ func (g *Guard) Do(ctx context.Context, r *Request) (finding.Outcome, error) {
 		out.Result, out.Message = finding.ResultFailed, err.Error()
 		g.metrics.error("guard")
 	case refused:
-		out.Result, out.Message = finding.ResultRefused, err.Error()
+		out.Result, out.Message, out.Reason = finding.ResultRefused, err.Error(), reason
 		g.metrics.refused(r.Action.Type, reason)
 		g.event(r, corev1.EventTypeWarning, EventRefused, "Refused: %s", err.Error())
 	case err != nil:

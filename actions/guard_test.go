@@ -230,6 +230,7 @@ func TestGuardDecisions(t *testing.T) {
 					require.True(t, podExists(t, e.client, tt.pod.Namespace, tt.pod.Name), "a refused action deleted the pod")
 				}
 				reason, _ := ReasonOf(err)
+				require.Equal(t, reason, out.Reason, "the outcome carries the refusal's reason")
 				require.Equal(t, 1.0, testutil.ToFloat64(e.guard.metrics.refusals.WithLabelValues("delete-pod", string(reason))))
 				if tt.dryRun {
 					require.Empty(t, e.events.reasons(), "a dry run wrote Events")

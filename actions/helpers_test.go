@@ -113,13 +113,13 @@ func (n *notices) ofType(t finding.NoticeType) []finding.Notice {
 	return out
 }
 
-// audit is an AuditPublisher that keeps msg ids.
-type audit struct {
+// auditLog is an AuditPublisher that keeps msg ids.
+type auditLog struct {
 	mu  sync.Mutex
 	ids []string
 }
 
-func (a *audit) PublishJSON(_ context.Context, subject, msgID string, _ any) error {
+func (a *auditLog) PublishJSON(_ context.Context, subject, msgID string, _ any) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if !strings.HasPrefix(subject, "podmedic.audit.") {
@@ -129,7 +129,7 @@ func (a *audit) PublishJSON(_ context.Context, subject, msgID string, _ any) err
 	return nil
 }
 
-func (a *audit) all() []string {
+func (a *auditLog) all() []string {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return append([]string(nil), a.ids...)

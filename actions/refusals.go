@@ -9,6 +9,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/podmedic/podmedic/audit"
 	"github.com/podmedic/podmedic/finding"
 )
 
@@ -63,7 +64,7 @@ func (r *refusals) add(f *finding.Finding, action finding.ActionType, err error,
 // flush reports the groups that are due (all of them with force), each when it wins its
 // window's claim.
 func (r *refusals) flush(ctx context.Context, now time.Time, force bool, claim Claimer,
-	notify func(context.Context, *finding.Notice, *RefusalRecord) error, log *zap.Logger) {
+	notify func(context.Context, *finding.Notice, *audit.RefusalRecord) error, log *zap.Logger) {
 	r.mu.Lock()
 	var due []refusalKey
 	for k, g := range r.groups {
@@ -98,12 +99,12 @@ func (r *refusals) flush(ctx context.Context, now time.Time, force bool, claim C
 		n := &finding.Notice{
 			Type:    finding.NoticeRefusal,
 			Finding: &g.sample,
-			Outcome: &finding.Outcome{Result: finding.ResultRefused, At: g.last, Message: fmt.Sprintf(
+			Outcome: &finding.Outcome{Result: finding.ResultRefused, Reason: k.reason, At: g.last, Message: fmt.Sprintf(
 				"rule %s: %d %s action(s) refused since %s: %s (latest: %s)",
 				k.rule, g.count, g.action, g.first.UTC().Format("15:04:05Z"), g.message, g.sample.Target())},
 			Count: g.count,
 		}
-		rec := &RefusalRecord{Rule: k.rule, Reason: k.reason, Action: g.action, Count: g.count, First: g.first, Last: g.last, Message: g.message}
+		rec := &audit.RefusalRecord{Rule: k.rule, Reason: k.reason, Action: g.action, Count: g.count, First: g.first, Last: g.last, Message: g.message}
 		if err := notify(ctx, n, rec); err != nil {
 			log.Warn("refusal notice not delivered; retrying", zap.String("rule", k.rule), zap.String("reason", string(k.reason)), zap.Error(err))
 			_ = claim.Release(context.WithoutCancel(ctx), key)

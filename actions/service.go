@@ -16,6 +16,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/events"
 
+	"github.com/podmedic/podmedic/audit"
 	"github.com/podmedic/podmedic/finding"
 	"github.com/podmedic/podmedic/notifier"
 )
@@ -62,7 +63,7 @@ type ServiceOptions struct {
 	Audit        AuditPublisher
 	AuditSubject string
 	// RefusalSubject (podmedic.audit.<cluster>.refusal) records each refusal notice as a
-	// RefusalRecord, with Nats-Msg-Id "refusal/<rule>/<reason>/<first refusal>"; empty: not
+	// audit.RefusalRecord, with Nats-Msg-Id "refusal/<rule>/<reason>/<first refusal>"; empty: not
 	// recorded.
 	RefusalSubject string
 	// Events records PodmedicProposed, PodmedicApproved, ... on the targets.
@@ -561,21 +562,9 @@ func (s *Service) FlushRefusals(ctx context.Context) {
 	s.refusals.flush(ctx, s.now(), true, s.o.Claimer, s.notifyRefusal, s.log)
 }
 
-// RefusalRecord is the audit record of one refusal notice: Count actions of Rule refused for
-// Reason between First and Last (the digest counts them).
-type RefusalRecord struct {
-	Rule    string             `json:"rule"`
-	Reason  Reason             `json:"reason"`
-	Action  finding.ActionType `json:"action"`
-	Count   int                `json:"count"`
-	First   time.Time          `json:"first"`
-	Last    time.Time          `json:"last"`
-	Message string             `json:"message"`
-}
-
 // notifyRefusal notifies a refusal notice, then records it on the audit stream (a record that
 // cannot be published is counted and logged: the notice went out).
-func (s *Service) notifyRefusal(ctx context.Context, n *finding.Notice, rec *RefusalRecord) error {
+func (s *Service) notifyRefusal(ctx context.Context, n *finding.Notice, rec *audit.RefusalRecord) error {
 	if err := s.notify(ctx, n); err != nil {
 		return err
 	}

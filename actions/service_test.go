@@ -31,7 +31,7 @@ type serviceEnv struct {
 	clock   *clock
 	events  *eventLog
 	notices *notices
-	audit   *audit
+	audit   *auditLog
 	reg     *prometheus.Registry
 	svc     *Service
 	execs   atomic.Int32 // executions that reached the real executors
@@ -47,7 +47,7 @@ type serviceConfig struct {
 func newServiceEnv(t *testing.T, cfg serviceConfig) *serviceEnv {
 	t.Helper()
 	e := &serviceEnv{t: t, client: fakeCluster(false, cfg.objs...), kv: cfg.kv, clock: newClock(), events: &eventLog{},
-		notices: &notices{}, audit: &audit{}, reg: prometheus.NewRegistry()}
+		notices: &notices{}, audit: &auditLog{}, reg: prometheus.NewRegistry()}
 	if e.kv == nil {
 		e.kv = NewMemoryKV()
 	}

@@ -16,11 +16,11 @@ import (
 	"k8s.io/client-go/tools/events"
 
 	"github.com/podmedic/podmedic/actions"
+	"github.com/podmedic/podmedic/audit"
 	"github.com/podmedic/podmedic/bus"
 	"github.com/podmedic/podmedic/config"
 	"github.com/podmedic/podmedic/finding"
 	"github.com/podmedic/podmedic/notifier"
-	"github.com/podmedic/podmedic/schedule"
 )
 
 // ActionsOptions tune the actions stage; zero values take the defaults of actions.Service.
@@ -110,8 +110,8 @@ func newActions(ctx context.Context, o ActionsOptions, cfg *config.Config, clien
 	store := actions.KVProposalStore{KV: kv}
 	svc, err := actions.NewService(actions.ServiceOptions{
 		Guard: guard, Client: client, Store: store, Claimer: b, Notifier: n,
-		Audit: b, AuditSubject: auditSubject(cfg.Cluster, schedule.RecordProposal),
-		RefusalSubject: auditSubject(cfg.Cluster, schedule.RecordRefusal), Events: recorder,
+		Audit: b, AuditSubject: audit.Subject(cfg.Cluster, audit.Proposal),
+		RefusalSubject: audit.Subject(cfg.Cluster, audit.Refusal), Events: recorder,
 		TTL: cfg.Proposals.TTL.Duration, Interval: o.Interval, RefusalQuiet: o.RefusalQuiet, RefusalWindow: o.RefusalWindow,
 		Now: p.now, Metrics: metrics, Logger: log,
 	})
@@ -120,11 +120,6 @@ func newActions(ctx context.Context, o ActionsOptions, cfg *config.Config, clien
 		return nil, err
 	}
 	return &actionsStage{svc: svc, store: store, broadcaster: broadcaster}, nil
-}
-
-// auditSubject is podmedic.audit.<cluster>.<typ>, typ a schedule.Record type.
-func auditSubject(cluster, typ string) string {
-	return bus.SubjectAudit + "." + bus.Token(cluster) + "." + typ
 }
 
 // applyActions puts a reloaded rules.yaml's budgets, cooldowns and proposal TTL in force.

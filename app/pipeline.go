@@ -13,6 +13,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/podmedic/podmedic/actions"
+	"github.com/podmedic/podmedic/audit"
 	"github.com/podmedic/podmedic/bus"
 	"github.com/podmedic/podmedic/finding"
 	"github.com/podmedic/podmedic/notifier"
@@ -135,7 +136,7 @@ func (p *pipeline) deliver(ctx context.Context, f *finding.Finding, owner string
 		return nil
 	}
 	p.logs.enrich(ctx, f)
-	subject := bus.SubjectFindings + "." + bus.Token(p.cluster) + "." + string(f.Kind)
+	subject := audit.FindingSubject(p.cluster, f.Kind)
 	err = p.store.PublishJSON(ctx, subject, key, f)
 	if err == nil {
 		err = p.stage.Handle(ctx, f)

@@ -91,9 +91,16 @@ type Outcome struct {
 	Result string `json:"result"`
 	// Message says what happened in a sentence, e.g. "pod deleted", "budget exhausted:
 	// 5 actions of rule init-stuck in the last 10m0s".
-	Message string    `json:"message"`
-	At      time.Time `json:"at"`
+	Message string `json:"message"`
+	// Reason is why the action was refused (Result refused), e.g. budget or cooldown.
+	Reason Reason    `json:"reason,omitempty"`
+	At     time.Time `json:"at"`
 }
+
+// Reason names a kind of refusal by the guard: a metric label, the key under which refusals
+// are reported together, and what the digest counts refusals by. The actions package defines
+// the reasons.
+type Reason string
 
 // Outcome results.
 const (

@@ -9,35 +9,9 @@ import (
 	"time"
 
 	"github.com/podmedic/podmedic/actions"
+	"github.com/podmedic/podmedic/audit"
 	"github.com/podmedic/podmedic/finding"
 )
-
-// Record is one message of the audit stream (PODMEDIC_AUDIT): a finding
-// (podmedic.findings.<cluster>.<kind>), a proposal transition (podmedic.audit.<cluster>.proposal),
-// a scheduled run (podmedic.audit.<cluster>.schedule) or a refusal notice of the actions stage
-// (podmedic.audit.<cluster>.refusal).
-type Record struct {
-	Cluster string
-	// Type is RecordFinding, RecordProposal, RecordSchedule or RecordRefusal.
-	Type string
-	// Time is when the stream stored it.
-	Time time.Time
-	Data []byte
-}
-
-// Record types.
-const (
-	RecordFinding  = "finding"
-	RecordProposal = "proposal"
-	RecordSchedule = "schedule"
-	RecordRefusal  = "refusal"
-)
-
-// AuditSource reads the audit stream: every record of a cluster ("" for all) stored at or
-// after since, oldest first.
-type AuditSource interface {
-	Records(ctx context.Context, cluster string, since time.Time) ([]Record, error)
-}
 
 // ProposalLister lists the proposals in the store now (the actions Service's Proposals, or
 // the proposals bucket read directly): the digest counts the pending ones.
@@ -135,7 +109,7 @@ type SweepCount struct {
 
 // BuildDigest summarises the records of [since, until) and the proposals pending now. top
 // bounds the lists (namespaces per kind, tasks, pending and expired proposals).
-func BuildDigest(cluster string, since, until time.Time, records []Record, proposals []finding.Proposal, top int) *Digest {
+func BuildDigest(cluster string, since, until time.Time, records []audit.Record, proposals []finding.Proposal, top int) *Digest {
 	top = max(top, 1)
 	d := &Digest{Cluster: cluster, Since: since, Until: until, top: top}
 	kinds := map[finding.Kind]map[string]int{}
@@ -153,7 +127,7 @@ func BuildDigest(cluster string, since, until time.Time, records []Record, propo
 			continue
 		}
 		switch r.Type {
-		case RecordFinding:
+		case audit.Finding:
 			var f finding.Finding
 			if json.Unmarshal(r.Data, &f) != nil || f.Kind == "" {
 				continue
@@ -172,7 +146,7 @@ func BuildDigest(cluster string, since, until time.Time, records []Record, propo
 				tasks[k][string(f.Kind)]++
 				taskRuns[k][a.RunID] = true
 			}
-		case RecordProposal:
+		case audit.Proposal:
 			var p finding.Proposal
 			if json.Unmarshal(r.Data, &p) != nil || p.ID == "" {
 				continue
@@ -183,16 +157,16 @@ func BuildDigest(cluster string, since, until time.Time, records []Record, propo
 			if cur, ok := latest[p.ID]; !ok || rankState(p.State) >= rankState(cur.State) {
 				latest[p.ID] = p
 			}
-		case RecordRefusal:
+		case audit.Refusal:
 			// Refused rule actions (auto mode, or proposals refused before they were made),
 			// counted once per notice.
-			var rec actions.RefusalRecord
+			var rec audit.RefusalRecord
 			if json.Unmarshal(r.Data, &rec) != nil || rec.Count <= 0 {
 				continue
 			}
 			d.Actions.Refused += rec.Count
 			refusedBy[string(rec.Reason)] += rec.Count
-		case RecordSchedule:
+		case audit.Schedule:
 			var rep Report
 			if json.Unmarshal(r.Data, &rep) != nil || rep.Type != JobSweepType {
 				continue
@@ -276,7 +250,7 @@ func BuildDigest(cluster string, since, until time.Time, records []Record, propo
 		case finding.StateFailed:
 			if p.Outcome != nil && p.Outcome.Result == finding.ResultRefused {
 				d.Actions.Refused++
-				refusedBy[string(refusalReason(p.Outcome.Message))]++
+				refusedBy[reasonOf(p.Outcome)]++
 				continue
 			}
 			d.Actions.Failed++
@@ -329,29 +303,13 @@ func rankState(s finding.ProposalState) int {
 	return 2
 }
 
-// refusalReason guesses the reason of a refusal from its message (proposal outcomes carry the
-// message only).
-func refusalReason(msg string) actions.Reason {
-	for _, r := range []struct {
-		prefix string
-		reason actions.Reason
-	}{
-		{"budget exhausted", actions.ReasonBudget}, {"cooldown", actions.ReasonCooldown},
-		{"owner policy", actions.ReasonOwnerPolicy}, {"namespace ", actions.ReasonProtectedNamespace},
-	} {
-		if strings.HasPrefix(msg, r.prefix) {
-			return r.reason
-		}
+// reasonOf names the reason of a refused outcome; "other" for a record written before outcomes
+// carried their reason.
+func reasonOf(o *finding.Outcome) string {
+	if o.Reason == "" {
+		return "other"
 	}
-	switch {
-	case strings.Contains(msg, "no longer exists"):
-		return actions.ReasonTargetGone
-	case strings.Contains(msg, "was replaced") || strings.Contains(msg, "was modified"):
-		return actions.ReasonTargetChanged
-	case strings.Contains(msg, "nothing done"):
-		return actions.ReasonNoLongerHolds
-	}
-	return "other"
+	return string(o.Reason)
 }
 
 func line(p finding.Proposal) ProposalLine {
@@ -484,7 +442,7 @@ func counts(cs []NameCount) string {
 
 // Digester builds digests from the audit stream.
 type Digester struct {
-	Source    AuditSource
+	Source    audit.Source
 	Proposals ProposalLister // may be nil: pending approvals are then read from the stream
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -13,38 +14,39 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/podmedic/podmedic/actions"
+	"github.com/podmedic/podmedic/audit"
 	"github.com/podmedic/podmedic/finding"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 
 // night is a day of audit records: findings, proposal transitions and sweep reports.
-func night(t *testing.T) []Record {
+func night(t *testing.T) []audit.Record {
 	t.Helper()
-	var out []Record
+	var out []audit.Record
 	at := t0.Add(-20 * time.Hour)
-	add := func(typ string, v any) {
+	add := func(typ audit.Type, v any) {
 		data, err := json.Marshal(v)
 		require.NoError(t, err)
-		out = append(out, Record{Cluster: "prod-eu-1", Type: typ, Time: at, Data: data})
+		out = append(out, audit.Record{Cluster: "prod-eu-1", Type: typ, Time: at, Data: data})
 		at = at.Add(10 * time.Minute)
 	}
 	task := func(dag, taskID, run string) *finding.AirflowTask {
 		return &finding.AirflowTask{DagID: dag, TaskID: taskID, RunID: run, TryNumber: 1}
 	}
 	for i := range 4 {
-		add(RecordFinding, finding.Finding{Kind: finding.OOMKilled, Rule: "oom", Namespace: "airflow", Pod: "etl-load",
+		add(audit.Finding, finding.Finding{Kind: finding.OOMKilled, Rule: "oom", Namespace: "airflow", Pod: "etl-load",
 			Airflow: task("etl_daily", "load", []string{"r1", "r1", "r2", "r3"}[i])})
 	}
-	add(RecordFinding, finding.Finding{Kind: finding.SIGKILL, Rule: "sigkill", Namespace: "airflow", Pod: "etl-extract",
+	add(audit.Finding, finding.Finding{Kind: finding.SIGKILL, Rule: "sigkill", Namespace: "airflow", Pod: "etl-extract",
 		Airflow: task("etl_hourly", "extract", "r1")})
-	add(RecordFinding, finding.Finding{Kind: finding.TaskFailed, Rule: "task-failed", Namespace: "airflow", Pod: "etl-load-2",
+	add(audit.Finding, finding.Finding{Kind: finding.TaskFailed, Rule: "task-failed", Namespace: "airflow", Pod: "etl-load-2",
 		Airflow: task("etl_daily", "load", "r4")})
 	for range 3 {
-		add(RecordFinding, finding.Finding{Kind: finding.Evicted, Rule: "evicted", Namespace: "spark-jobs", Pod: "exec"})
+		add(audit.Finding, finding.Finding{Kind: finding.Evicted, Rule: "evicted", Namespace: "spark-jobs", Pod: "exec"})
 	}
-	add(RecordFinding, finding.Finding{Kind: finding.InitStuck, Rule: "init-stuck", Namespace: "spark-jobs", Pod: "driver"})
-	add(RecordFinding, finding.Finding{Kind: finding.OOMKilled, Rule: "oom-other", Namespace: "reporting", Pod: "api"})
+	add(audit.Finding, finding.Finding{Kind: finding.InitStuck, Rule: "init-stuck", Namespace: "spark-jobs", Pod: "driver"})
+	add(audit.Finding, finding.Finding{Kind: finding.OOMKilled, Rule: "oom-other", Namespace: "reporting", Pod: "api"})
 
 	prop := func(id string, typ finding.ActionType, state finding.ProposalState, by string, out *finding.Outcome) finding.Proposal {
 		return finding.Proposal{ID: id, Finding: finding.Finding{Rule: "init-stuck", Namespace: "spark-jobs", Pod: "driver-" + id},
@@ -54,25 +56,45 @@ func night(t *testing.T) []Record {
 	}
 	// One approved and executed, one auto, one failed, one refused after approval, one denied,
 	// one expired, and one still pending (in the store).
-	add(RecordProposal, prop("aaaaaaaaaaaaa", finding.ActionDeletePod, finding.StatePending, "", nil))
-	add(RecordProposal, prop("aaaaaaaaaaaaa", finding.ActionDeletePod, finding.StateApproved, "U1", nil))
-	add(RecordProposal, prop("aaaaaaaaaaaaa", finding.ActionDeletePod, finding.StateExecuted, "U1", &finding.Outcome{Result: finding.ResultExecuted}))
-	add(RecordProposal, prop("bbbbbbbbbbbbb", finding.ActionDeletePod, finding.StateExecuted, actions.AutoDecider, &finding.Outcome{Result: finding.ResultExecuted}))
-	add(RecordProposal, prop("ccccccccccccc", finding.ActionProposeMemoryLimit, finding.StateFailed, "U1", &finding.Outcome{Result: finding.ResultFailed, Message: "patch: conflict"}))
-	add(RecordProposal, prop("ddddddddddddd", finding.ActionDeletePod, finding.StateFailed, "U1", &finding.Outcome{Result: finding.ResultRefused, Message: "cooldown: podmedic acted on Pod x less than 30m0s ago"}))
-	add(RecordProposal, prop("eeeeeeeeeeeee", finding.ActionDeletePod, finding.StateDenied, "U2", nil))
-	add(RecordProposal, prop("fffffffffffff", finding.ActionDeletePod, finding.StateExpired, "podmedic", &finding.Outcome{Result: finding.ResultRefused}))
-	add(RecordSchedule, Report{Job: "sweep-evicted", Type: JobSweepType, Mode: finding.ModeAuto, Acted: 10, Remaining: 20,
+	add(audit.Proposal, prop("aaaaaaaaaaaaa", finding.ActionDeletePod, finding.StatePending, "", nil))
+	add(audit.Proposal, prop("aaaaaaaaaaaaa", finding.ActionDeletePod, finding.StateApproved, "U1", nil))
+	add(audit.Proposal, prop("aaaaaaaaaaaaa", finding.ActionDeletePod, finding.StateExecuted, "U1", &finding.Outcome{Result: finding.ResultExecuted}))
+	add(audit.Proposal, prop("bbbbbbbbbbbbb", finding.ActionDeletePod, finding.StateExecuted, actions.AutoDecider, &finding.Outcome{Result: finding.ResultExecuted}))
+	add(audit.Proposal, prop("ccccccccccccc", finding.ActionProposeMemoryLimit, finding.StateFailed, "U1", &finding.Outcome{Result: finding.ResultFailed, Message: "patch: conflict"}))
+	add(audit.Proposal, prop("ddddddddddddd", finding.ActionDeletePod, finding.StateFailed, "U1", &finding.Outcome{Result: finding.ResultRefused, Reason: actions.ReasonCooldown, Message: "cooldown: podmedic acted on Pod x less than 30m0s ago"}))
+	add(audit.Proposal, prop("eeeeeeeeeeeee", finding.ActionDeletePod, finding.StateDenied, "U2", nil))
+	add(audit.Proposal, prop("fffffffffffff", finding.ActionDeletePod, finding.StateExpired, "podmedic", &finding.Outcome{Result: finding.ResultRefused}))
+	add(audit.Schedule, Report{Job: "sweep-evicted", Type: JobSweepType, Mode: finding.ModeAuto, Acted: 10, Remaining: 20,
 		Refused: map[string]int{"owner-policy": 2}})
-	add(RecordSchedule, Report{Job: "sweep-evicted", Type: JobSweepType, Mode: finding.ModeAuto, Acted: 10, Remaining: 10})
-	add(RecordSchedule, Report{Job: "daily-digest", Type: JobDigestType})
+	add(audit.Schedule, Report{Job: "sweep-evicted", Type: JobSweepType, Mode: finding.ModeAuto, Acted: 10, Remaining: 10})
+	add(audit.Schedule, Report{Job: "daily-digest", Type: JobDigestType})
 	// A storm of stuck pods against a rule's budget: 45 auto-mode deletions refused, one notice.
-	add(RecordRefusal, actions.RefusalRecord{Rule: "init-stuck", Reason: actions.ReasonBudget, Action: finding.ActionDeletePod,
+	add(audit.Refusal, audit.RefusalRecord{Rule: "init-stuck", Reason: actions.ReasonBudget, Action: finding.ActionDeletePod,
 		Count: 45, First: at, Last: at.Add(time.Minute), Message: "budget exhausted: 5 actions of rule init-stuck in the last 10m0s"})
 	// Before the window: not counted.
 	old := out[0]
 	old.Time = t0.Add(-25 * time.Hour)
-	return append([]Record{old}, out...)
+	return append([]audit.Record{old}, out...)
+}
+
+// TestDigestRefusalReasonFromOutcome: a refused proposal is counted under the reason its
+// outcome carries, whatever its message says; one without a reason (written before outcomes
+// carried it) is "other".
+func TestDigestRefusalReasonFromOutcome(t *testing.T) {
+	var records []audit.Record
+	for i, o := range []finding.Outcome{
+		{Result: finding.ResultRefused, Reason: actions.ReasonTargetChanged, Message: "budget exhausted: (a pod named so)"},
+		{Result: finding.ResultRefused, Message: "cooldown: podmedic acted on Pod x less than 30m0s ago"},
+	} {
+		p := finding.Proposal{ID: fmt.Sprintf("p%d", i), State: finding.StateFailed, Outcome: &o,
+			Action: finding.Action{Type: finding.ActionDeletePod}}
+		data, err := json.Marshal(p)
+		require.NoError(t, err)
+		records = append(records, audit.Record{Cluster: "c", Type: audit.Proposal, Time: t0, Data: data})
+	}
+	d := BuildDigest("c", t0.Add(-time.Hour), t0.Add(time.Hour), records, nil, 10)
+	assert.Equal(t, 2, d.Actions.Refused)
+	assert.ElementsMatch(t, []NameCount{{"target-changed", 1}, {"other", 1}}, d.Actions.RefusedBy)
 }
 
 func TestBuildDigest(t *testing.T) {
@@ -133,12 +155,12 @@ func TestDigesterWindow(t *testing.T) {
 }
 
 type fakeSource struct {
-	records []Record
+	records []audit.Record
 	cluster string
 	since   time.Time
 }
 
-func (f *fakeSource) Records(_ context.Context, cluster string, since time.Time) ([]Record, error) {
+func (f *fakeSource) Records(_ context.Context, cluster string, since time.Time) ([]audit.Record, error) {
 	f.cluster, f.since = cluster, since
 	return f.records, nil
 }

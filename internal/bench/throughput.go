@@ -14,6 +14,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	podmedic "github.com/podmedic/podmedic"
+	"github.com/podmedic/podmedic/audit"
 	"github.com/podmedic/podmedic/bus"
 	"github.com/podmedic/podmedic/config"
 	"github.com/podmedic/podmedic/internal/bench/podgen"
@@ -111,7 +112,7 @@ func Handler(e *rules.Engine, view rules.View, store Store, now time.Time, findi
 			if !won {
 				continue
 			}
-			if err := store.PublishJSON(ctx, bus.SubjectFindings+".bench."+string(f.Kind), key, &f); err != nil {
+			if err := store.PublishJSON(ctx, audit.FindingSubject("bench", f.Kind), key, &f); err != nil {
 				return err
 			}
 			findings.Add(1)
