@@ -5,9 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"slices"
 	"time"
+
+	"k8s.io/apimachinery/pkg/util/wait"
 )
 
 // Budget scopes.
@@ -171,23 +172,29 @@ func (b *Budgets) remove(ctx context.Context, s BudgetScope, id string) error {
 // update reads the log at key, asks change for the next one (write false: leave it as it is)
 // and writes it with compare-and-set, re-reading and asking again after a conflict.
 func (b *Budgets) update(ctx context.Context, key string, change func(budgetLog) (next budgetLog, write bool, err error)) error {
-	for range casAttempts {
-		log, rev, err := b.read(ctx, key)
-		if err != nil {
-			return err
+	var err error
+	werr := wait.ExponentialBackoffWithContext(ctx, casBackoff(), func(ctx context.Context) (bool, error) {
+		var (
+			log   budgetLog
+			rev   uint64
+			next  budgetLog
+			write bool
+		)
+		if log, rev, err = b.read(ctx, key); err != nil {
+			return true, nil
 		}
-		next, write, err := change(log)
-		if err != nil || !write {
-			return err
+		if next, write, err = change(log); err != nil || !write {
+			return true, nil
 		}
 		err = b.write(ctx, key, next, rev)
-		if err == nil {
-			return nil
-		}
-		if !errors.Is(err, ErrRevisionMismatch) && !errors.Is(err, ErrKeyExists) {
-			return err
-		}
-		backoff(ctx)
+		conflict := errors.Is(err, ErrRevisionMismatch) || errors.Is(err, ErrKeyExists)
+		return !conflict, nil
+	})
+	switch {
+	case werr == nil:
+		return err
+	case ctx.Err() != nil:
+		return fmt.Errorf("budget %s: %w", key, ctx.Err())
 	}
 	return fmt.Errorf("budget %s: too much contention", key)
 }
@@ -234,12 +241,8 @@ func live(entries []budgetEntry, now time.Time, window time.Duration) []budgetEn
 	return out
 }
 
-// backoff waits a little (jittered) before retrying a compare-and-set.
-func backoff(ctx context.Context) {
-	t := time.NewTimer(time.Duration(1+rand.IntN(5)) * time.Millisecond)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
+// casBackoff spaces the compare-and-set attempts on one budget: 1 to 5 ms (jittered, so that
+// replicas in conflict do not retry in lockstep), casAttempts times.
+func casBackoff() wait.Backoff {
+	return wait.Backoff{Duration: time.Millisecond, Factor: 1, Jitter: 4, Steps: casAttempts}
 }

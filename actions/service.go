@@ -18,6 +18,7 @@ import (
 
 	"github.com/podmedic/podmedic/audit"
 	"github.com/podmedic/podmedic/finding"
+	"github.com/podmedic/podmedic/internal/retry"
 	"github.com/podmedic/podmedic/notifier"
 )
 
@@ -430,21 +431,17 @@ func (s *Service) execute(ctx context.Context, p *finding.Proposal) *finding.Pro
 	if advisory(r) {
 		out, event = *recorded(r, s.now()), EventExecuted
 	} else {
-		var err error
-		out, err = s.guard.Do(ctx, r)
 		// A human approved and waits for the outcome: while nothing could be attempted (the
 		// store or the API not answering), try again until ExecTimeout.
-		for wait := 250 * time.Millisecond; errors.Is(err, ErrNotAttempted); wait = min(2*wait, 4*time.Second) {
-			s.log.Info("approved action not attempted yet; retrying", zap.String("id", p.ID), zap.Error(err))
-			select {
-			case <-ctx.Done():
-			case <-time.After(wait):
-			}
-			if ctx.Err() != nil {
-				break
-			}
+		var err error
+		_ = retry.Until(ctx, retry.Exponential(250*time.Millisecond, 4*time.Second), func(ctx context.Context) (bool, error) {
 			out, err = s.guard.Do(ctx, r)
-		}
+			if errors.Is(err, ErrNotAttempted) {
+				s.log.Info("approved action not attempted yet; retrying", zap.String("id", p.ID), zap.Error(err))
+				return false, nil
+			}
+			return true, nil
+		})
 		if err != nil {
 			state = finding.StateFailed
 		}

@@ -16,6 +16,7 @@ import (
 	"github.com/podmedic/podmedic/audit"
 	"github.com/podmedic/podmedic/bus"
 	"github.com/podmedic/podmedic/finding"
+	"github.com/podmedic/podmedic/internal/retry"
 	"github.com/podmedic/podmedic/notifier"
 	"github.com/podmedic/podmedic/rules"
 )
@@ -164,22 +165,21 @@ func (p *pipeline) deliver(ctx context.Context, f *finding.Finding, owner string
 const settleFor = 30 * time.Second
 
 // settle closes the claim of a delivered finding, retrying for up to settleFor (the
-// observation is held in progress meanwhile). A claim left open would let a redelivery of the
-// same observation — after an ack lost with a NATS node, say — report the finding again.
+// observation is held in progress meanwhile) or until ctx ends. A claim left open would let a
+// redelivery of the same observation — after an ack lost with a NATS node, say — report the
+// finding again.
 func (p *pipeline) settle(ctx context.Context, f *finding.Finding, owner string) {
-	ctx = context.WithoutCancel(ctx)
-	deadline := time.Now().Add(settleFor)
-	for wait := 250 * time.Millisecond; ; wait = min(2*wait, 4*time.Second) {
-		err := p.store.Settle(ctx, "finding."+f.Key(), owner, DedupTTL)
-		if err == nil {
-			return
+	ctx, cancel := context.WithTimeout(ctx, settleFor)
+	defer cancel()
+	var err error
+	_ = retry.Until(ctx, retry.Exponential(250*time.Millisecond, 4*time.Second), func(ctx context.Context) (bool, error) {
+		if err = p.store.Settle(ctx, "finding."+f.Key(), owner, DedupTTL); err != nil {
+			p.log.Info("settling the claim of a delivered finding failed; retrying", zap.String("finding", f.Target()), zap.Error(err))
 		}
-		if time.Now().Add(wait).After(deadline) {
-			p.log.Warn("settling the claim of a delivered finding failed; a redelivery may report it again",
-				zap.String("finding", f.Target()), zap.Error(err))
-			return
-		}
-		p.log.Info("settling the claim of a delivered finding failed; retrying", zap.String("finding", f.Target()), zap.Error(err))
-		time.Sleep(wait)
+		return err == nil, nil
+	})
+	if err != nil {
+		p.log.Warn("settling the claim of a delivered finding failed; a redelivery may report it again",
+			zap.String("finding", f.Target()), zap.Error(err))
 	}
 }

@@ -10,6 +10,8 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
+
+	"github.com/podmedic/podmedic/internal/retry"
 )
 
 // Handler handles one observation. Returning nil acks it. Returning an error wrapping
@@ -317,10 +319,8 @@ func runHandler(ctx context.Context, h Handler, o *Observation) (err error) {
 // back in lockstep.
 func retryDelay(base time.Duration, delivered uint64) time.Duration {
 	d := MaxRetryDelay
-	if delivered >= 1 && delivered <= 32 {
-		if s := base << (delivered - 1); s > 0 && s < MaxRetryDelay {
-			d = s
-		}
+	if delivered >= 1 && base > 0 {
+		d = retry.Delay(retry.Exponential(base, MaxRetryDelay), int(min(delivered, 64)))
 	}
 	jitter := time.Duration(rand.Int64N(int64(d)/5*2+1)) - d/5
 	return min(d+jitter, MaxRetryDelay)

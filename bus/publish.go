@@ -10,6 +10,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"k8s.io/apimachinery/pkg/util/wait"
 )
 
 // PublishObservation publishes o on o.Subject() with Nats-Msg-Id = o.MsgID() and the headers
@@ -79,23 +80,27 @@ func duplicateInProcess(err error) bool {
 	return errors.As(err, &apiErr) && apiErr.ErrorCode == errCodeDuplicateInProcess
 }
 
-// inProcessAttempts bounds the publishes of a message whose twin is being stored: the twin is
+// inProcessBackoff spaces the publishes of a message whose twin is being stored: the twin is
 // stored (our retry is then a duplicate) or refused (our retry stores it) within milliseconds.
-const inProcessAttempts = 20
+func inProcessBackoff() wait.Backoff {
+	return wait.Backoff{Duration: 10 * time.Millisecond, Factor: 1.2, Steps: 20} // 1.5 s in all
+}
 
 func (b *Bus) publish(ctx context.Context, m *nats.Msg, stream, msgID string) error {
 	opts := []jetstream.PublishOpt{jetstream.WithExpectStream(stream)}
 	if msgID != "" {
 		opts = append(opts, jetstream.WithMsgID(msgID))
 	}
-	ack, err := b.js.PublishMsg(ctx, m, opts...)
-	for attempt := 1; duplicateInProcess(err) && attempt < inProcessAttempts; attempt++ {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(time.Duration(attempt) * 10 * time.Millisecond):
-		}
+	var (
+		ack *jetstream.PubAck
+		err error
+	)
+	werr := wait.ExponentialBackoffWithContext(ctx, inProcessBackoff(), func(ctx context.Context) (bool, error) {
 		ack, err = b.js.PublishMsg(ctx, m, opts...)
+		return !duplicateInProcess(err), nil
+	})
+	if werr != nil && ctx.Err() != nil {
+		return ctx.Err()
 	}
 	if err != nil {
 		return b.publishFailed(m.Subject, stream, err)

@@ -490,17 +490,10 @@ func (w *Watcher) waitBacklog(ctx context.Context) {
 	if _, batches := w.o.Publisher.(BatchPublisher); batches {
 		limit = maxBacklog / resyncBatch
 	}
-	deadline := time.Now().Add(w.o.Resync)
-	for time.Now().Before(deadline) {
-		if n, err := b.ObservationBacklog(ctx); err != nil || n <= limit {
-			return
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
+	_ = wait.PollUntilContextTimeout(ctx, 20*time.Millisecond, w.o.Resync, true, func(ctx context.Context) (bool, error) {
+		n, err := b.ObservationBacklog(ctx)
+		return err != nil || n <= limit, nil
+	})
 }
 
 // resyncFailed drops what cannot be published and retries the rest through the queue.

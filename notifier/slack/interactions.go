@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/podmedic/podmedic/finding"
+	"github.com/podmedic/podmedic/internal/retry"
 )
 
 // Replay and duplicate-click windows.
@@ -290,10 +291,7 @@ func (n *Notifier) runSocketMode(ctx context.Context) {
 		d := n.backoff(failures)
 		n.countError("apps.connections.open", err)
 		n.o.log.Error("slack: socket mode stopped; reconnecting", zap.Error(err), zap.Duration("backoff", d))
-		select {
-		case <-ctx.Done():
-		case <-time.After(d):
-		}
+		retry.Sleep(ctx, d)
 	}
 	<-done
 }

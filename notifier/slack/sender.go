@@ -10,8 +10,10 @@ import (
 
 	"github.com/slack-go/slack"
 	"go.uber.org/zap"
+	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/podmedic/podmedic/finding"
+	"github.com/podmedic/podmedic/internal/retry"
 )
 
 // lane is one channel's sender: its messages, and when Slack may next be called for it.
@@ -426,18 +428,15 @@ func (n *Notifier) deliverRootLocked(m *message, now time.Time) {
 // the original message after a restart (a new message is posted then).
 func (n *Notifier) putRef(ctx context.Context, id string, ref MessageRef) {
 	var err error
-	for attempt := range 3 {
-		if err = n.o.store.Put(ctx, id, ref); err == nil {
-			return
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(time.Duration(attempt+1) * 200 * time.Millisecond):
-		}
+	_ = wait.ExponentialBackoffWithContext(ctx, wait.Backoff{Duration: 200 * time.Millisecond, Factor: 2, Steps: 3},
+		func(ctx context.Context) (bool, error) {
+			err = n.o.store.Put(ctx, id, ref)
+			return err == nil, nil
+		})
+	if err != nil && ctx.Err() == nil {
+		n.o.log.Error("slack: recording a proposal's message failed; after a restart its decision is posted anew",
+			zap.String("proposal", id), zap.Error(err))
 	}
-	n.o.log.Error("slack: recording a proposal's message failed; after a restart its decision is posted anew",
-		zap.String("proposal", id), zap.Error(err))
 }
 
 // backoff is the wait after the k-th consecutive failure.
@@ -446,10 +445,7 @@ func (n *Notifier) backoff(k int) time.Duration { return n.doubled(n.o.backoffIn
 // doubled is d doubled for each consecutive failure after the first of k, at most the
 // maximum backoff.
 func (n *Notifier) doubled(d time.Duration, k int) time.Duration {
-	for i := 1; i < k && d < n.o.backoffMax; i++ {
-		d *= 2
-	}
-	return min(d, n.o.backoffMax)
+	return retry.Delay(retry.Exponential(d, n.o.backoffMax), k)
 }
 
 // paceLocked makes a rate-limited lane polite for WithPaceFor.
@@ -556,10 +552,8 @@ func (n *Notifier) ephemeral(ctx context.Context, channel, user, text string) {
 			n.o.log.Warn("slack: ephemeral message failed", zap.String("user", user), zap.Error(err))
 			return
 		}
-		select {
-		case <-ctx.Done():
+		if !retry.Sleep(ctx, wait) {
 			return
-		case <-time.After(wait):
 		}
 	}
 }
