@@ -14,7 +14,8 @@
 // compare-and-set store, so that of two racing approvals exactly one executes. Every
 // transition is audited, written as a Kubernetes Event on the target, and notified.
 //
-// The planning of a memory limit (ProposeMemoryLimit) is here too; the rules engine calls it.
-// This package imports neither rules nor the bus: it defines the small interfaces it needs
-// (KV, Claimer, AuditPublisher, Rechecker) and the app adapts them.
+// The planning of a memory limit (ProposeMemoryLimit) is here too; the rules engine asks it
+// through its own rules.Planner interface, which MemoryPlanner implements. This package
+// imports neither rules, nor the bus, nor the notifiers: it defines the small interfaces it
+// needs (KV, Claimer, AuditPublisher, Rechecker, Notifier) and the app adapts them.
 package actions

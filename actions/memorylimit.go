@@ -7,6 +7,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+
+	"github.com/podmedic/podmedic/config"
 )
 
 // MemoryPolicy bounds a memory limit proposal.
@@ -30,6 +32,38 @@ func DefaultMemoryPolicy() MemoryPolicy {
 		MaxLimit:             resource.MustParse("16Gi"),
 		MaxLimitRequestRatio: 1.5,
 	}
+}
+
+// MemoryPolicyOf maps a rule's params onto the policy, keeping defaults for unset ones.
+func MemoryPolicyOf(p config.ActionParams) MemoryPolicy {
+	mp := DefaultMemoryPolicy()
+	if p.BumpRatio != nil {
+		mp.BumpRatio = *p.BumpRatio
+	}
+	if p.MinBump != nil {
+		mp.MinBump = p.MinBump.Quantity
+	}
+	if p.MaxLimit != nil {
+		mp.MaxLimit = p.MaxLimit.Quantity
+	}
+	if p.MaxLimitRequestRatio != nil {
+		mp.MaxLimitRequestRatio = *p.MaxLimitRequestRatio
+	}
+	return mp
+}
+
+// MemoryPlanner sizes memory proposals for the rules engine (it implements rules.Planner)
+// with ProposeMemoryLimit.
+type MemoryPlanner struct{}
+
+// PlanMemory returns the proposal for container c under a rule's params as action params
+// (container, limit, request).
+func (MemoryPlanner) PlanMemory(c *corev1.Container, p config.ActionParams) (map[string]string, error) {
+	mp, err := ProposeMemoryLimit(c, MemoryPolicyOf(p))
+	if err != nil {
+		return nil, err
+	}
+	return mp.Params(), nil
 }
 
 // MemoryProposal is a proposed memory limit and request for one container.

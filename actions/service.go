@@ -19,8 +19,14 @@ import (
 	"github.com/podmedic/podmedic/audit"
 	"github.com/podmedic/podmedic/finding"
 	"github.com/podmedic/podmedic/internal/retry"
-	"github.com/podmedic/podmedic/notifier"
 )
+
+// Notifier delivers notices of the actions stage (new findings with their proposal or
+// outcome, decisions, refusals) to humans; nil means accepted (delivered or queued), an error
+// that the caller should retry. The notifier package's notifiers implement it.
+type Notifier interface {
+	Notify(ctx context.Context, n *finding.Notice) error
+}
 
 // AuditPublisher records audit entries on a stream, deduplicated by msgID (the bus's
 // PublishJSON).
@@ -58,7 +64,7 @@ type ServiceOptions struct {
 	// Claimer dedups proposals per target and refusal notices per window.
 	Claimer Claimer
 	// Notifier receives findings, decisions and refusals.
-	Notifier notifier.Notifier
+	Notifier Notifier
 	// Audit and AuditSubject record every proposal transition, with Nats-Msg-Id
 	// "<proposal id>/<state>" (podmedic.audit.<cluster>.proposal).
 	Audit        AuditPublisher
@@ -101,11 +107,6 @@ type Service struct {
 	refusals *refusals
 	ttl      atomic.Int64 // of new proposals
 }
-
-var (
-	_ notifier.Decider        = (*Service)(nil)
-	_ notifier.ProposalLister = (*Service)(nil)
-)
 
 // NewService returns the actions stage.
 func NewService(o ServiceOptions) (*Service, error) {

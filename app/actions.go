@@ -273,6 +273,13 @@ func (k JetStreamKV) Entries(ctx context.Context, prefix string) ([]actions.Entr
 	}
 }
 
+// The actions stage is what Slack and the inbox decide through and list.
+var (
+	_ notifier.Decider        = (*actions.Service)(nil)
+	_ notifier.ProposalLister = (*actions.Service)(nil)
+	_ actions.Notifier        = notifier.Notifier(nil)
+)
+
 // Decide approves or denies a proposal, as Slack and the local inbox do (notifier.Decider).
 func (h *Handle) Decide(ctx context.Context, id, user string, approve bool) (*finding.Proposal, error) {
 	return h.actions.svc.Decide(ctx, id, user, approve)

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sync/errgroup"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/podmedic/podmedic/actions"
 	"github.com/podmedic/podmedic/bus"
 	"github.com/podmedic/podmedic/config"
 	"github.com/podmedic/podmedic/notifier"
@@ -141,7 +142,7 @@ func Run(ctx context.Context, o Options) error {
 	if reg == nil {
 		reg = rules.NewDefaultRegistry()
 	}
-	engine, err := rules.NewEngine(cfg, reg)
+	engine, err := rules.NewEngine(cfg, reg, actions.MemoryPlanner{})
 	if err != nil {
 		return err
 	}
@@ -242,7 +243,7 @@ func Run(ctx context.Context, o Options) error {
 			if o.DryRun {
 				c.DryRun = true
 			}
-			e, err := rules.NewEngine(c, reg)
+			e, err := rules.NewEngine(c, reg, actions.MemoryPlanner{})
 			if err != nil {
 				return err
 			}

@@ -13,6 +13,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	podmedic "github.com/podmedic/podmedic"
+	"github.com/podmedic/podmedic/actions"
 	"github.com/podmedic/podmedic/bus"
 	"github.com/podmedic/podmedic/config"
 	"github.com/podmedic/podmedic/internal/bench/podgen"
@@ -54,7 +55,7 @@ func BenchmarkHandle(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	e, err := rules.NewEngine(cfg, rules.NewDefaultRegistry())
+	e, err := rules.NewEngine(cfg, rules.NewDefaultRegistry(), actions.MemoryPlanner{})
 	if err != nil {
 		b.Fatal(err)
 	}

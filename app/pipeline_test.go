@@ -17,6 +17,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	podmedic "github.com/podmedic/podmedic"
+	"github.com/podmedic/podmedic/actions"
 	"github.com/podmedic/podmedic/bus"
 	"github.com/podmedic/podmedic/config"
 	"github.com/podmedic/podmedic/finding"
@@ -92,7 +93,7 @@ func observation(t *testing.T, kind string, obj metav1.Object) *bus.Observation 
 func newTestPipeline(t *testing.T, view rules.View, store Store, n notifier.Notifier) (*pipeline, *prometheus.Registry) {
 	cfg, err := config.Parse("rules.yaml", podmedic.DefaultRules(), rules.NewDefaultRegistry())
 	require.NoError(t, err)
-	e, err := rules.NewEngine(cfg, rules.NewDefaultRegistry())
+	e, err := rules.NewEngine(cfg, rules.NewDefaultRegistry(), actions.MemoryPlanner{})
 	require.NoError(t, err)
 	reg := prometheus.NewRegistry()
 	return newPipeline(e, view, store, n, zaptest.NewLogger(t), reg), reg

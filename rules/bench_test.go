@@ -9,6 +9,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	podmedic "github.com/podmedic/podmedic"
+	"github.com/podmedic/podmedic/actions"
 	"github.com/podmedic/podmedic/config"
 	"github.com/podmedic/podmedic/internal/bench/podgen"
 	"github.com/podmedic/podmedic/watchers"
@@ -22,7 +23,7 @@ func benchEngine(b *testing.B) *Engine {
 	if err != nil {
 		b.Fatal(err)
 	}
-	e, err := NewEngine(cfg, reg)
+	e, err := NewEngine(cfg, reg, actions.MemoryPlanner{})
 	if err != nil {
 		b.Fatal(err)
 	}

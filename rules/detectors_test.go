@@ -14,6 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 
+	"github.com/podmedic/podmedic/actions"
 	"github.com/podmedic/podmedic/config"
 	"github.com/podmedic/podmedic/finding"
 )
@@ -194,7 +195,7 @@ func allRules(t testing.TB, reg *Registry) *config.Config {
 func allRulesEngine(t testing.TB) *Engine {
 	t.Helper()
 	reg := NewDefaultRegistry()
-	e, err := NewEngine(allRules(t, reg), reg)
+	e, err := NewEngine(allRules(t, reg), reg, actions.MemoryPlanner{})
 	require.NoError(t, err)
 	return e
 }

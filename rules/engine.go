@@ -9,7 +9,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 
-	"github.com/podmedic/podmedic/actions"
 	"github.com/podmedic/podmedic/config"
 	"github.com/podmedic/podmedic/finding"
 )
@@ -17,8 +16,17 @@ import (
 // Engine runs the detectors the rules enable. It is immutable after NewEngine and safe for
 // concurrent use; a reload builds a new Engine.
 type Engine struct {
-	cfg   *config.Config
-	rules []compiledRule
+	cfg     *config.Config
+	rules   []compiledRule
+	planner Planner
+}
+
+// Planner sizes the actions whose parameters depend on the target: the memory limit and
+// request a propose-memory-limit action proposes for a container (as action params:
+// container, limit, request). Package actions implements it (actions.MemoryPlanner); the
+// engine asks it through this interface, so detection does not depend on the actions stage.
+type Planner interface {
+	PlanMemory(c *corev1.Container, p config.ActionParams) (map[string]string, error)
 }
 
 type compiledRule struct {
@@ -27,13 +35,17 @@ type compiledRule struct {
 	det    Detector
 }
 
-// NewEngine compiles the enabled rules of a loaded config against the registry.
-func NewEngine(cfg *config.Config, reg *Registry) (*Engine, error) {
-	e := &Engine{cfg: cfg}
+// NewEngine compiles the enabled rules of a loaded config against the registry. planner sizes
+// memory proposals; it may be nil when no enabled rule proposes memory.
+func NewEngine(cfg *config.Config, reg *Registry, planner Planner) (*Engine, error) {
+	e := &Engine{cfg: cfg, planner: planner}
 	for i := range cfg.Rules {
 		r := &cfg.Rules[i]
 		if r.Disabled {
 			continue
+		}
+		if planner == nil && r.Action != nil && r.Action.Type == finding.ActionProposeMemoryLimit {
+			return nil, fmt.Errorf("rule %q: %s needs a memory planner", r.Name, finding.ActionProposeMemoryLimit)
 		}
 		p, ok := reg.Lookup(r.Detect.Kind)
 		if !ok {
@@ -164,12 +176,12 @@ func (e *Engine) complete(f *finding.Finding, cr compiledRule, in Input) {
 			f.Evidence = append(f.Evidence, "no memory limit proposed: container spec not found")
 			return
 		}
-		p, err := actions.ProposeMemoryLimit(c, memoryPolicy(r.Action.Params))
+		params, err := e.planner.PlanMemory(c, r.Action.Params)
 		if err != nil {
 			f.Evidence = append(f.Evidence, "no memory limit proposed: "+err.Error())
 			return
 		}
-		a.Params = p.Params()
+		a.Params = params
 	case finding.ActionAirflowClearTask:
 		if f.Airflow == nil {
 			f.Evidence = append(f.Evidence, "no Airflow task to clear: the pod carries no dag_id/task_id")
@@ -182,22 +194,4 @@ func (e *Engine) complete(f *finding.Finding, cr compiledRule, in Input) {
 		a.Params["only_failed"] = strconv.FormatBool(onlyFailed)
 	}
 	f.Action = a
-}
-
-// memoryPolicy maps a rule's params onto the action's policy, keeping defaults for unset ones.
-func memoryPolicy(p config.ActionParams) actions.MemoryPolicy {
-	mp := actions.DefaultMemoryPolicy()
-	if p.BumpRatio != nil {
-		mp.BumpRatio = *p.BumpRatio
-	}
-	if p.MinBump != nil {
-		mp.MinBump = p.MinBump.Quantity
-	}
-	if p.MaxLimit != nil {
-		mp.MaxLimit = p.MaxLimit.Quantity
-	}
-	if p.MaxLimitRequestRatio != nil {
-		mp.MaxLimitRequestRatio = *p.MaxLimitRequestRatio
-	}
-	return mp
 }

@@ -10,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/podmedic/podmedic/actions"
 	"github.com/podmedic/podmedic/config"
 	"github.com/podmedic/podmedic/finding"
 )
@@ -38,7 +39,7 @@ func engine(t *testing.T, cfg *config.Config, plugins ...Plugin) *Engine {
 	for _, p := range plugins {
 		reg.Register(p)
 	}
-	e, err := NewEngine(cfg, reg)
+	e, err := NewEngine(cfg, reg, actions.MemoryPlanner{})
 	require.NoError(t, err)
 	return e
 }
@@ -110,8 +111,17 @@ func TestEngineFillsRuleAndAction(t *testing.T) {
 }
 
 func TestEngineRejectsAnUnregisteredKind(t *testing.T) {
-	_, err := NewEngine(&config.Config{Rules: []config.Rule{rule("x", finding.SIGKILL, config.Match{})}}, NewRegistry())
+	_, err := NewEngine(&config.Config{Rules: []config.Rule{rule("x", finding.SIGKILL, config.Match{})}}, NewRegistry(), actions.MemoryPlanner{})
 	require.ErrorContains(t, err, `rule "x": no detector registered for kind SIGKILL`)
+}
+
+func TestEngineNeedsAPlannerForMemoryProposals(t *testing.T) {
+	r := rule("oom", finding.OOMKilled, config.Match{})
+	r.Action = &config.RuleAction{Type: finding.ActionProposeMemoryLimit, Mode: finding.ModeApprove}
+	reg := NewRegistry()
+	reg.Register(always(finding.OOMKilled, 100))
+	_, err := NewEngine(&config.Config{Rules: []config.Rule{r}}, reg, nil)
+	require.EqualError(t, err, `rule "oom": propose-memory-limit needs a memory planner`)
 }
 
 func TestEngineFixedChannelOverridesRoute(t *testing.T) {

@@ -103,7 +103,7 @@ func newSweepEnv(t *testing.T, yaml string, policy actions.Policy, dryRun bool, 
 	reg := rules.NewDefaultRegistry()
 	cfg, err := config.Parse("rules.yaml", []byte(yaml), reg)
 	require.NoError(t, err)
-	engine, err := rules.NewEngine(cfg, reg)
+	engine, err := rules.NewEngine(cfg, reg, actions.MemoryPlanner{})
 	require.NoError(t, err)
 	e := &sweepEnv{t: t, client: fake.NewClientset(pods...), cfg: cfg, engine: engine, kv: actions.NewMemoryKV(),
 		rec: &recorder{}, now: t0}

@@ -14,7 +14,6 @@ import (
 	"github.com/podmedic/podmedic/actions"
 	"github.com/podmedic/podmedic/config"
 	"github.com/podmedic/podmedic/finding"
-	"github.com/podmedic/podmedic/notifier"
 )
 
 // ErrAlreadyRun is returned by RunTick for a tick that was run already, here or by another
@@ -45,7 +44,7 @@ type Options struct {
 	Sweeper  SweepRunner
 	Digester DigestBuilder
 	// Notifier receives each run's report (NoticeReport) worth telling.
-	Notifier notifier.Notifier
+	Notifier actions.Notifier
 	// Claimer claims each tick once across replicas (the bus's dedup bucket).
 	Claimer actions.Claimer
 	// Audit and ReportSubject record each run's Report (podmedic.audit.<cluster>.schedule).

@@ -356,7 +356,7 @@ func (s *Sweeper) jobEngine(cfg *config.Config, job *config.Schedule) (*rules.En
 	a := sw.Action
 	r := config.Rule{Name: job.Name, Description: job.Description, Severity: src.Severity, Detect: src.Detect,
 		Match: sw.Match, Action: &config.RuleAction{Type: a.Type, Mode: a.Mode, Params: a.Params}, Notify: job.Notify}
-	return rules.NewEngine(&config.Config{Cluster: cfg.Cluster, Namespaces: cfg.Namespaces, Rules: []config.Rule{r}}, s.Registry)
+	return rules.NewEngine(&config.Config{Cluster: cfg.Cluster, Namespaces: cfg.Namespaces, Rules: []config.Rule{r}}, s.Registry, actions.MemoryPlanner{})
 }
 
 // scopes are the namespaces to list: the sweep's include, else the global include, else all.

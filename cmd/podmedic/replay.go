@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/podmedic/podmedic/actions"
 	"github.com/podmedic/podmedic/notifier"
 	"github.com/podmedic/podmedic/rules"
 )
@@ -33,7 +34,7 @@ func newReplayCmd() *cobra.Command {
 			if err != nil {
 				return configError(err)
 			}
-			engine, err := rules.NewEngine(cfg, rules.NewDefaultRegistry())
+			engine, err := rules.NewEngine(cfg, rules.NewDefaultRegistry(), actions.MemoryPlanner{})
 			if err != nil {
 				return err
 			}

@@ -14,6 +14,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	podmedic "github.com/podmedic/podmedic"
+	"github.com/podmedic/podmedic/actions"
 	"github.com/podmedic/podmedic/audit"
 	"github.com/podmedic/podmedic/bus"
 	"github.com/podmedic/podmedic/config"
@@ -82,7 +83,7 @@ func DefaultEngine() (*rules.Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	return rules.NewEngine(cfg, reg)
+	return rules.NewEngine(cfg, reg, actions.MemoryPlanner{})
 }
 
 // Store is what the rule handler needs to report a finding once (the bus, or a stand-in).
