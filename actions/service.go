@@ -153,9 +153,8 @@ func (s *Service) proposalTTL() time.Duration { return time.Duration(s.ttl.Load(
 func (s *Service) Guard() *Guard { return s.guard }
 
 // ErrAfterAction is returned by Handle for a finding about a pod podmedic itself deleted or
-// evicted (it got stuck terminating, say): it is not a new failure, and it is neither reported
-// nor acted on. The caller treats the finding as handled.
-var ErrAfterAction = errors.New("finding about a pod podmedic deleted or evicted")
+// evicted: finding.ErrAfterAction.
+var ErrAfterAction = finding.ErrAfterAction
 
 // Handle takes a new finding through the stage: notify-only findings are notified; a finding
 // about a pod podmedic itself deleted is dropped (ErrAfterAction); auto mode acts through the guard and

@@ -2,15 +2,12 @@ package app
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/tools/events"
@@ -21,6 +18,7 @@ import (
 	"github.com/podmedic/podmedic/config"
 	"github.com/podmedic/podmedic/finding"
 	"github.com/podmedic/podmedic/notifier"
+	"github.com/podmedic/podmedic/rules"
 )
 
 // ActionsOptions tune the actions stage; zero values take the defaults of actions.Service.
@@ -37,19 +35,6 @@ type ActionsOptions struct {
 	RefusalQuiet, RefusalWindow time.Duration
 }
 
-// Stage hands a new finding to what follows the rules: the actions stage, which acts or
-// proposes and notifies.
-type Stage interface {
-	Handle(ctx context.Context, f *finding.Finding) error
-}
-
-// notifyStage only notifies: the stage of a pipeline without actions (tests).
-type notifyStage struct{ n notifier.Notifier }
-
-func (s notifyStage) Handle(ctx context.Context, f *finding.Finding) error {
-	return s.n.Notify(ctx, &finding.Notice{Type: finding.NoticeFinding, Finding: f})
-}
-
 // actionsStage is the running actions stage and what it needs stopped at the end.
 type actionsStage struct {
 	svc         *actions.Service
@@ -62,7 +47,7 @@ type actionsStage struct {
 // pipeline's engine re-checking findings on live pods. Events are recorded with the events.k8s.io
 // API from ctx on.
 func newActions(ctx context.Context, o ActionsOptions, cfg *config.Config, client kubernetes.Interface, b *bus.Bus,
-	p *pipeline, n notifier.Notifier, log *zap.Logger, reg prometheus.Registerer) (*actionsStage, error) {
+	live *rules.Live, n notifier.Notifier, log *zap.Logger, reg prometheus.Registerer) (*actionsStage, error) {
 	getenv := o.Getenv
 	if getenv == nil {
 		getenv = os.Getenv
@@ -96,11 +81,11 @@ func newActions(ctx context.Context, o ActionsOptions, cfg *config.Config, clien
 		recorder = nil // a dry run writes nothing to the cluster, Events included
 	}
 
-	kv := JetStreamKV{KV: b.Proposals()}
+	kv := actions.JetStreamKV{KV: b.Proposals()}
 	metrics := actions.NewMetrics(reg)
 	guard, err := actions.NewGuard(actions.GuardOptions{
 		Client: client, Executor: execs, DryRun: cfg.DryRun, Policy: Policy(cfg), KV: kv, Claimer: b,
-		Rechecker: engineRechecker{p: p}, Namespace: o.Namespace, Events: recorder, Now: p.now,
+		Rechecker: live, Namespace: o.Namespace, Events: recorder, Now: live.Now,
 		Metrics: metrics, Logger: log.Named("guard"),
 	})
 	if err != nil {
@@ -113,7 +98,7 @@ func newActions(ctx context.Context, o ActionsOptions, cfg *config.Config, clien
 		Audit: b, AuditSubject: audit.Subject(cfg.Cluster, audit.Proposal),
 		RefusalSubject: audit.Subject(cfg.Cluster, audit.Refusal), Events: recorder,
 		TTL: cfg.Proposals.TTL.Duration, Interval: o.Interval, RefusalQuiet: o.RefusalQuiet, RefusalWindow: o.RefusalWindow,
-		Now: p.now, Metrics: metrics, Logger: log,
+		Now: live.Now, Metrics: metrics, Logger: log,
 	})
 	if err != nil {
 		broadcaster.Shutdown()
@@ -151,126 +136,6 @@ func Policy(cfg *config.Config) actions.Policy {
 		p.Rules[r.Name] = rp
 	}
 	return p
-}
-
-// engineRechecker re-evaluates a finding with the pipeline's rules engine on a pod just read
-// from the API: it holds when the engine still finds a failure of the same kind (and
-// container).
-type engineRechecker struct{ p *pipeline }
-
-func (r engineRechecker) Recheck(_ context.Context, f *finding.Finding, pod *corev1.Pod) (bool, string) {
-	e := r.p.engine.Load()
-	for _, g := range e.EvaluatePod(pod, r.p.view, r.p.now()) {
-		if g.Kind == f.Kind && g.Container == f.Container {
-			return true, ""
-		}
-	}
-	phase := string(pod.Status.Phase)
-	if pod.DeletionTimestamp != nil {
-		phase += ", terminating"
-	}
-	return false, fmt.Sprintf("re-evaluated as it is now (%s), the pod is no longer %s", phase, f.Kind)
-}
-
-// JetStreamKV adapts a JetStream KV bucket to actions.KV.
-type JetStreamKV struct{ KV jetstream.KeyValue }
-
-var (
-	_ actions.KV          = JetStreamKV{}
-	_ actions.EntryLister = JetStreamKV{}
-)
-
-// Get implements actions.KV.
-func (k JetStreamKV) Get(ctx context.Context, key string) ([]byte, uint64, error) {
-	e, err := k.KV.Get(ctx, key)
-	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
-		return nil, 0, fmt.Errorf("%s: %w", key, actions.ErrKeyNotFound)
-	}
-	if err != nil {
-		return nil, 0, err
-	}
-	return e.Value(), e.Revision(), nil
-}
-
-// Create implements actions.KV.
-func (k JetStreamKV) Create(ctx context.Context, key string, value []byte) (uint64, error) {
-	rev, err := k.KV.Create(ctx, key, value)
-	if errors.Is(err, jetstream.ErrKeyExists) {
-		return 0, fmt.Errorf("%s: %w", key, actions.ErrKeyExists)
-	}
-	return rev, err
-}
-
-// Update implements actions.KV.
-func (k JetStreamKV) Update(ctx context.Context, key string, value []byte, rev uint64) (uint64, error) {
-	rev, err := k.KV.Update(ctx, key, value, rev)
-	if errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
-		return 0, fmt.Errorf("%s: %w", key, actions.ErrRevisionMismatch)
-	}
-	return rev, err
-}
-
-// Delete implements actions.KV: a purge, so the key's history goes too.
-func (k JetStreamKV) Delete(ctx context.Context, key string, rev uint64) error {
-	var opts []jetstream.KVDeleteOpt
-	if rev > 0 {
-		opts = append(opts, jetstream.LastRevision(rev))
-	}
-	err := k.KV.Purge(ctx, key, opts...)
-	if errors.Is(err, jetstream.ErrKeyRevisionMismatch) || rev > 0 && errors.Is(err, jetstream.ErrKeyExists) {
-		return fmt.Errorf("%s: %w", key, actions.ErrRevisionMismatch)
-	}
-	return err
-}
-
-// Keys implements actions.KV.
-func (k JetStreamKV) Keys(ctx context.Context, prefix string) ([]string, error) {
-	lister, err := k.KV.ListKeysFiltered(ctx, prefix+">")
-	if err != nil {
-		return nil, err
-	}
-	var out []string
-	seen := map[string]bool{}
-	for key := range lister.Keys() {
-		if !seen[key] { // a busy bucket may list a key twice
-			seen[key] = true
-			out = append(out, key)
-		}
-	}
-	return out, ctx.Err()
-}
-
-// Entries implements actions.EntryLister: one watch of the prefix delivers the latest value
-// of every key.
-func (k JetStreamKV) Entries(ctx context.Context, prefix string) ([]actions.Entry, error) {
-	w, err := k.KV.WatchFiltered(ctx, []string{prefix + ">"}, jetstream.IgnoreDeletes())
-	if err != nil {
-		return nil, err
-	}
-	defer func() { _ = w.Stop() }()
-	latest := map[string]actions.Entry{}
-	for {
-		select {
-		case e, ok := <-w.Updates():
-			if !ok {
-				return nil, errors.New("watch of " + prefix + " stopped")
-			}
-			if e == nil { // every current value delivered
-				out := make([]actions.Entry, 0, len(latest))
-				for _, v := range latest {
-					out = append(out, v)
-				}
-				return out, nil
-			}
-			if e.Operation() == jetstream.KeyValuePut {
-				latest[e.Key()] = actions.Entry{Key: e.Key(), Value: e.Value(), Revision: e.Revision()}
-			} else {
-				delete(latest, e.Key())
-			}
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-	}
 }
 
 // The actions stage is what Slack and the inbox decide through and list.

@@ -42,7 +42,7 @@ func openBus(t *testing.T) *bus.Bus {
 // actions stage relies on.
 func TestJetStreamKV(t *testing.T) {
 	ctx := context.Background()
-	kv := JetStreamKV{KV: openBus(t).Proposals()}
+	kv := actions.JetStreamKV{KV: openBus(t).Proposals()}
 
 	_, _, err := kv.Get(ctx, "proposal.a")
 	require.ErrorIs(t, err, actions.ErrKeyNotFound)
@@ -103,7 +103,7 @@ func natsStage(t *testing.T, policy actions.Policy) (*actions.Service, *fake.Cli
 	b := openBus(t)
 	client := fake.NewClientset()
 	var execs atomic.Int32
-	kv := JetStreamKV{KV: b.Proposals()}
+	kv := actions.JetStreamKV{KV: b.Proposals()}
 	g, err := actions.NewGuard(actions.GuardOptions{
 		Client: client, KV: kv, Claimer: b, Policy: policy, Logger: zaptest.NewLogger(t),
 		Executor: actions.Executors{finding.ActionDeletePod: actions.ExecutorFunc(func(ctx context.Context, r *actions.Request) (string, error) {

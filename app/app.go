@@ -68,7 +68,7 @@ type Options struct {
 	// InboxReady, when set, is told the inbox's address once it listens.
 	InboxReady func(addr string)
 	// Logs replaces the Kubernetes log API for TaskFailed log tails (the demo).
-	Logs LogSource
+	Logs rules.LogSource
 	// Getenv reads secrets (SLACK_BOT_TOKEN, ...); default os.Getenv.
 	Getenv func(string) string
 	// Ready, when set, is called once podmedic is ready (caches synced, bus up).
@@ -202,19 +202,16 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	n := ns.chain
-	p := newPipeline(engine, w, b, n, log.Named("rules"), metrics)
-	if o.Now != nil {
-		p.now = o.Now
-	}
-	act, err := newActions(ctx, o.Actions, cfg, client, b, p, n, log.Named("actions"), metrics)
+	live := rules.NewLive(engine, w, o.Now)
+	act, err := newActions(ctx, o.Actions, cfg, client, b, live, n, log.Named("actions"), metrics)
 	if err != nil {
 		return err
 	}
 	defer act.broadcaster.Shutdown()
-	p.stage = act.svc
 	ns.decider = act.svc
-	p.logs = &logTailer{client: client, source: o.Logs}
-	sch, err := newSchedules(o, cfg, reg, client, b, p, act, n, log.Named("schedule"), metrics)
+	handler := rules.NewHandler(rules.HandlerOptions{Live: live, Claims: b, Stage: act.svc,
+		Logs: &rules.LogTailer{Client: client, Source: o.Logs}, Logger: log.Named("rules"), Registerer: metrics})
+	sch, err := newSchedules(o, cfg, reg, client, b, live, act, n, log.Named("schedule"), metrics)
 	if err != nil {
 		return err
 	}
@@ -232,7 +229,7 @@ func Run(ctx context.Context, o Options) error {
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return w.Run(gctx) })
-	g.Go(func() error { return b.Consume(gctx, workers, p.handle) })
+	g.Go(func() error { return b.Consume(gctx, workers, handler.Handle) })
 	g.Go(func() error { return act.svc.Run(gctx) })
 	g.Go(func() error { return sch.run(gctx) })
 	if err := ns.run(gctx, g, o, act.svc, log); err != nil {
@@ -247,7 +244,7 @@ func Run(ctx context.Context, o Options) error {
 			if err != nil {
 				return err
 			}
-			p.engine.Store(e)
+			live.Set(e)
 			act.applyActions(c)
 			sch.apply(c)
 			return nil

@@ -2,7 +2,6 @@ package app
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -35,8 +34,8 @@ const BucketSlackMessages = "podmedic-slack-messages"
 type notifiers struct {
 	chain notifier.Notifier
 	slack *slack.Notifier
-	// posting leases the pending proposals on their way to Slack (see slackPosting).
-	posting *slackPosting
+	// posting leases the pending proposals on their way to Slack (see slack.Posting).
+	posting *slack.Posting
 	// decider is set once the actions stage exists (it notifies through chain, so it is
 	// created after it).
 	decider notifier.Decider
@@ -98,10 +97,11 @@ func newNotifiers(ctx context.Context, o Options, cfg *config.Config, b *bus.Bus
 	for _, r := range cfg.Slack.Routes {
 		sc.Routes = append(sc.Routes, slack.Route{Name: r.Name, Channel: r.Channel, Severities: r.Severities, Namespaces: r.Namespaces})
 	}
-	store, err := newKVMessageStore(ctx, b, o.NATSReplicas, cfg.Proposals.TTL.Duration)
+	kv, err := slackMessages(ctx, b, o.NATSReplicas, cfg.Proposals.TTL.Duration)
 	if err != nil {
 		return nil, err
 	}
+	store := &slack.KVMessageStore{KV: kv}
 	sn, err := slack.New(sc, slack.WithLogger(log.Named("slack")), slack.WithRegisterer(reg),
 		slack.WithMessageStore(store), slack.WithDecider(notifier.DeciderFunc(ns.decide)))
 	if err != nil {
@@ -115,9 +115,8 @@ func newNotifiers(ctx context.Context, o Options, cfg *config.Config, b *bus.Bus
 		log.Warn("Slack does not answer yet; notices will be retried", zap.Error(err))
 	}
 	ns.slack = sn
-	ns.posting = newSlackPosting(sn, b, log.Named("slack"))
-	ns.posting.refs = store
-	store.onPut = ns.posting.posted
+	ns.posting = slack.NewPosting(sn, b, store, log.Named("slack"))
+	store.OnPut = ns.posting.Posted
 	ns.chain = notifier.Fanout{console, ns.posting}
 	return ns, nil
 }
@@ -137,7 +136,7 @@ func (ns *notifiers) run(gctx context.Context, g *errgroup.Group, o Options, lis
 	if ns.slack != nil {
 		sctx, stop := context.WithCancel(context.WithoutCancel(gctx))
 		g.Go(func() error { return ns.slack.Run(sctx) })
-		g.Go(func() error { ns.posting.run(gctx, lister); return nil })
+		g.Go(func() error { ns.posting.Run(gctx, lister); return nil })
 		g.Go(func() error {
 			<-gctx.Done()
 			fctx, cancel := context.WithTimeout(sctx, 5*time.Second)
@@ -184,14 +183,8 @@ func (ns *notifiers) interactions(cfg *config.Config) http.Handler {
 	return ns.slack.InteractionHandler()
 }
 
-// kvMessageStore keeps Slack message references in a NATS KV bucket.
-type kvMessageStore struct {
-	kv jetstream.KeyValue
-	// onPut, when set, is told of each proposal whose message Slack now has.
-	onPut func(ctx context.Context, id string)
-}
-
-func newKVMessageStore(ctx context.Context, b *bus.Bus, replicas int, ttl time.Duration) (*kvMessageStore, error) {
+// slackMessages creates (or opens) the bucket of the Slack message of each proposal.
+func slackMessages(ctx context.Context, b *bus.Bus, replicas int, ttl time.Duration) (jetstream.KeyValue, error) {
 	if replicas <= 0 {
 		replicas = 1
 	}
@@ -204,42 +197,5 @@ func newKVMessageStore(ctx context.Context, b *bus.Bus, replicas int, ttl time.D
 	if err != nil {
 		return nil, fmt.Errorf("create KV bucket %s: %w", BucketSlackMessages, err)
 	}
-	return &kvMessageStore{kv: kv}, nil
+	return kv, nil
 }
-
-func (s *kvMessageStore) Get(ctx context.Context, id string) (slack.MessageRef, bool, error) {
-	e, err := s.kv.Get(ctx, id)
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return slack.MessageRef{}, false, nil
-	}
-	if err != nil {
-		return slack.MessageRef{}, false, err
-	}
-	var ref slack.MessageRef
-	if err := json.Unmarshal(e.Value(), &ref); err != nil {
-		return slack.MessageRef{}, false, fmt.Errorf("message ref of %s: %w", id, err)
-	}
-	return ref, true, nil
-}
-
-func (s *kvMessageStore) Put(ctx context.Context, id string, ref slack.MessageRef) error {
-	b, err := json.Marshal(ref)
-	if err != nil {
-		return err
-	}
-	if _, err = s.kv.Put(ctx, id, b); err != nil {
-		return err
-	}
-	if s.onPut != nil {
-		s.onPut(ctx, id)
-	}
-	return nil
-}
-
-// has reports whether Slack has a message of the proposal.
-func (s *kvMessageStore) has(ctx context.Context, id string) (bool, error) {
-	_, ok, err := s.Get(ctx, id)
-	return ok, err
-}
-
-var _ slack.MessageStore = (*kvMessageStore)(nil)

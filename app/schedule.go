@@ -44,7 +44,7 @@ type schedules struct{ s *schedule.Scheduler }
 // engine and view, through the actions stage's guard and service; the digest over the audit
 // stream and the proposals; reports recorded on podmedic.audit.<cluster>.schedule and
 // notified through n; ticks claimed in the dedup bucket; leader elected with a Lease.
-func newSchedules(o Options, cfg *config.Config, reg *rules.Registry, client kubernetes.Interface, b *bus.Bus, p *pipeline,
+func newSchedules(o Options, cfg *config.Config, reg *rules.Registry, client kubernetes.Interface, b *bus.Bus, live *rules.Live,
 	act *actionsStage, n notifier.Notifier, log *zap.Logger, metrics prometheus.Registerer) (*schedules, error) {
 	so := o.Schedule
 	if so.Disabled {
@@ -62,9 +62,9 @@ func newSchedules(o Options, cfg *config.Config, reg *rules.Registry, client kub
 	}
 	s, err := schedule.New(schedule.Options{
 		Config: cfg,
-		Sweeper: &schedule.Sweeper{Rules: p.engine.Load, Registry: reg, View: p.view, Pods: apiPods{client}, Client: client,
+		Sweeper: &schedule.Sweeper{Rules: live.Engine, Registry: reg, View: live.View, Pods: apiPods{client}, Client: client,
 			Guard: act.svc.Guard(), Service: act.svc, Store: act.store, Audit: b,
-			AuditSubject: audit.Subject(cfg.Cluster, audit.Proposal), Now: p.now, Logger: log.Named("sweep")},
+			AuditSubject: audit.Subject(cfg.Cluster, audit.Proposal), Now: live.Now, Logger: log.Named("sweep")},
 		Digester: &schedule.Digester{Source: audit.Reader{JS: b.JetStream()}, Proposals: act.svc},
 		Notifier: n, Claimer: b, Audit: b, ReportSubject: audit.Subject(cfg.Cluster, audit.Schedule),
 		Elector: el, Logger: log, Metrics: metrics,
@@ -161,7 +161,7 @@ func OpenAudit(ctx context.Context, natsURL, dataDir string) (*Audit, error) {
 	}
 	a := &Audit{Source: audit.Reader{JS: c.JS}, close: c.Close}
 	if kv, err := c.JS.KeyValue(ctx, bus.BucketProposals); err == nil {
-		a.Proposals = storeProposals{actions.KVProposalStore{KV: JetStreamKV{KV: kv}}}
+		a.Proposals = storeProposals{actions.KVProposalStore{KV: actions.JetStreamKV{KV: kv}}}
 	}
 	return a, nil
 }

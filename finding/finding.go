@@ -3,6 +3,7 @@ package finding
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"strings"
 )
 
@@ -126,3 +127,8 @@ func (f *Finding) Target() string {
 	}
 	return b.String()
 }
+
+// ErrAfterAction is returned by a stage for a finding about a pod podmedic itself deleted or
+// evicted (it got stuck terminating, say): it is not a new failure, and it is neither reported
+// nor acted on. The caller treats the finding as handled.
+var ErrAfterAction = errors.New("finding about a pod podmedic deleted or evicted")

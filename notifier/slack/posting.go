@@ -1,4 +1,4 @@
-package app
+package slack
 
 import (
 	"context"
@@ -33,40 +33,46 @@ type Leaser interface {
 	Settle(ctx context.Context, key, owner string, ttl time.Duration) error
 }
 
-// slackPosting stands before the Slack notifier. Slack notices are delivered from a queue in
+// Posting stands before the Slack notifier. Slack notices are delivered from a queue in
 // the memory of the replica that accepted them: a replica killed with pending proposals in
 // that queue would take them with it, and nobody could approve them from Slack. So each pending
 // proposal sent to Slack is leased ("slack.post.<id>", renewed while it waits in the queue,
 // settled once Slack has the message); every postRenewEvery each replica looks for pending
 // proposals that have no Slack message and no live lease — a dead replica's — and sends them
 // itself. A proposal another live replica holds is not sent twice.
-type slackPosting struct {
+type Posting struct {
 	next   notifier.Notifier
 	leases Leaser
-	refs   interface {
-		has(ctx context.Context, id string) (bool, error)
-	}
-	owner string
-	log   *zap.Logger
+	refs   PostedLookup
+	owner  string
+	log    *zap.Logger
 
 	mu     sync.Mutex
 	queued map[string]bool // leased here, not yet in Slack
 }
 
-var _ notifier.Notifier = (*slackPosting)(nil)
+// PostedLookup tells whether Slack has a proposal's message (KVMessageStore).
+type PostedLookup interface {
+	Has(ctx context.Context, id string) (bool, error)
+}
 
-func newSlackPosting(next notifier.Notifier, leases Leaser, log *zap.Logger) *slackPosting {
+var _ notifier.Notifier = (*Posting)(nil)
+
+// NewPosting returns the posting gate before next (the Slack notifier), leasing through leases
+// (the bus's dedup bucket) and asking refs whether Slack has a proposal's message. Tell it
+// of each message Slack has with Posted (KVMessageStore.OnPut) and run Run.
+func NewPosting(next notifier.Notifier, leases Leaser, refs PostedLookup, log *zap.Logger) *Posting {
 	host, _ := os.Hostname()
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
-	return &slackPosting{next: next, leases: leases, owner: host + "-" + hex.EncodeToString(b), log: log, queued: map[string]bool{}}
+	return &Posting{next: next, leases: leases, refs: refs, owner: host + "-" + hex.EncodeToString(b), log: log, queued: map[string]bool{}}
 }
 
 func postKey(id string) string { return "slack.post." + id }
 
 // Notify implements notifier.Notifier: a pending proposal goes to Slack when this replica
 // holds (or gets) its lease; everything else goes as is.
-func (s *slackPosting) Notify(ctx context.Context, n *finding.Notice) error {
+func (s *Posting) Notify(ctx context.Context, n *finding.Notice) error {
 	if n.Type == finding.NoticeFinding && n.Proposal != nil && n.Proposal.State == finding.StatePending {
 		id := n.Proposal.ID
 		won, err := s.leases.ClaimFor(ctx, postKey(id), s.owner, postLease)
@@ -85,8 +91,8 @@ func (s *slackPosting) Notify(ctx context.Context, n *finding.Notice) error {
 	return s.next.Notify(ctx, n)
 }
 
-// posted is told by the message store that Slack has the proposal's message.
-func (s *slackPosting) posted(ctx context.Context, id string) {
+// Posted is told by the message store that Slack has the proposal's message.
+func (s *Posting) Posted(ctx context.Context, id string) {
 	s.mu.Lock()
 	queued := s.queued[id]
 	delete(s.queued, id)
@@ -99,9 +105,9 @@ func (s *slackPosting) posted(ctx context.Context, id string) {
 	}
 }
 
-// run renews the leases of the queued proposals and sends the orphans, every postRenewEvery
+// Run renews the leases of the queued proposals and sends the orphans, every postRenewEvery
 // until ctx ends.
-func (s *slackPosting) run(ctx context.Context, lister notifier.ProposalLister) {
+func (s *Posting) Run(ctx context.Context, lister notifier.ProposalLister) {
 	t := time.NewTicker(postRenewEvery)
 	defer t.Stop()
 	for {
@@ -115,7 +121,7 @@ func (s *slackPosting) run(ctx context.Context, lister notifier.ProposalLister) 
 	}
 }
 
-func (s *slackPosting) renew(ctx context.Context) {
+func (s *Posting) renew(ctx context.Context) {
 	s.mu.Lock()
 	ids := make([]string, 0, len(s.queued))
 	for id := range s.queued {
@@ -138,7 +144,7 @@ func (s *slackPosting) renew(ctx context.Context) {
 }
 
 // adopt sends the pending proposals that have no Slack message and no live lease.
-func (s *slackPosting) adopt(ctx context.Context, lister notifier.ProposalLister) {
+func (s *Posting) adopt(ctx context.Context, lister notifier.ProposalLister) {
 	ps, err := lister.Proposals(ctx)
 	if err != nil {
 		if ctx.Err() == nil {
@@ -158,7 +164,7 @@ func (s *slackPosting) adopt(ctx context.Context, lister notifier.ProposalLister
 		if mine {
 			continue
 		}
-		if ok, err := s.refs.has(ctx, p.ID); err != nil || ok {
+		if ok, err := s.refs.Has(ctx, p.ID); err != nil || ok {
 			continue
 		}
 		won, err := s.leases.ClaimFor(ctx, postKey(p.ID), s.owner, postLease)

@@ -1,4 +1,4 @@
-package app
+package rules
 
 import (
 	"bufio"
@@ -20,13 +20,13 @@ const (
 	logTimeout   = 5 * time.Second
 )
 
-// logTailer adds the last lines of a failed container's log to the finding's evidence. The log
+// LogTailer adds the last lines of a failed container's log to the finding's evidence. The log
 // API goes through the kubelet; when it is unreachable (node gone, log rotated, no RBAC) the
 // finding is reported without them — absent logs are not an error.
-type logTailer struct {
-	client kubernetes.Interface
-	// source replaces the log API when set (the demo's simulated cluster has no kubelet).
-	source LogSource
+type LogTailer struct {
+	Client kubernetes.Interface
+	// Source replaces the log API when set (the demo's simulated cluster has no kubelet).
+	Source LogSource
 }
 
 // LogSource returns the raw tail of a container's log (at most tailLines lines and limitBytes
@@ -34,8 +34,8 @@ type logTailer struct {
 type LogSource func(ctx context.Context, namespace, pod, container string, tailLines, limitBytes int64) ([]byte, error)
 
 // enrich adds the log tail to TaskFailed findings about a container.
-func (l *logTailer) enrich(ctx context.Context, f *finding.Finding) {
-	if l == nil || (l.client == nil && l.source == nil) || f.Kind != finding.TaskFailed || f.Pod == "" || f.Container == "" {
+func (l *LogTailer) enrich(ctx context.Context, f *finding.Finding) {
+	if l == nil || (l.Client == nil && l.Source == nil) || f.Kind != finding.TaskFailed || f.Pod == "" || f.Container == "" {
 		return
 	}
 	lines, err := l.tail(ctx, f.Namespace, f.Pod, f.Container)
@@ -49,7 +49,7 @@ func (l *logTailer) enrich(ctx context.Context, f *finding.Finding) {
 }
 
 // tail returns at most logTailLines lines and logTailBytes bytes from the end of the log.
-func (l *logTailer) tail(ctx context.Context, ns, pod, container string) ([]string, error) {
+func (l *LogTailer) tail(ctx context.Context, ns, pod, container string) ([]string, error) {
 	ctx, cancel := context.WithTimeout(ctx, logTimeout)
 	defer cancel()
 	tailLines, limit := int64(logTailLines), int64(logTailBytes)
@@ -57,10 +57,10 @@ func (l *logTailer) tail(ctx context.Context, ns, pod, container string) ([]stri
 		raw []byte
 		err error
 	)
-	if l.source != nil {
-		raw, err = l.source(ctx, ns, pod, container, tailLines, limit)
+	if l.Source != nil {
+		raw, err = l.Source(ctx, ns, pod, container, tailLines, limit)
 	} else {
-		raw, err = l.client.CoreV1().Pods(ns).GetLogs(pod, &corev1.PodLogOptions{
+		raw, err = l.Client.CoreV1().Pods(ns).GetLogs(pod, &corev1.PodLogOptions{
 			Container: container, TailLines: &tailLines, LimitBytes: &limit,
 		}).DoRaw(ctx)
 	}

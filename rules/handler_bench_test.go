@@ -1,4 +1,4 @@
-package app
+package rules_test
 
 import (
 	"context"
@@ -16,6 +16,7 @@ import (
 	"github.com/podmedic/podmedic/actions"
 	"github.com/podmedic/podmedic/bus"
 	"github.com/podmedic/podmedic/config"
+	"github.com/podmedic/podmedic/finding"
 	"github.com/podmedic/podmedic/internal/bench/podgen"
 	"github.com/podmedic/podmedic/notifier"
 	"github.com/podmedic/podmedic/rules"
@@ -79,9 +80,12 @@ func BenchmarkHandle(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			p := newPipeline(e, rules.NewStaticView([]*corev1.Pod{pod}, nil, nil), &benchStore{claims: map[string]bool{}},
-				console, zap.NewNop(), prometheus.NewRegistry())
-			p.now = func() time.Time { return podgen.Epoch }
+			live := rules.NewLive(e, rules.NewStaticView([]*corev1.Pod{pod}, nil, nil), func() time.Time { return podgen.Epoch })
+			stage := rules.StageFunc(func(ctx context.Context, f *finding.Finding) error {
+				return console.Notify(ctx, &finding.Notice{Type: finding.NoticeFinding, Finding: f})
+			})
+			p := rules.NewHandler(rules.HandlerOptions{Live: live, Claims: &benchStore{claims: map[string]bool{}}, Stage: stage,
+				Logger: zap.NewNop(), Registerer: prometheus.NewRegistry()})
 			ctx := context.Background()
 			b.ReportAllocs()
 			for b.Loop() {
@@ -89,7 +93,7 @@ func BenchmarkHandle(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				if err := p.handle(ctx, o); err != nil {
+				if err := p.Handle(ctx, o); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -1,9 +1,10 @@
-package app
+package rules_test
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -90,28 +91,39 @@ func observation(t *testing.T, kind string, obj metav1.Object) *bus.Observation 
 		Namespace: obj.GetNamespace(), Name: obj.GetName(), UID: string(obj.GetUID()), ResourceVersion: "1", Object: raw}
 }
 
-func newTestPipeline(t *testing.T, view rules.View, store Store, n notifier.Notifier) (*pipeline, *prometheus.Registry) {
+// newTestPipeline returns a rule handler with the default rules whose stage notifies n, and
+// the Live it evaluates with.
+func newTestPipeline(t *testing.T, view rules.View, store rules.Claims, n notifier.Notifier) (*rules.Handler, *rules.Live, *prometheus.Registry) {
 	cfg, err := config.Parse("rules.yaml", podmedic.DefaultRules(), rules.NewDefaultRegistry())
 	require.NoError(t, err)
 	e, err := rules.NewEngine(cfg, rules.NewDefaultRegistry(), actions.MemoryPlanner{})
 	require.NoError(t, err)
 	reg := prometheus.NewRegistry()
-	return newPipeline(e, view, store, n, zaptest.NewLogger(t), reg), reg
+	live := rules.NewLive(e, view, nil)
+	stage := rules.StageFunc(func(ctx context.Context, f *finding.Finding) error {
+		return n.Notify(ctx, &finding.Notice{Type: finding.NoticeFinding, Finding: f})
+	})
+	return rules.NewHandler(rules.HandlerOptions{Live: live, Claims: store, Stage: stage, Logger: zaptest.NewLogger(t), Registerer: reg}),
+		live, reg
 }
 
 func TestPipelineReportsAFailureOnce(t *testing.T) {
 	store := &memStore{claims: map[string]string{}}
 	var got []finding.Finding
 	n := notifier.Func(func(_ context.Context, n *finding.Notice) error { got = append(got, *n.Finding); return nil })
-	p, _ := newTestPipeline(t, rules.NewStaticView(nil, nil, nil), store, n)
+	p, _, reg := newTestPipeline(t, rules.NewStaticView(nil, nil, nil), store, n)
 
 	o := observation(t, bus.KindPod, oomPod())
-	require.NoError(t, p.handle(context.Background(), o))
-	require.NoError(t, p.handle(context.Background(), o), "the same failure again")
+	require.NoError(t, p.Handle(context.Background(), o))
+	require.NoError(t, p.Handle(context.Background(), o), "the same failure again")
 	require.Len(t, got, 1)
 	require.Equal(t, finding.OOMKilled, got[0].Kind)
 	require.Equal(t, []string{"podmedic.findings.default.OOMKilled"}, store.published)
-	require.Equal(t, 1.0, testutil.ToFloat64(p.repeats))
+	require.NoError(t, testutil.GatherAndCompare(reg, strings.NewReader(`
+# HELP podmedic_findings_repeated_total Findings seen again (resync, restart, another replica) and not reported twice.
+# TYPE podmedic_findings_repeated_total counter
+podmedic_findings_repeated_total 1
+`), "podmedic_findings_repeated_total"))
 }
 
 func TestPipelineReleasesTheClaimWhenDeliveryFails(t *testing.T) {
@@ -125,15 +137,15 @@ func TestPipelineReleasesTheClaimWhenDeliveryFails(t *testing.T) {
 		got++
 		return nil
 	})
-	p, _ := newTestPipeline(t, rules.NewStaticView(nil, nil, nil), store, n)
+	p, _, _ := newTestPipeline(t, rules.NewStaticView(nil, nil, nil), store, n)
 	o := observation(t, bus.KindPod, oomPod())
-	err := p.handle(context.Background(), o)
+	err := p.Handle(context.Background(), o)
 	require.ErrorContains(t, err, "slack is down")
 	require.False(t, errors.Is(err, bus.ErrPermanent), "a delivery failure is retried")
 	require.Empty(t, store.claims, "the claim was released")
 
 	fail = false // the redelivery succeeds and reports the finding
-	require.NoError(t, p.handle(context.Background(), o))
+	require.NoError(t, p.Handle(context.Background(), o))
 	require.Equal(t, 1, got)
 }
 
@@ -144,10 +156,10 @@ func TestPipelineFinishesTheClaimOfAHandlerThatDied(t *testing.T) {
 	store := &memStore{claims: map[string]string{}}
 	var got []finding.Finding
 	n := notifier.Func(func(_ context.Context, n *finding.Notice) error { got = append(got, *n.Finding); return nil })
-	p, _ := newTestPipeline(t, rules.NewStaticView(nil, nil, nil), store, n)
+	p, live, _ := newTestPipeline(t, rules.NewStaticView(nil, nil, nil), store, n)
 	o := observation(t, bus.KindPod, oomPod())
 	var key string
-	for _, fd := range p.engine.Load().EvaluatePod(oomPod(), rules.NewStaticView(nil, nil, nil), time.Now()) {
+	for _, fd := range live.Engine().EvaluatePod(oomPod(), rules.NewStaticView(nil, nil, nil), time.Now()) {
 		key = "finding." + fd.Key()
 	}
 	require.NotEmpty(t, key)
@@ -157,40 +169,40 @@ func TestPipelineFinishesTheClaimOfAHandlerThatDied(t *testing.T) {
 
 	later := observation(t, bus.KindPod, oomPod())
 	later.ResourceVersion = "2"
-	require.NoError(t, p.handle(context.Background(), later))
+	require.NoError(t, p.Handle(context.Background(), later))
 	require.Empty(t, got, "another observation of the failure while the claim is open")
 
-	require.NoError(t, p.handle(context.Background(), o), "the redelivery")
+	require.NoError(t, p.Handle(context.Background(), o), "the redelivery")
 	require.Len(t, got, 1)
-	require.NoError(t, p.handle(context.Background(), o), "delivered again after it settled")
-	require.NoError(t, p.handle(context.Background(), later))
+	require.NoError(t, p.Handle(context.Background(), o), "delivered again after it settled")
+	require.NoError(t, p.Handle(context.Background(), later))
 	require.Len(t, got, 1)
 	require.Equal(t, "", store.claims[key], "settled")
 }
 
 func TestPipelineTerminatesUndecodableObjects(t *testing.T) {
-	p, _ := newTestPipeline(t, rules.NewStaticView(nil, nil, nil), &memStore{claims: map[string]string{}},
+	p, _, _ := newTestPipeline(t, rules.NewStaticView(nil, nil, nil), &memStore{claims: map[string]string{}},
 		notifier.Func(func(context.Context, *finding.Notice) error { return nil }))
 	o := observation(t, bus.KindPod, oomPod())
 	o.Object = json.RawMessage(`{"spec":{"containers":"not a list"}}`)
-	require.ErrorIs(t, p.handle(context.Background(), o), bus.ErrPermanent)
+	require.ErrorIs(t, p.Handle(context.Background(), o), bus.ErrPermanent)
 }
 
 func TestPipelineEventReevaluatesTheCachedPod(t *testing.T) {
 	pod := oomPod()
 	view := rules.NewStaticView([]*corev1.Pod{pod}, nil, nil)
 	var got []finding.Finding
-	p, _ := newTestPipeline(t, view, &memStore{claims: map[string]string{}},
+	p, _, _ := newTestPipeline(t, view, &memStore{claims: map[string]string{}},
 		notifier.Func(func(_ context.Context, n *finding.Notice) error { got = append(got, *n.Finding); return nil }))
 
 	other := &corev1.Event{ObjectMeta: metav1.ObjectMeta{Namespace: "airflow", Name: "e1", UID: "e1"},
 		InvolvedObject: corev1.ObjectReference{Kind: "Pod", Namespace: "airflow", Name: "etl-load-1", UID: "a-previous-pod"}}
-	require.NoError(t, p.handle(context.Background(), observation(t, bus.KindEvent, other)))
+	require.NoError(t, p.Handle(context.Background(), observation(t, bus.KindEvent, other)))
 	require.Empty(t, got, "an event about an earlier pod with the same name re-evaluates nothing")
 
 	ev := other.DeepCopy()
 	ev.InvolvedObject.UID = "u1"
-	require.NoError(t, p.handle(context.Background(), observation(t, bus.KindEvent, ev)))
+	require.NoError(t, p.Handle(context.Background(), observation(t, bus.KindEvent, ev)))
 	require.Len(t, got, 1)
 	require.Equal(t, "etl-load-1", got[0].Pod)
 }

@@ -1,4 +1,4 @@
-package app
+package rules
 
 import (
 	"context"
@@ -28,7 +28,7 @@ func TestBoundLines(t *testing.T) {
 }
 
 func TestLogTailerEnrichesTaskFailedOnly(t *testing.T) {
-	l := &logTailer{client: fake.NewClientset()} // the fake log API answers "fake logs"
+	l := &LogTailer{Client: fake.NewClientset()} // the fake log API answers "fake logs"
 	f := &finding.Finding{Kind: finding.TaskFailed, Namespace: "airflow", Pod: "p", Container: "base", Evidence: []string{"exit 1"}}
 	l.enrich(context.Background(), f)
 	require.Equal(t, []string{"exit 1", "last log lines of base:", "  | fake logs"}, f.Evidence)

@@ -1,4 +1,4 @@
-package app
+package slack
 
 import (
 	"context"
@@ -66,7 +66,7 @@ func (s *memSlack) Notify(_ context.Context, n *finding.Notice) error {
 	return nil
 }
 
-func (s *memSlack) has(_ context.Context, id string) (bool, error) {
+func (s *memSlack) Has(_ context.Context, id string) (bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.posted[id], nil
@@ -84,10 +84,8 @@ var _ notifier.ProposalLister = proposals(nil)
 func TestSlackPostingAdoptsADeadReplicasProposals(t *testing.T) {
 	leases := &memLeases{now: time.Date(2026, 11, 20, 2, 0, 0, 0, time.UTC), owner: map[string]string{}, expiry: map[string]time.Time{}}
 	slackA, slackB := &memSlack{posted: map[string]bool{}}, &memSlack{posted: map[string]bool{}}
-	a := newSlackPosting(slackA, leases, zaptest.NewLogger(t))
-	a.refs = slackA
-	b := newSlackPosting(slackB, leases, zaptest.NewLogger(t))
-	b.refs = slackB
+	a := NewPosting(slackA, leases, slackA, zaptest.NewLogger(t))
+	b := NewPosting(slackB, leases, slackB, zaptest.NewLogger(t))
 	ctx := context.Background()
 	pending := proposals{
 		{ID: "aaaaaaaaaaaaa", State: finding.StatePending},
@@ -100,7 +98,7 @@ func TestSlackPostingAdoptsADeadReplicasProposals(t *testing.T) {
 	require.Equal(t, []string{"aaaaaaaaaaaaa", "bbbbbbbbbbbbb"}, slackA.sent)
 	// A posts the first, and dies.
 	slackA.posted["aaaaaaaaaaaaa"], slackB.posted["aaaaaaaaaaaaa"] = true, true
-	a.posted(ctx, "aaaaaaaaaaaaa")
+	a.Posted(ctx, "aaaaaaaaaaaaa")
 
 	b.adopt(ctx, pending)
 	require.Empty(t, slackB.sent, "A's lease on the other is still live")

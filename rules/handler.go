@@ -1,60 +1,87 @@
-package app
+package rules
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	corev1 "k8s.io/api/core/v1"
 
-	"github.com/podmedic/podmedic/actions"
 	"github.com/podmedic/podmedic/audit"
 	"github.com/podmedic/podmedic/bus"
 	"github.com/podmedic/podmedic/finding"
 	"github.com/podmedic/podmedic/internal/retry"
-	"github.com/podmedic/podmedic/notifier"
-	"github.com/podmedic/podmedic/rules"
 )
 
 // DedupTTL is how long a finding's key is remembered: the same failure seen again within it
 // (a resync, a restart of podmedic, another replica) produces no second finding.
 const DedupTTL = 7 * 24 * time.Hour
 
-// Store is what the pipeline needs of the bus beyond consuming: claiming a finding key exactly
-// once across replicas on behalf of the observation being handled (bus.ClaimFor: a redelivery
-// of that observation wins the claim again until it is settled), settling the claim once the
-// finding is delivered, releasing it when delivery failed, and recording the finding.
-type Store interface {
+// Claims is what the rule handler needs of the bus beyond consuming: claiming a finding key
+// exactly once across replicas on behalf of the observation being handled (bus.ClaimFor: a
+// redelivery of that observation wins the claim again until it is settled), settling the
+// claim once the finding is delivered, releasing it when delivery failed, and recording the
+// finding on the audit stream.
+type Claims interface {
 	ClaimFor(ctx context.Context, key, owner string, ttl time.Duration) (bool, error)
 	Settle(ctx context.Context, key, owner string, ttl time.Duration) error
 	Release(ctx context.Context, key string) error
 	PublishJSON(ctx context.Context, subject, msgID string, v any) error
 }
 
-// pipeline is the rule handler: it turns one observation into findings and delivers each new
-// finding once.
-type pipeline struct {
-	logs     *logTailer // adds log tails to TaskFailed findings; nil: none
-	engine   atomic.Pointer[rules.Engine]
-	view     rules.View
-	store    Store
-	notify   notifier.Notifier
-	stage    Stage // takes each new finding to the actions stage, which notifies
+// Stage takes a new finding on from the rules: the actions stage, which acts or proposes and
+// notifies. It returns finding.ErrAfterAction for a finding that needs nothing (about a pod
+// podmedic deleted itself); any other error makes the handler retry the observation.
+type Stage interface {
+	Handle(ctx context.Context, f *finding.Finding) error
+}
+
+// StageFunc adapts a function to a Stage.
+type StageFunc func(ctx context.Context, f *finding.Finding) error
+
+// Handle calls fn.
+func (fn StageFunc) Handle(ctx context.Context, f *finding.Finding) error { return fn(ctx, f) }
+
+// HandlerOptions configure the rule handler.
+type HandlerOptions struct {
+	// Live is the engine in force, its view of the cluster and the clock.
+	Live *Live
+	// Claims claims, settles and records findings (the bus).
+	Claims Claims
+	// Stage takes each new finding.
+	Stage Stage
+	// Logs adds log tails to TaskFailed findings; nil: none.
+	Logs   *LogTailer
+	Logger *zap.Logger
+	// Registerer registers podmedic_findings_total and podmedic_findings_repeated_total.
+	Registerer prometheus.Registerer
+}
+
+// Handler is the rule handler: it turns one observation into findings and delivers each new
+// finding once (claim -> record -> deliver -> settle).
+type Handler struct {
+	live     *Live
 	cluster  string
-	now      func() time.Time
+	logs     *LogTailer
+	store    Claims
+	stage    Stage
 	log      *zap.Logger
 	findings *prometheus.CounterVec
 	repeats  prometheus.Counter
 }
 
-func newPipeline(e *rules.Engine, view rules.View, store Store, n notifier.Notifier, log *zap.Logger, reg prometheus.Registerer) *pipeline {
-	p := &pipeline{
-		view: view, store: store, notify: n, stage: notifyStage{n}, cluster: e.Config().Cluster, now: time.Now, log: log,
+// NewHandler returns the rule handler.
+func NewHandler(o HandlerOptions) *Handler {
+	log := o.Logger
+	if log == nil {
+		log = zap.NewNop()
+	}
+	h := &Handler{
+		live: o.Live, cluster: o.Live.Engine().Config().Cluster, logs: o.Logs, store: o.Claims, stage: o.Stage, log: log,
 		findings: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "podmedic_findings_total",
 			Help: "New findings (first sighting of a failure), by kind and rule.",
@@ -64,25 +91,26 @@ func newPipeline(e *rules.Engine, view rules.View, store Store, n notifier.Notif
 			Help: "Findings seen again (resync, restart, another replica) and not reported twice.",
 		}),
 	}
-	reg.MustRegister(p.findings, p.repeats)
-	p.engine.Store(e)
-	return p
+	if o.Registerer != nil {
+		o.Registerer.MustRegister(h.findings, h.repeats)
+	}
+	return h
 }
 
-// handle implements bus.Handler.
-func (p *pipeline) handle(ctx context.Context, o *bus.Observation) error {
-	e, now := p.engine.Load(), p.now()
+// Handle implements bus.Handler.
+func (p *Handler) Handle(ctx context.Context, o *bus.Observation) error {
+	e, view, now := p.live.Engine(), p.live.View, p.live.Now()
 	var found []finding.Finding
 	switch o.Kind {
 	case bus.KindPod:
 		if o.Type == bus.Deleted {
 			return nil
 		}
-		pod, err := rules.DecodePod(o.Object) // a fast path for trimmed pods, encoding/json otherwise
+		pod, err := DecodePod(o.Object) // a fast path for trimmed pods, encoding/json otherwise
 		if err != nil {
 			return fmt.Errorf("%w: decode pod %s/%s: %v", bus.ErrPermanent, o.Namespace, o.Name, err)
 		}
-		found = e.EvaluatePod(pod, p.view, now)
+		found = e.EvaluatePod(pod, view, now)
 	case bus.KindPVC:
 		if o.Type == bus.Deleted {
 			return nil
@@ -91,7 +119,7 @@ func (p *pipeline) handle(ctx context.Context, o *bus.Observation) error {
 		if err := json.Unmarshal(o.Object, &pvc); err != nil {
 			return fmt.Errorf("%w: decode pvc %s/%s: %v", bus.ErrPermanent, o.Namespace, o.Name, err)
 		}
-		found = e.EvaluatePVC(&pvc, p.view, now)
+		found = e.EvaluatePVC(&pvc, view, now)
 	case bus.KindEvent:
 		// An event re-evaluates the object it is about, as the view knows it now.
 		var ev corev1.Event
@@ -101,12 +129,12 @@ func (p *pipeline) handle(ctx context.Context, o *bus.Observation) error {
 		io := ev.InvolvedObject
 		switch io.Kind {
 		case bus.KindPod:
-			if pod := p.view.Pod(io.Namespace, io.Name); pod != nil && (io.UID == "" || io.UID == pod.UID) {
-				found = e.EvaluatePod(pod, p.view, now)
+			if pod := view.Pod(io.Namespace, io.Name); pod != nil && (io.UID == "" || io.UID == pod.UID) {
+				found = e.EvaluatePod(pod, view, now)
 			}
 		case bus.KindPVC:
-			if pvc := p.view.PVC(io.Namespace, io.Name); pvc != nil && (io.UID == "" || io.UID == pvc.UID) {
-				found = e.EvaluatePVC(pvc, p.view, now)
+			if pvc := view.PVC(io.Namespace, io.Name); pvc != nil && (io.UID == "" || io.UID == pvc.UID) {
+				found = e.EvaluatePVC(pvc, view, now)
 			}
 		}
 	}
@@ -126,7 +154,7 @@ func (p *pipeline) handle(ctx context.Context, o *bus.Observation) error {
 // handler dies between claim and settle (a killed replica, a NATS node lost with the answer
 // to the claim), the observation comes back and its owner wins the claim again: the finding
 // is delivered, not lost.
-func (p *pipeline) deliver(ctx context.Context, f *finding.Finding, owner string) error {
+func (p *Handler) deliver(ctx context.Context, f *finding.Finding, owner string) error {
 	key := f.Key()
 	won, err := p.store.ClaimFor(ctx, "finding."+key, owner, DedupTTL)
 	if err != nil {
@@ -141,7 +169,7 @@ func (p *pipeline) deliver(ctx context.Context, f *finding.Finding, owner string
 	err = p.store.PublishJSON(ctx, subject, key, f)
 	if err == nil {
 		err = p.stage.Handle(ctx, f)
-		if errors.Is(err, actions.ErrAfterAction) {
+		if errors.Is(err, finding.ErrAfterAction) {
 			p.settle(ctx, f, owner) // about a pod podmedic deleted itself: no new finding
 			return nil
 		}
@@ -168,7 +196,7 @@ const settleFor = 30 * time.Second
 // observation is held in progress meanwhile) or until ctx ends. A claim left open would let a
 // redelivery of the same observation — after an ack lost with a NATS node, say — report the
 // finding again.
-func (p *pipeline) settle(ctx context.Context, f *finding.Finding, owner string) {
+func (p *Handler) settle(ctx context.Context, f *finding.Finding, owner string) {
 	ctx, cancel := context.WithTimeout(ctx, settleFor)
 	defer cancel()
 	var err error
