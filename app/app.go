@@ -197,7 +197,7 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 
-	ns, err := newNotifiers(ctx, o, cfg, b, log, metrics)
+	ns, err := newNotifiers(ctx, o, cfg, reg, b, log, metrics)
 	if err != nil {
 		return err
 	}

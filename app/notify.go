@@ -23,6 +23,7 @@ import (
 	"github.com/podmedic/podmedic/notifier"
 	"github.com/podmedic/podmedic/notifier/inbox"
 	"github.com/podmedic/podmedic/notifier/slack"
+	"github.com/podmedic/podmedic/rules"
 )
 
 // BucketSlackMessages maps proposal ids to the Slack message that shows them, so a decision
@@ -50,7 +51,7 @@ func (ns *notifiers) decide(ctx context.Context, id, user string, approve bool) 
 
 // newNotifiers builds the console (o.Notifier replaces it) and, when SLACK_BOT_TOKEN or
 // SLACK_BOT_TOKEN_FILE is set, the Slack notifier with its message store on NATS KV.
-func newNotifiers(ctx context.Context, o Options, cfg *config.Config, b *bus.Bus, log *zap.Logger, reg prometheus.Registerer) (*notifiers, error) {
+func newNotifiers(ctx context.Context, o Options, cfg *config.Config, detectors *rules.Registry, b *bus.Bus, log *zap.Logger, reg prometheus.Registerer) (*notifiers, error) {
 	ns := &notifiers{}
 	console := o.Notifier
 	if console == nil {
@@ -102,7 +103,7 @@ func newNotifiers(ctx context.Context, o Options, cfg *config.Config, b *bus.Bus
 		return nil, err
 	}
 	store := &slack.KVMessageStore{KV: kv}
-	sn, err := slack.New(sc, slack.WithLogger(log.Named("slack")), slack.WithRegisterer(reg),
+	sn, err := slack.New(sc, slack.WithLogger(log.Named("slack")), slack.WithRegisterer(reg), slack.WithSummarizer(detectors),
 		slack.WithMessageStore(store), slack.WithDecider(notifier.DeciderFunc(ns.decide)))
 	if err != nil {
 		return nil, fmt.Errorf("slack: %w", err)

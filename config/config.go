@@ -274,7 +274,7 @@ type Sweep struct {
 	// thresholds), so an enabled rule must detect the kind; the guard re-checks the finding
 	// with the same rules before acting.
 	Kind finding.Kind `yaml:"kind" json:"kind"`
-	// OlderThan: only failures that began at least this long ago (see schedule.FailureSince:
+	// OlderThan: only failures that began at least this long ago (see rules.Registry.FailureSince:
 	// an eviction's time, the start of an init container hang, ...). Default 0: every finding.
 	OlderThan Duration `yaml:"older_than,omitempty" json:"older_than,omitempty"`
 	// Phases: only pods in these phases. Left out: any phase.

@@ -132,3 +132,15 @@ func (f *Finding) Target() string {
 // evicted (it got stuck terminating, say): it is not a new failure, and it is neither reported
 // nor acted on. The caller treats the finding as handled.
 var ErrAfterAction = errors.New("finding about a pod podmedic deleted or evicted")
+
+// SummaryRefs are the mentions a one-line summary of a finding is made of, formatted by the
+// notifier that shows it (e.g. "pod `airflow/etl-1`" in Slack).
+type SummaryRefs struct {
+	// Pod is "pod <ns/name>".
+	Pod string
+	// Container is "container <name> of pod <ns/name>", or Pod when the finding names no
+	// container.
+	Container string
+	// Object is the finding's object alone: "<ns/pod>", or "<ns/pvc>" for a claim.
+	Object string
+}

@@ -13,7 +13,10 @@ import (
 // restarted at least min_restarts times, with their last termination as evidence.
 func CrashLoopPlugin() Plugin {
 	return Plugin{
-		Kind:        finding.CrashLoop,
+		Kind: finding.CrashLoop,
+		Summary: func(_ *finding.Finding, r finding.SummaryRefs) string {
+			return capitalized(r.Container) + " is restarting in CrashLoopBackOff."
+		},
 		Object:      config.ObjectPod,
 		Specificity: 50,
 		DefaultArgs: func() config.Args { return DefaultCrashLoopArgs() },

@@ -3,8 +3,9 @@ package rules
 import (
 	"testing"
 
-	"github.com/podmedic/podmedic/config"
 	"github.com/stretchr/testify/assert"
+
+	"github.com/podmedic/podmedic/config"
 )
 
 func TestCrashLoopDetector(t *testing.T) {

@@ -69,6 +69,12 @@ type Plugin struct {
 	DefaultArgs func() config.Args
 	// New builds the detector from validated args.
 	New func(args config.Args) Detector
+	// Summary says in a sentence what a finding of the kind is about, from the mentions the
+	// notifier formats (Registry.Summary); nil: the notifier's generic sentence.
+	Summary func(f *finding.Finding, r finding.SummaryRefs) string
+	// FailureSince is when the failure began as the pod tells it, zero when it does not say
+	// (Registry.FailureSince falls back to the pod's start); nil: the pod's start.
+	FailureSince func(f *finding.Finding, pod *corev1.Pod) time.Time
 }
 
 // Registry holds the detector plugins. It is built explicitly (see NewDefaultRegistry) and

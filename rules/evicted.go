@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -19,10 +20,14 @@ import (
 // Eviction API) the evidence names the annotation that prevents it. It has no thresholds.
 func EvictedPlugin() Plugin {
 	return Plugin{
-		Kind:        finding.Evicted,
-		Object:      config.ObjectPod,
-		Specificity: 80,
-		New:         func(config.Args) Detector { return EvictedDetector{} },
+		Kind: finding.Evicted,
+		Summary: func(_ *finding.Finding, r finding.SummaryRefs) string {
+			return capitalized(r.Pod) + " was evicted or disrupted before it finished."
+		},
+		FailureSince: evictedSince,
+		Object:       config.ObjectPod,
+		Specificity:  80,
+		New:          func(config.Args) Detector { return EvictedDetector{} },
 	}
 }
 
@@ -258,4 +263,17 @@ func humanQuantity(s string) string {
 		return fmt.Sprintf("%dMi", b>>20)
 	}
 	return s
+}
+
+// evictedSince is when an eviction began: the DisruptionTarget condition's lastTransitionTime
+// (the kubelet, the Eviction API and preemption set it), else when the pod stopped being
+// Ready, else when its last container ended.
+func evictedSince(_ *finding.Finding, pod *corev1.Pod) time.Time {
+	if c := podCondition(pod, ConditionDisruptionTarget); c != nil && c.Status == corev1.ConditionTrue && !c.LastTransitionTime.IsZero() {
+		return c.LastTransitionTime.Time
+	}
+	if t := notReadySince(pod); !t.IsZero() {
+		return t
+	}
+	return lastTermination(pod, "")
 }

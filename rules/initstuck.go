@@ -17,7 +17,10 @@ import (
 // mount. The evidence gives the root cause when the pod's events, PVCs or image pulls show it.
 func InitStuckPlugin() Plugin {
 	return Plugin{
-		Kind:        finding.InitStuck,
+		Kind: finding.InitStuck,
+		Summary: func(_ *finding.Finding, r finding.SummaryRefs) string {
+			return capitalized(r.Pod) + " is stuck in its init containers."
+		},
 		Object:      config.ObjectPod,
 		Specificity: 70,
 		DefaultArgs: func() config.Args { return DefaultInitStuckArgs() },

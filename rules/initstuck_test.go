@@ -4,11 +4,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/podmedic/podmedic/config"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/podmedic/podmedic/config"
 )
 
 func TestInitStuckDetector(t *testing.T) {

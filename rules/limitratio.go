@@ -18,7 +18,10 @@ import (
 // task, ...) and container, not once per pod.
 func LimitRatioPlugin() Plugin {
 	return Plugin{
-		Kind:        finding.LimitRatio,
+		Kind: finding.LimitRatio,
+		Summary: func(_ *finding.Finding, r finding.SummaryRefs) string {
+			return "The memory limit of " + r.Container + " is far above its request: nodes full of such pods run out of memory."
+		},
 		Object:      config.ObjectPod,
 		Specificity: 0, // independent advisory: kept alongside the pod's failure finding
 		DefaultArgs: func() config.Args { return DefaultLimitRatioArgs() },

@@ -14,10 +14,14 @@ import (
 // that has restarted since. It has no thresholds: one OOM kill is worth a finding.
 func OOMKilledPlugin() Plugin {
 	return Plugin{
-		Kind:        finding.OOMKilled,
-		Object:      "Pod",
-		Specificity: 100,
-		New:         func(config.Args) Detector { return OOMDetector{} },
+		Kind: finding.OOMKilled,
+		Summary: func(_ *finding.Finding, r finding.SummaryRefs) string {
+			return capitalized(r.Container) + " was killed for exceeding its memory limit (OOMKilled)."
+		},
+		FailureSince: terminatedSince,
+		Object:       "Pod",
+		Specificity:  100,
+		New:          func(config.Args) Detector { return OOMDetector{} },
 	}
 }
 

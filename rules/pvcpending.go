@@ -17,7 +17,10 @@ import (
 // not a finding.
 func PVCPendingPlugin() Plugin {
 	return Plugin{
-		Kind:        finding.PVCPending,
+		Kind: finding.PVCPending,
+		Summary: func(_ *finding.Finding, r finding.SummaryRefs) string {
+			return "PersistentVolumeClaim " + r.Object + " is stuck Pending."
+		},
 		Object:      config.ObjectPVC,
 		Specificity: 0, // a claim, not a pod failure: never ranked against pod findings
 		DefaultArgs: func() config.Args { return DefaultPVCPendingArgs() },

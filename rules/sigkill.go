@@ -20,10 +20,14 @@ import (
 // It has no thresholds.
 func SIGKILLPlugin() Plugin {
 	return Plugin{
-		Kind:        finding.SIGKILL,
-		Object:      config.ObjectPod,
-		Specificity: 90,
-		New:         func(config.Args) Detector { return SIGKILLDetector{} },
+		Kind: finding.SIGKILL,
+		Summary: func(_ *finding.Finding, r finding.SummaryRefs) string {
+			return capitalized(r.Container) + " was killed with SIGKILL (exit 137), but not by the OOM killer: a higher memory limit will not help."
+		},
+		FailureSince: terminatedSince,
+		Object:       config.ObjectPod,
+		Specificity:  90,
+		New:          func(config.Args) Detector { return SIGKILLDetector{} },
 	}
 }
 

@@ -16,10 +16,14 @@ import (
 // win over it for the same pod. It has no thresholds.
 func TaskFailedPlugin() Plugin {
 	return Plugin{
-		Kind:        finding.TaskFailed,
-		Object:      config.ObjectPod,
-		Specificity: 10,
-		New:         func(config.Args) Detector { return TaskFailedDetector{} },
+		Kind: finding.TaskFailed,
+		Summary: func(_ *finding.Finding, r finding.SummaryRefs) string {
+			return "The task run by " + r.Pod + " failed."
+		},
+		FailureSince: terminatedSince,
+		Object:       config.ObjectPod,
+		Specificity:  10,
+		New:          func(config.Args) Detector { return TaskFailedDetector{} },
 	}
 }
 

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+
 	"github.com/podmedic/podmedic/config"
 	"github.com/podmedic/podmedic/finding"
 )
@@ -14,10 +16,14 @@ import (
 // nothing removes.
 func StuckTerminatingPlugin() Plugin {
 	return Plugin{
-		Kind:        finding.StuckTerminating,
-		Object:      config.ObjectPod,
-		Specificity: 55,
-		DefaultArgs: func() config.Args { return DefaultStuckTerminatingArgs() },
+		Kind: finding.StuckTerminating,
+		Summary: func(_ *finding.Finding, r finding.SummaryRefs) string {
+			return capitalized(r.Pod) + " is stuck Terminating after its grace period."
+		},
+		FailureSince: terminatingSince,
+		Object:       config.ObjectPod,
+		Specificity:  55,
+		DefaultArgs:  func() config.Args { return DefaultStuckTerminatingArgs() },
 		New: func(a config.Args) Detector {
 			return StuckTerminatingDetector{Args: *argsOf(a, DefaultStuckTerminatingArgs)}
 		},
@@ -89,4 +95,13 @@ func (d StuckTerminatingDetector) Detect(in Input) []finding.Finding {
 		"check whether node %s is Ready and the pod's finalizers (kubectl get pod -n %s %s -o jsonpath='{.metadata.finalizers}'); finalizers are not in podmedic's view",
 		node, pod.Namespace, pod.Name))
 	return []finding.Finding{f}
+}
+
+// terminatingSince is the deletion deadline (deletionTimestamp, which includes the grace
+// period).
+func terminatingSince(_ *finding.Finding, pod *corev1.Pod) time.Time {
+	if pod.DeletionTimestamp != nil {
+		return pod.DeletionTimestamp.Time
+	}
+	return time.Time{}
 }

@@ -4,8 +4,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/podmedic/podmedic/config"
 	"github.com/stretchr/testify/assert"
+
+	"github.com/podmedic/podmedic/config"
 )
 
 func TestStuckTerminatingDetector(t *testing.T) {

@@ -16,10 +16,14 @@ import (
 // the cluster-autoscaler's reasons as evidence.
 func UnschedulablePlugin() Plugin {
 	return Plugin{
-		Kind:        finding.Unschedulable,
-		Object:      config.ObjectPod,
-		Specificity: 60,
-		DefaultArgs: func() config.Args { return DefaultUnschedulableArgs() },
+		Kind: finding.Unschedulable,
+		Summary: func(_ *finding.Finding, r finding.SummaryRefs) string {
+			return capitalized(r.Pod) + " cannot be scheduled."
+		},
+		FailureSince: unschedulableSince,
+		Object:       config.ObjectPod,
+		Specificity:  60,
+		DefaultArgs:  func() config.Args { return DefaultUnschedulableArgs() },
 		New: func(a config.Args) Detector {
 			return UnschedulableDetector{Args: *argsOf(a, DefaultUnschedulableArgs)}
 		},
@@ -94,4 +98,12 @@ func (d UnschedulableDetector) Detect(in Input) []finding.Finding {
 		}
 	}
 	return []finding.Finding{f}
+}
+
+// unschedulableSince is the PodScheduled=False condition's lastTransitionTime.
+func unschedulableSince(_ *finding.Finding, pod *corev1.Pod) time.Time {
+	if c := podCondition(pod, corev1.PodScheduled); c != nil && c.Status == corev1.ConditionFalse {
+		return c.LastTransitionTime.Time
+	}
+	return time.Time{}
 }

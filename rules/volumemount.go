@@ -19,7 +19,13 @@ import (
 // within window. Pods that have finished are left alone.
 func VolumeMountFailedPlugin() Plugin {
 	return Plugin{
-		Kind:        finding.VolumeMountFailed,
+		Kind: finding.VolumeMountFailed,
+		Summary: func(f *finding.Finding, r finding.SummaryRefs) string {
+			if f.Pod != "" {
+				return "A volume of " + r.Pod + " fails to attach or mount."
+			}
+			return "PersistentVolumeClaim " + r.Object + " fails to attach or mount."
+		},
 		Object:      config.ObjectPod,
 		Specificity: 65,
 		DefaultArgs: func() config.Args { return DefaultVolumeMountFailedArgs() },

@@ -2,7 +2,7 @@
 // cron schedules, on one replica only: the leader elected with a Kubernetes Lease.
 //
 // A sweep (Sweeper) takes the findings the rules make now about pods that match its selector,
-// keeps those whose failure began more than older_than ago (FailureSince), oldest first, and
+// keeps those whose failure began more than older_than ago (rules.Registry.FailureSince), oldest first, and
 // hands each to the actions stage within the job's budget per run: auto mode acts through the
 // one guard (Guard.Do: scope, global budgets, cooldown, dry-run, re-verification of the pod
 // just before acting), approve mode proposes through the Service (one proposal per pod, never

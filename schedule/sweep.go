@@ -302,7 +302,7 @@ func (s *Sweeper) candidates(ctx context.Context, cfg *config.Config, job *confi
 			uncovered++
 			return nil
 		}
-		since := FailureSince(f, pod)
+		since := s.Registry.FailureSince(f, pod)
 		if now.Sub(since) < sw.OlderThan.Duration {
 			rep.Younger++
 			return nil

@@ -15,6 +15,7 @@ import (
 
 	"github.com/podmedic/podmedic/actions"
 	"github.com/podmedic/podmedic/finding"
+	"github.com/podmedic/podmedic/rules"
 )
 
 const evictedRules = `version: 1
@@ -239,33 +240,34 @@ func TestSweepSkipsDeletedPods(t *testing.T) {
 }
 
 func TestFailureSince(t *testing.T) {
+	reg := rules.NewDefaultRegistry()
 	ev := evicted("airflow", "a", t0.Add(-2*time.Hour))
-	assert.Equal(t, t0.Add(-2*time.Hour), FailureSince(&finding.Finding{Kind: finding.Evicted}, ev), "the DisruptionTarget condition")
+	assert.Equal(t, t0.Add(-2*time.Hour), reg.FailureSince(&finding.Finding{Kind: finding.Evicted}, ev), "the DisruptionTarget condition")
 	ev.Status.Conditions = ev.Status.Conditions[1:]
-	assert.Equal(t, t0.Add(-2*time.Hour+time.Second), FailureSince(&finding.Finding{Kind: finding.Evicted}, ev), "else not ready since")
+	assert.Equal(t, t0.Add(-2*time.Hour+time.Second), reg.FailureSince(&finding.Finding{Kind: finding.Evicted}, ev), "else not ready since")
 	ev.Status.Conditions = nil
-	assert.Equal(t, t0.Add(-2*time.Hour-40*time.Minute), FailureSince(&finding.Finding{Kind: finding.Evicted}, ev), "else the start")
+	assert.Equal(t, t0.Add(-2*time.Hour-40*time.Minute), reg.FailureSince(&finding.Finding{Kind: finding.Evicted}, ev), "else the start")
 	ev.Status.StartTime = nil
-	assert.Equal(t, t0.Add(-72*time.Hour), FailureSince(&finding.Finding{Kind: finding.Evicted}, ev), "else the creation")
+	assert.Equal(t, t0.Add(-72*time.Hour), reg.FailureSince(&finding.Finding{Kind: finding.Evicted}, ev), "else the creation")
 
 	st := initStuck("spark", "d", t0.Add(-50*time.Minute))
-	assert.Equal(t, t0.Add(-50*time.Minute), FailureSince(&finding.Finding{Kind: finding.InitStuck}, st))
+	assert.Equal(t, t0.Add(-50*time.Minute), reg.FailureSince(&finding.Finding{Kind: finding.InitStuck}, st))
 
 	oom := airflowPod("airflow", "o")
 	oom.Status.ContainerStatuses = []corev1.ContainerStatus{
 		{Name: "sidecar", State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{FinishedAt: metav1.NewTime(t0.Add(-time.Minute))}}},
 		{Name: "base", LastTerminationState: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{Reason: "OOMKilled", FinishedAt: metav1.NewTime(t0.Add(-90 * time.Minute))}}},
 	}
-	assert.Equal(t, t0.Add(-90*time.Minute), FailureSince(&finding.Finding{Kind: finding.OOMKilled, Container: "base"}, oom))
+	assert.Equal(t, t0.Add(-90*time.Minute), reg.FailureSince(&finding.Finding{Kind: finding.OOMKilled, Container: "base"}, oom))
 
 	un := airflowPod("airflow", "u")
 	un.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodScheduled, Status: corev1.ConditionFalse, LastTransitionTime: metav1.NewTime(t0.Add(-25 * time.Minute))}}
-	assert.Equal(t, t0.Add(-25*time.Minute), FailureSince(&finding.Finding{Kind: finding.Unschedulable}, un))
+	assert.Equal(t, t0.Add(-25*time.Minute), reg.FailureSince(&finding.Finding{Kind: finding.Unschedulable}, un))
 
 	term := airflowPod("airflow", "t")
 	del := metav1.NewTime(t0.Add(-time.Hour))
 	term.DeletionTimestamp = &del
-	assert.Equal(t, t0.Add(-time.Hour), FailureSince(&finding.Finding{Kind: finding.StuckTerminating}, term))
+	assert.Equal(t, t0.Add(-time.Hour), reg.FailureSince(&finding.Finding{Kind: finding.StuckTerminating}, term))
 }
 
 func ptr[T any](v T) *T { return &v }

@@ -164,6 +164,7 @@ type options struct {
 	reg             prometheus.Registerer
 	store           MessageStore
 	decider         notifier.Decider
+	summarizer      Summarizer
 	httpClient      *http.Client
 	dialer          *websocket.Dialer
 	groupWindow     time.Duration
@@ -212,6 +213,10 @@ func WithMessageStore(s MessageStore) Option { return func(o *options) { o.store
 // WithDecider applies Approve/Deny clicks. Without one, clicks are answered (ephemerally)
 // that approvals are not enabled.
 func WithDecider(d notifier.Decider) Option { return func(o *options) { o.decider = d } }
+
+// WithSummarizer says what each kind of finding is about in the message's first sentence
+// (rules.Registry); without it a message says "<kind> on <object>".
+func WithSummarizer(s Summarizer) Option { return func(o *options) { o.summarizer = s } }
 
 // WithHTTPClient makes Web API calls with c (a proxy, a test server's in-memory network).
 func WithHTTPClient(c *http.Client) Option { return func(o *options) { o.httpClient = c } }

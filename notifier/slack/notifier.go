@@ -245,12 +245,12 @@ func (m *message) display() finding.ProposalState {
 }
 
 // render renders the message's root as it stands.
-func (m *message) render(inline int) rendered {
+func (m *message) render(sum Summarizer, inline int) rendered {
 	switch m.kind {
 	case kindProposal:
-		return renderProposal(m.proposal, m.outcome, m.display())
+		return renderProposal(sum, m.proposal, m.outcome, m.display())
 	case kindGroup:
-		return renderGroup(m.members, inline)
+		return renderGroup(sum, m.members, inline)
 	case kindReport:
 		return renderReport(m.notice)
 	}

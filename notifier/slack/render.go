@@ -116,42 +116,24 @@ func podRef(f *finding.Finding) string {
 	return code(f.Namespace + "/" + f.PVC)
 }
 
+// Summarizer says in a sentence what a finding is about, from the mentions r; false when it
+// does not know the kind. rules.Registry implements it: each kind's plugin carries its summary.
+type Summarizer interface {
+	Summary(f *finding.Finding, r finding.SummaryRefs) (string, bool)
+}
+
 // summary says in a sentence what happened.
-func summary(f *finding.Finding) string {
+func summary(sum Summarizer, f *finding.Finding) string {
 	pod := "pod " + podRef(f)
 	ctr := pod
 	if f.Container != "" {
 		ctr = "container " + code(f.Container) + " of pod " + podRef(f)
 	}
 	var s string
-	switch f.Kind {
-	case finding.OOMKilled:
-		s = titleCase(ctr) + " was killed for exceeding its memory limit (OOMKilled)."
-	case finding.SIGKILL:
-		s = titleCase(ctr) + " was killed with SIGKILL (exit 137), but not by the OOM killer: a higher memory limit will not help."
-	case finding.InitStuck:
-		s = titleCase(pod) + " is stuck in its init containers."
-	case finding.Evicted:
-		s = titleCase(pod) + " was evicted or disrupted before it finished."
-	case finding.TaskFailed:
-		s = "The task run by " + pod + " failed."
-	case finding.PVCPending:
-		s = "PersistentVolumeClaim " + podRef(f) + " is stuck Pending."
-	case finding.VolumeMountFailed:
-		if f.Pod != "" {
-			s = "A volume of " + pod + " fails to attach or mount."
-		} else {
-			s = "PersistentVolumeClaim " + podRef(f) + " fails to attach or mount."
-		}
-	case finding.CrashLoop:
-		s = titleCase(ctr) + " is restarting in CrashLoopBackOff."
-	case finding.StuckTerminating:
-		s = titleCase(pod) + " is stuck Terminating after its grace period."
-	case finding.Unschedulable:
-		s = titleCase(pod) + " cannot be scheduled."
-	case finding.LimitRatio:
-		s = "The memory limit of " + ctr + " is far above its request: nodes full of such pods run out of memory."
-	default:
+	if sum != nil {
+		s, _ = sum.Summary(f, finding.SummaryRefs{Pod: pod, Container: ctr, Object: podRef(f)})
+	}
+	if s == "" {
 		s = esc(string(f.Kind)) + " on " + podRef(f) + "."
 	}
 	if a := f.Airflow; a != nil && a.DagID != "" {
@@ -402,9 +384,9 @@ func decisionText(p *finding.Proposal, state finding.ProposalState) string {
 
 // findingBody is the part of a finding message between header and context: what happened,
 // particulars, evidence, action and outcome.
-func findingBody(f *finding.Finding, a *finding.Action, outcome *finding.Outcome, p *finding.Proposal, state finding.ProposalState) []slack.Block {
+func findingBody(sum Summarizer, f *finding.Finding, a *finding.Action, outcome *finding.Outcome, p *finding.Proposal, state finding.ProposalState) []slack.Block {
 	blocks := []slack.Block{
-		slack.NewSectionBlock(mrkdwn(summary(f)), nil, nil),
+		slack.NewSectionBlock(mrkdwn(summary(sum, f)), nil, nil),
 		slack.NewSectionBlock(nil, fields(f), nil),
 	}
 	if ev := evidenceText(f.Evidence); ev != "" {
@@ -462,11 +444,11 @@ func textSummary(f *finding.Finding) string {
 
 // renderProposal renders the message of a proposal, showing it in state (its own state, or
 // expired once its time is up).
-func renderProposal(p *finding.Proposal, outcome *finding.Outcome, state finding.ProposalState) rendered {
+func renderProposal(sum Summarizer, p *finding.Proposal, outcome *finding.Outcome, state finding.ProposalState) rendered {
 	f := &p.Finding
 	a := &p.Action
 	blocks := []slack.Block{header(f, f.Target())}
-	blocks = append(blocks, findingBody(f, a, outcome, p, state)...)
+	blocks = append(blocks, findingBody(sum, f, a, outcome, p, state)...)
 	blocks = append(blocks, proposalControls(f, p, state))
 	ctx := "rule " + code(f.Rule) + " · proposal " + code(p.ID)
 	if state == finding.StatePending && !p.ExpiresAt.IsZero() {
@@ -546,12 +528,12 @@ func groupLabel(f *finding.Finding) (plainLabel, md string) {
 
 // renderGroup renders a group's message: the first failure in full, then the others (the
 // first inline of them in the message, the rest counted and listed in the thread).
-func renderGroup(ms []member, inline int) rendered {
+func renderGroup(sum Summarizer, ms []member, inline int) rendered {
 	first := ms[0]
 	f := first.f
 	if len(ms) == 1 {
 		blocks := []slack.Block{header(f, f.Target())}
-		blocks = append(blocks, findingBody(f, first.action, first.outcome, nil, "")...)
+		blocks = append(blocks, findingBody(sum, f, first.action, first.outcome, nil, "")...)
 		blocks = append(blocks, slack.NewContextBlock("", mrkdwn("rule "+code(f.Rule)+" · seen "+clock(first.at))))
 		text := textSummary(f)
 		if first.outcome != nil {
@@ -568,7 +550,7 @@ func renderGroup(ms []member, inline int) rendered {
 			n, code(f.Rule), md, clock(first.at), clock(last))), nil, nil),
 		slack.NewDividerBlock(),
 	}
-	blocks = append(blocks, findingBody(f, first.action, first.outcome, nil, "")...)
+	blocks = append(blocks, findingBody(sum, f, first.action, first.outcome, nil, "")...)
 	blocks = append(blocks, slack.NewDividerBlock())
 	others := ms[1:]
 	// Exactly the first inline others are listed here (ten lines of at most maxLine fit a

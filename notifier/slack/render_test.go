@@ -70,7 +70,7 @@ func TestGoldenKinds(t *testing.T) {
 			nt := noticeFor(f)
 			var r rendered
 			if p := nt.Proposal; p != nil {
-				r = renderProposal(p, nil, p.State)
+				r = renderProposal(testSummaries, p, nil, p.State)
 				a := actionsBlock(r)
 				require.NotNil(t, a, "a pending proposal has buttons")
 				assert.Equal(t, p.ID, a.BlockID)
@@ -84,7 +84,7 @@ func TestGoldenKinds(t *testing.T) {
 				assert.Equal(t, destructive(p.Action.Type), approve.Confirm != nil, "confirm dialog only for destructive actions")
 				assert.Nil(t, deny.Confirm)
 			} else {
-				r = renderGroup([]member{{f: f, action: f.Action, at: at}}, 10)
+				r = renderGroup(testSummaries, []member{{f: f, action: f.Action, at: at}}, 10)
 				assert.Nil(t, actionsBlock(r))
 			}
 			js := blocksJSON(t, r)
@@ -102,7 +102,7 @@ func TestGoldenKinds(t *testing.T) {
 func TestMemoryProposalInWords(t *testing.T) {
 	f := fixtures()[finding.OOMKilled]
 	assert.Equal(t, "raise the memory of container `base`: limit 2Gi -&gt; 3Gi, request 1Gi -&gt; 2Gi", ActionWords(f, f.Action))
-	r := renderProposal(proposalFor(f, "p1"), nil, finding.StatePending)
+	r := renderProposal(testSummaries, proposalFor(f, "p1"), nil, finding.StatePending)
 	assert.Contains(t, blocksJSON(t, r), "limit 2Gi -\\u0026gt; 3Gi, request 1Gi -\\u0026gt; 2Gi")
 	assert.Contains(t, r.Text, "limit 2Gi -&gt; 3Gi, request 1Gi -&gt; 2Gi")
 
@@ -145,7 +145,7 @@ func TestGoldenDecisions(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			r := renderProposal(c.p, nil, c.p.State)
+			r := renderProposal(testSummaries, c.p, nil, c.p.State)
 			assert.Nil(t, actionsBlock(r), "no buttons after a decision")
 			assert.Contains(t, blocksJSON(t, r), jsonEscape(c.want))
 			golden(t, env, "decision-"+c.name, r)
@@ -158,7 +158,7 @@ func TestGoldenDecisions(t *testing.T) {
 	}
 	t.Run("expired-by-time", func(t *testing.T) {
 		p := decided(finding.StatePending, "", nil)
-		r := renderProposal(p, nil, finding.StateExpired)
+		r := renderProposal(testSummaries, p, nil, finding.StateExpired)
 		assert.Nil(t, actionsBlock(r))
 		assert.Contains(t, blocksJSON(t, r), "Expired")
 	})
@@ -175,14 +175,14 @@ func TestGoldenModes(t *testing.T) {
 	env := slackenv.Start(t)
 	f := *fixtures()[finding.Evicted]
 	f.Action = &finding.Action{Type: finding.ActionEvictPod, Mode: finding.ModeAuto, Params: map[string]string{"grace_period": "30"}}
-	auto := renderGroup([]member{{f: &f, action: f.Action, at: at,
+	auto := renderGroup(testSummaries, []member{{f: &f, action: f.Action, at: at,
 		outcome: &finding.Outcome{Result: finding.ResultExecuted, Message: "pod evicted", At: at}}}, 10)
 	assert.Contains(t, blocksJSON(t, auto), "Action taken automatically")
 	golden(t, env, "mode-auto", auto)
 
 	g := *fixtures()[finding.CrashLoop]
 	g.Action = &finding.Action{Type: finding.ActionDeletePod, Mode: finding.ModeNotify, Params: map[string]string{}}
-	notify := renderGroup([]member{{f: &g, action: g.Action, at: at}}, 10)
+	notify := renderGroup(testSummaries, []member{{f: &g, action: g.Action, at: at}}, 10)
 	assert.Contains(t, blocksJSON(t, notify), "notify mode, not executed")
 	golden(t, env, "mode-notify", notify)
 }
@@ -196,7 +196,7 @@ func TestGoldenGroup(t *testing.T) {
 		f.Airflow.TryNumber = 1 + i%2
 		ms = append(ms, member{f: f, at: at.Add(time.Duration(i) * time.Second)})
 	}
-	r := renderGroup(ms, 10)
+	r := renderGroup(testSummaries, ms, 10)
 	js := blocksJSON(t, r)
 	assert.Contains(t, js, "37× · DAG etl_daily, task load")
 	assert.Contains(t, js, "…and 26 more, listed in the thread.")
@@ -232,7 +232,7 @@ func TestLongEvidenceStaysValid(t *testing.T) {
 		f.Evidence = append(f.Evidence, strings.Repeat("x<y>&z ", 300))
 	}
 	f.Namespace = strings.Repeat("n", 200)
-	r := renderGroup([]member{{f: &f, at: at}}, 10)
+	r := renderGroup(testSummaries, []member{{f: &f, at: at}}, 10)
 	api := slack.New(slackenv.DefaultBotToken, slack.OptionAPIURL(env.URL()))
 	_, _, err := api.PostMessageContext(t.Context(), "#x", slack.MsgOptionText(r.Text, false), slack.MsgOptionBlocks(r.Blocks...))
 	require.NoError(t, err)

@@ -258,7 +258,7 @@ func (n *Notifier) nextOpLocked(l *lane, now time.Time) (*op, time.Duration) {
 	}
 	for _, m := range l.msgs {
 		if !m.resolve && m.ref.TS == "" {
-			return &op{kind: opPost, m: m, content: m.render(n.o.inlineMembers), version: m.version, channel: l.name}, 0
+			return &op{kind: opPost, m: m, content: m.render(n.o.summarizer, n.o.inlineMembers), version: m.version, channel: l.name}, 0
 		}
 	}
 	for _, m := range l.msgs {
@@ -266,7 +266,7 @@ func (n *Notifier) nextOpLocked(l *lane, now time.Time) (*op, time.Duration) {
 			continue
 		}
 		if m.posted < m.version {
-			return &op{kind: opUpdate, m: m, content: m.render(n.o.inlineMembers), version: m.version, channel: m.ref.Channel, ts: m.ref.TS}, 0
+			return &op{kind: opUpdate, m: m, content: m.render(n.o.summarizer, n.o.inlineMembers), version: m.version, channel: m.ref.Channel, ts: m.ref.TS}, 0
 		}
 		if len(m.replies) > 0 {
 			r := m.replies[0]
@@ -280,7 +280,7 @@ func (n *Notifier) nextOpLocked(l *lane, now time.Time) (*op, time.Duration) {
 		if m.posted < m.version {
 			due := m.lastUpdate.Add(n.coalesce(l, now))
 			if !now.Before(due) {
-				return &op{kind: opUpdate, m: m, content: m.render(n.o.inlineMembers), version: m.version, channel: m.ref.Channel, ts: m.ref.TS}, 0
+				return &op{kind: opUpdate, m: m, content: m.render(n.o.summarizer, n.o.inlineMembers), version: m.version, channel: m.ref.Channel, ts: m.ref.TS}, 0
 			}
 			consider(due)
 		}

@@ -46,7 +46,7 @@ func start(t testing.TB, env *slackenv.Server, cfg Config, opts ...Option) *harn
 	t.Helper()
 	reg := prometheus.NewRegistry()
 	base := []Option{WithHTTPClient(env.HTTPClient()), WithWebsocketDialer(env.Dialer()),
-		WithLogger(zaptest.NewLogger(t)), WithRegisterer(reg)}
+		WithLogger(zaptest.NewLogger(t)), WithRegisterer(reg), WithSummarizer(testSummaries)}
 	n, err := New(cfg, append(base, opts...)...)
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -363,7 +363,7 @@ func TestDecisionAfterRestart(t *testing.T) {
 		nt := noticeFor(fixtures()[finding.OOMKilled])
 		func() {
 			reg := prometheus.NewRegistry()
-			n, err := New(testConfig(env), WithHTTPClient(env.HTTPClient()), WithMessageStore(store), WithRegisterer(reg))
+			n, err := New(testConfig(env), WithHTTPClient(env.HTTPClient()), WithMessageStore(store), WithRegisterer(reg), WithSummarizer(testSummaries))
 			require.NoError(t, err)
 			ctx, cancel := context.WithCancel(context.Background())
 			done := make(chan error)
