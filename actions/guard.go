@@ -20,6 +20,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/events"
 
+	"github.com/podmedic/podmedic/config"
 	"github.com/podmedic/podmedic/finding"
 )
 
@@ -524,4 +525,28 @@ func ruleOf(r *Request) string {
 func targetKey(t finding.Target) string {
 	h := sha256.Sum256([]byte(t.Kind + "\x00" + t.Namespace + "\x00" + t.Name))
 	return hex.EncodeToString(h[:16])
+}
+
+// PolicyOf maps rules.yaml's budgets and cooldowns onto the guard's policy.
+func PolicyOf(cfg *config.Config) Policy {
+	limit := func(b *config.Budget) *Limit {
+		if b == nil {
+			return nil
+		}
+		return &Limit{Max: b.Max, Window: b.Window.Duration}
+	}
+	p := Policy{Total: limit(cfg.Budgets.Total), PerNamespace: limit(cfg.Budgets.PerNamespace),
+		Cooldown: cfg.Cooldown.Duration, Rules: map[string]RulePolicy{}}
+	for _, r := range cfg.Rules {
+		if r.Action == nil {
+			continue
+		}
+		rp := RulePolicy{Budget: limit(r.Action.Budget)}
+		if r.Action.Cooldown != nil {
+			d := r.Action.Cooldown.Duration
+			rp.Cooldown = &d
+		}
+		p.Rules[r.Name] = rp
+	}
+	return p
 }

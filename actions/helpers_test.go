@@ -84,35 +84,6 @@ func (l *eventLog) find(reason string) (recordedEvent, bool) {
 	return recordedEvent{}, false
 }
 
-// notices is a notifier that keeps the notices.
-type notices struct {
-	mu   sync.Mutex
-	list []finding.Notice
-	fail error
-}
-
-func (n *notices) Notify(_ context.Context, x *finding.Notice) error {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.fail != nil {
-		return n.fail
-	}
-	n.list = append(n.list, *x)
-	return nil
-}
-
-func (n *notices) ofType(t finding.NoticeType) []finding.Notice {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	var out []finding.Notice
-	for _, x := range n.list {
-		if x.Type == t {
-			out = append(out, x)
-		}
-	}
-	return out
-}
-
 // auditLog is an AuditPublisher that keeps msg ids.
 type auditLog struct {
 	mu  sync.Mutex

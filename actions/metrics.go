@@ -54,7 +54,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Errors of the actions stage that did not stop it (audit publish, notice, store), by what failed.",
 		}, []string{"what"}),
 	}
-	for _, s := range finding.ProposalStates {
+	for _, s := range finding.ProposalStates() {
 		m.proposals.WithLabelValues(string(s))
 	}
 	for _, what := range []string{"audit", "notify", "store"} {
@@ -85,7 +85,7 @@ func (m *Metrics) transition(s finding.ProposalState) {
 
 func (m *Metrics) setProposals(counts map[finding.ProposalState]int) {
 	if m != nil {
-		for _, s := range finding.ProposalStates {
+		for _, s := range finding.ProposalStates() {
 			m.proposals.WithLabelValues(string(s)).Set(float64(counts[s]))
 		}
 	}

@@ -101,7 +101,7 @@ func (r *refusals) flush(ctx context.Context, now time.Time, force bool, claim C
 			Finding: &g.sample,
 			Outcome: &finding.Outcome{Result: finding.ResultRefused, Reason: k.reason, At: g.last, Message: fmt.Sprintf(
 				"rule %s: %d %s action(s) refused since %s: %s (latest: %s)",
-				k.rule, g.count, g.action, g.first.UTC().Format("15:04:05Z"), g.message, g.sample.Target())},
+				k.rule, g.count, g.action, g.first.UTC().Format("15:04:05Z"), g.message, g.sample.Name())},
 			Count: g.count,
 		}
 		rec := &audit.RefusalRecord{Rule: k.rule, Reason: k.reason, Action: g.action, Count: g.count, First: g.first, Last: g.last, Message: g.message}

@@ -46,13 +46,13 @@ func TestServiceStoreOutageBeforeActing(t *testing.T) {
 	require.ErrorIs(t, err, errNoResponse)
 	require.Zero(t, e.execs.Load())
 	require.Empty(t, e.events.reasons(), "nothing was done: no Event")
-	require.Empty(t, e.notices.list, "not delivered: the delivery is retried")
+	require.Empty(t, e.notices.Notices(), "not delivered: the delivery is retried")
 	require.True(t, podExists(t, e.client, "airflow", "w1"))
 
 	require.NoError(t, e.svc.Handle(ctx, f), "the retried delivery")
 	require.Equal(t, int32(1), e.execs.Load())
 	require.False(t, podExists(t, e.client, "airflow", "w1"))
-	ns := e.notices.ofType(finding.NoticeFinding)
+	ns := e.notices.OfType(finding.NoticeFinding)
 	require.Len(t, ns, 1)
 	require.Equal(t, finding.ResultExecuted, ns[0].Outcome.Result)
 	require.Equal(t, []string{EventExecuted}, e.events.reasons())
@@ -61,7 +61,7 @@ func TestServiceStoreOutageBeforeActing(t *testing.T) {
 	pod2 := e.createPod(stuckPod("airflow", "w2"))
 	require.NoError(t, e.svc.Handle(ctx, stuckFinding(pod2, "init-stuck", finding.ModeApprove)))
 	var id string
-	for _, n := range e.notices.ofType(finding.NoticeFinding) {
+	for _, n := range e.notices.OfType(finding.NoticeFinding) {
 		if n.Proposal != nil && n.Proposal.State == finding.StatePending {
 			id = n.Proposal.ID
 		}
@@ -138,7 +138,7 @@ func TestServiceReportsAnActionItsReplicaDidNotReport(t *testing.T) {
 
 	require.NoError(t, e.svc.Handle(ctx, f), "the redelivered finding")
 	require.Equal(t, int32(1), e.execs.Load(), "not executed again")
-	ns := e.notices.ofType(finding.NoticeFinding)
+	ns := e.notices.OfType(finding.NoticeFinding)
 	require.Len(t, ns, 1)
 	require.Equal(t, finding.ResultExecuted, ns[0].Outcome.Result)
 	require.Contains(t, ns[0].Outcome.Message, "the replica that acted stopped before it reported it")

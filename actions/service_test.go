@@ -20,6 +20,7 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/podmedic/podmedic/finding"
+	"github.com/podmedic/podmedic/notifier"
 )
 
 // serviceEnv is the actions stage over a fake cluster and in-memory stores.
@@ -30,7 +31,7 @@ type serviceEnv struct {
 	claims  *MemoryClaimer
 	clock   *clock
 	events  *eventLog
-	notices *notices
+	notices *notifier.Recorder
 	audit   *auditLog
 	reg     *prometheus.Registry
 	svc     *Service
@@ -47,7 +48,7 @@ type serviceConfig struct {
 func newServiceEnv(t *testing.T, cfg serviceConfig) *serviceEnv {
 	t.Helper()
 	e := &serviceEnv{t: t, client: fakeCluster(false, cfg.objs...), kv: cfg.kv, clock: newClock(), events: &eventLog{},
-		notices: &notices{}, audit: &auditLog{}, reg: prometheus.NewRegistry()}
+		notices: &notifier.Recorder{}, audit: &auditLog{}, reg: prometheus.NewRegistry()}
 	if e.kv == nil {
 		e.kv = NewMemoryKV()
 	}
@@ -116,7 +117,7 @@ func TestServiceAutoMode(t *testing.T) {
 	require.NoError(t, e.svc.Handle(context.Background(), f))
 
 	require.False(t, podExists(t, e.client, "airflow", "w1"))
-	ns := e.notices.ofType(finding.NoticeFinding)
+	ns := e.notices.OfType(finding.NoticeFinding)
 	require.Len(t, ns, 1)
 	require.Equal(t, finding.ResultExecuted, ns[0].Outcome.Result)
 	require.Equal(t, "pod airflow/w1 deleted", ns[0].Outcome.Message)
@@ -129,7 +130,7 @@ func TestServiceAutoMode(t *testing.T) {
 	// A retried delivery of the same finding executes nothing and says the same.
 	require.NoError(t, e.svc.Handle(context.Background(), f))
 	require.Equal(t, int32(1), e.execs.Load())
-	ns = e.notices.ofType(finding.NoticeFinding)
+	ns = e.notices.OfType(finding.NoticeFinding)
 	require.Len(t, ns, 2)
 	require.Equal(t, "pod airflow/w1 deleted", ns[1].Outcome.Message)
 
@@ -137,7 +138,7 @@ func TestServiceAutoMode(t *testing.T) {
 	later := stuckFinding(pod, "stuck-terminating", finding.ModeApprove)
 	later.Kind, later.Occurrence, later.Action.Params["force"] = finding.StuckTerminating, "terminating", "true"
 	require.ErrorIs(t, e.svc.Handle(context.Background(), later), ErrAfterAction)
-	require.Len(t, e.notices.ofType(finding.NoticeFinding), 2)
+	require.Len(t, e.notices.OfType(finding.NoticeFinding), 2)
 	require.Equal(t, 1.0, testutil.ToFloat64(e.svc.o.Metrics.suppressed))
 }
 
@@ -148,7 +149,7 @@ func TestServiceNotifyOnly(t *testing.T) {
 	require.NoError(t, e.svc.Handle(context.Background(), f))
 	f.Action = nil
 	require.NoError(t, e.svc.Handle(context.Background(), f))
-	ns := e.notices.ofType(finding.NoticeFinding)
+	ns := e.notices.OfType(finding.NoticeFinding)
 	require.Len(t, ns, 2)
 	require.Nil(t, ns[0].Proposal)
 	require.Nil(t, ns[0].Outcome)
@@ -170,7 +171,7 @@ func TestServiceApproval(t *testing.T) {
 	require.True(t, ValidProposalID(p.ID), p.ID)
 	require.Equal(t, e.clock.now().Add(DefaultProposalTTL), p.ExpiresAt)
 	require.Equal(t, finding.Target{Kind: "Pod", Namespace: "airflow", Name: "w1", UID: "uid-w1", ResourceVersion: pod.ResourceVersion}, p.Target)
-	n := e.notices.ofType(finding.NoticeFinding)
+	n := e.notices.OfType(finding.NoticeFinding)
 	require.Len(t, n, 1)
 	require.Equal(t, p.ID, n[0].Proposal.ID)
 	ev, _ := e.events.find(EventProposed)
@@ -190,7 +191,7 @@ func TestServiceApproval(t *testing.T) {
 	ev, _ = e.events.find(EventExecuted)
 	require.Contains(t, ev.Note, "approved by U012AB3CD")
 	var states []finding.ProposalState
-	for _, d := range e.notices.ofType(finding.NoticeDecision) {
+	for _, d := range e.notices.OfType(finding.NoticeDecision) {
 		states = append(states, d.Proposal.State)
 	}
 	require.Equal(t, []finding.ProposalState{finding.StateApproved, finding.StateExecuted}, states)
@@ -256,7 +257,7 @@ func TestServiceExpiry(t *testing.T) {
 		require.Equal(t, "expired after 30m0s without a decision; delete-pod of Pod airflow/"+name+" was not executed", p.Outcome.Message)
 		require.True(t, podExists(t, e.client, "airflow", name))
 	}
-	require.Len(t, e.notices.ofType(finding.NoticeDecision), 2)
+	require.Len(t, e.notices.OfType(finding.NoticeDecision), 2)
 	require.Equal(t, 2.0, testutil.ToFloat64(e.svc.o.Metrics.transitions.WithLabelValues("expired")))
 	require.Equal(t, 2.0, testutil.ToFloat64(e.svc.o.Metrics.proposals.WithLabelValues("expired")))
 	require.Zero(t, testutil.ToFloat64(e.svc.o.Metrics.proposals.WithLabelValues("pending")))
@@ -378,12 +379,12 @@ func TestServiceRefusalsReportedOnce(t *testing.T) {
 	pods, err := e.client.CoreV1().Pods("airflow").List(ctx, metav1.ListOptions{})
 	require.NoError(t, err)
 	require.Len(t, pods.Items, 7)
-	require.Len(t, e.notices.ofType(finding.NoticeFinding), 10, "every finding is reported")
-	require.Empty(t, e.notices.ofType(finding.NoticeRefusal), "refusals wait for the storm to end")
+	require.Len(t, e.notices.OfType(finding.NoticeFinding), 10, "every finding is reported")
+	require.Empty(t, e.notices.OfType(finding.NoticeRefusal), "refusals wait for the storm to end")
 
 	e.clock.advance(DefaultRefusalQuiet)
 	e.svc.refusals.flush(ctx, e.clock.now(), false, e.claims, e.svc.notifyRefusal, e.svc.log)
-	rs := e.notices.ofType(finding.NoticeRefusal)
+	rs := e.notices.OfType(finding.NoticeRefusal)
 	require.Len(t, rs, 1)
 	require.Equal(t, 7, rs[0].Count)
 	require.Equal(t, finding.ResultRefused, rs[0].Outcome.Result)
@@ -406,10 +407,10 @@ func TestServiceRefusalsReportedOnce(t *testing.T) {
 	}
 	e.clock.advance(10 * time.Minute)
 	e.svc.FlushRefusals(ctx)
-	require.Len(t, e.notices.ofType(finding.NoticeRefusal), 1)
+	require.Len(t, e.notices.OfType(finding.NoticeRefusal), 1)
 	e.clock.advance(DefaultRefusalWindow)
 	e.svc.FlushRefusals(ctx)
-	rs = e.notices.ofType(finding.NoticeRefusal)
+	rs = e.notices.OfType(finding.NoticeRefusal)
 	require.Len(t, rs, 2)
 	require.Equal(t, 2, rs[1].Count)
 }
@@ -419,7 +420,7 @@ func TestServiceDryRun(t *testing.T) {
 	e := newServiceEnv(t, serviceConfig{dryRun: true, policy: Policy{Total: &Limit{Max: 1, Window: time.Hour}}})
 	pod := e.createPod(stuckPod("airflow", "w1"))
 	require.NoError(t, e.svc.Handle(ctx, stuckFinding(pod, "init-stuck", finding.ModeAuto)))
-	n := e.notices.ofType(finding.NoticeFinding)
+	n := e.notices.OfType(finding.NoticeFinding)
 	require.Len(t, n, 1)
 	require.Equal(t, finding.ResultDryRun, n[0].Outcome.Result)
 	require.Equal(t, "dry run: would delete pod airflow/w1", n[0].Outcome.Message)
@@ -441,14 +442,14 @@ func TestServiceOwnerPolicyAtProposal(t *testing.T) {
 	ps, err := e.svc.Proposals(ctx)
 	require.NoError(t, err)
 	require.Empty(t, ps)
-	n := e.notices.ofType(finding.NoticeFinding)
+	n := e.notices.OfType(finding.NoticeFinding)
 	require.Len(t, n, 1)
 	require.Nil(t, n[0].Proposal)
 	ev, ok := e.events.find(EventRefused)
 	require.True(t, ok)
 	require.Contains(t, ev.Note, "is owned by StatefulSet pg")
 	e.svc.FlushRefusals(ctx)
-	require.Len(t, e.notices.ofType(finding.NoticeRefusal), 1)
+	require.Len(t, e.notices.OfType(finding.NoticeRefusal), 1)
 }
 
 // deployment, its ReplicaSet and an OOM-killed pod of it, as the controllers would leave them.

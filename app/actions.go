@@ -84,7 +84,7 @@ func newActions(ctx context.Context, o ActionsOptions, cfg *config.Config, clien
 	kv := actions.JetStreamKV{KV: b.Proposals()}
 	metrics := actions.NewMetrics(reg)
 	guard, err := actions.NewGuard(actions.GuardOptions{
-		Client: client, Executor: execs, DryRun: cfg.DryRun, Policy: Policy(cfg), KV: kv, Claimer: b,
+		Client: client, Executor: execs, DryRun: cfg.DryRun, Policy: actions.PolicyOf(cfg), KV: kv, Claimer: b,
 		Rechecker: live, Namespace: o.Namespace, Events: recorder, Now: live.Now,
 		Metrics: metrics, Logger: log.Named("guard"),
 	})
@@ -110,32 +110,8 @@ func newActions(ctx context.Context, o ActionsOptions, cfg *config.Config, clien
 // applyActions puts a reloaded rules.yaml's budgets, cooldowns and proposal TTL in force.
 // (dry_run and airflow take effect at the next start.)
 func (a *actionsStage) applyActions(cfg *config.Config) {
-	a.svc.Guard().SetPolicy(Policy(cfg))
+	a.svc.Guard().SetPolicy(actions.PolicyOf(cfg))
 	a.svc.SetProposalTTL(cfg.Proposals.TTL.Duration)
-}
-
-// Policy maps rules.yaml's budgets and cooldowns onto the guard's policy.
-func Policy(cfg *config.Config) actions.Policy {
-	limit := func(b *config.Budget) *actions.Limit {
-		if b == nil {
-			return nil
-		}
-		return &actions.Limit{Max: b.Max, Window: b.Window.Duration}
-	}
-	p := actions.Policy{Total: limit(cfg.Budgets.Total), PerNamespace: limit(cfg.Budgets.PerNamespace),
-		Cooldown: cfg.Cooldown.Duration, Rules: map[string]actions.RulePolicy{}}
-	for _, r := range cfg.Rules {
-		if r.Action == nil {
-			continue
-		}
-		rp := actions.RulePolicy{Budget: limit(r.Action.Budget)}
-		if r.Action.Cooldown != nil {
-			d := r.Action.Cooldown.Duration
-			rp.Cooldown = &d
-		}
-		p.Rules[r.Name] = rp
-	}
-	return p
 }
 
 // The actions stage is what Slack and the inbox decide through and list.

@@ -222,11 +222,11 @@ rules:
 		PerNamespace: &actions.Limit{Max: 20, Window: 30 * time.Minute},
 		Cooldown:     10 * time.Minute,
 		Rules:        map[string]actions.RulePolicy{"init-stuck": {Budget: &actions.Limit{Max: 5, Window: 15 * time.Minute}, Cooldown: &two}},
-	}, Policy(cfg))
+	}, actions.PolicyOf(cfg))
 
 	def, err := config.Parse(podmedic.DefaultRulesFile, podmedic.DefaultRules(), rules.NewDefaultRegistry())
 	require.NoError(t, err)
-	p := Policy(def)
+	p := actions.PolicyOf(def)
 	require.Equal(t, 30*time.Minute, p.Cooldown)
 	require.Equal(t, &actions.Limit{Max: 50, Window: time.Hour}, p.Total)
 }

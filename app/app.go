@@ -94,10 +94,10 @@ type Handle struct {
 	sched   *schedules
 }
 
-// Settle waits until nothing is in flight anywhere in the pipeline — the watchers' queue is
+// WaitIdle waits until nothing is in flight anywhere in the pipeline — the watchers' queue is
 // empty and every observation on the bus has been handled and acked — and has stayed so for
 // quiet. It returns ctx's error when ctx ends first.
-func (h *Handle) Settle(ctx context.Context, quiet time.Duration) error {
+func (h *Handle) WaitIdle(ctx context.Context, quiet time.Duration) error {
 	var since time.Time
 	t := time.NewTicker(10 * time.Millisecond)
 	defer t.Stop()

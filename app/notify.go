@@ -5,11 +5,12 @@ import (
 	"errors"
 	"fmt"
 
+	slackapi "github.com/slack-go/slack"
+
 	"net"
 	"net/http"
 	"os"
 	"os/user"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -92,11 +93,8 @@ func newNotifiers(ctx context.Context, o Options, cfg *config.Config, detectors 
 	sc := slack.Config{
 		APIURL: cfg.Slack.APIURL, DefaultChannel: cfg.Slack.DefaultChannel,
 		SocketMode: cfg.Slack.SocketMode == nil || *cfg.Slack.SocketMode,
-		Approvers:  slack.Approvers{Users: cfg.Slack.Approvers.Users, Groups: cfg.Slack.Approvers.Groups},
-		Secrets:    slack.Secrets{BotToken: bot, AppToken: appToken, SigningSecret: signing},
-	}
-	for _, r := range cfg.Slack.Routes {
-		sc.Routes = append(sc.Routes, slack.Route{Name: r.Name, Channel: r.Channel, Severities: r.Severities, Namespaces: r.Namespaces})
+		Approvers:  cfg.Slack.Approvers, Routes: cfg.Slack.Routes,
+		Secrets: slack.Secrets{BotToken: bot, AppToken: appToken, SigningSecret: signing},
 	}
 	kv, err := slackMessages(ctx, b, o.NATSReplicas, cfg.Proposals.TTL.Duration)
 	if err != nil {
@@ -122,11 +120,16 @@ func newNotifiers(ctx context.Context, o Options, cfg *config.Config, detectors 
 	return ns, nil
 }
 
+// isAuthError reports whether Slack refused the bot token itself (as opposed to being
+// unreachable): auth.test answers ok=false with one of these error codes.
 func isAuthError(err error) bool {
-	for _, code := range []string{"invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired"} {
-		if strings.Contains(err.Error(), code) {
-			return true
-		}
+	var se slackapi.SlackErrorResponse
+	if !errors.As(err, &se) {
+		return false
+	}
+	switch se.Err {
+	case "invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired":
+		return true
 	}
 	return false
 }

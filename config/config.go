@@ -265,7 +265,7 @@ func (s *Schedule) Type() string {
 }
 
 // PodPhases lists the valid sweep.phases values.
-var PodPhases = []string{"Pending", "Running", "Succeeded", "Failed", "Unknown"}
+func PodPhases() []string { return []string{"Pending", "Running", "Succeeded", "Failed", "Unknown"} }
 
 // Sweep takes an action on every pod with a finding of one kind older than a threshold, at
 // most Budget per run: the cleanup platform teams otherwise do by hand.

@@ -87,7 +87,7 @@ func checkConfig(t *testing.T, c *Config, reg Detectors) {
 		t.Fatal("nil config without an error")
 	}
 	if c.Version != 1 || c.Cluster == "" || c.Slack.SocketMode == nil || c.Slack.APIURL == "" ||
-		!slices.Contains(AirflowAPIVersions, c.Airflow.APIVersion) || c.Airflow.Timeout.Duration <= 0 ||
+		!slices.Contains(AirflowAPIVersions(), c.Airflow.APIVersion) || c.Airflow.Timeout.Duration <= 0 ||
 		c.Proposals.TTL.Duration <= 0 || c.NATS.MaxMemory.Sign() <= 0 || c.NATS.MaxStore.Sign() <= 0 {
 		t.Errorf("config without its defaults: %+v", c)
 	}
@@ -111,11 +111,11 @@ func checkConfig(t *testing.T, c *Config, reg Detectors) {
 		if r.Detect.Args == nil || r.Match.LabelSelector == nil {
 			t.Errorf("rule %s: nil args or label selector", r.Name)
 		}
-		if !slices.Contains(finding.Severities, r.Severity) || !slices.Contains(Workloads, r.Match.Workload) {
+		if !slices.Contains(finding.Severities(), r.Severity) || !slices.Contains(Workloads(), r.Match.Workload) {
 			t.Errorf("rule %s: severity %q, workload %q", r.Name, r.Severity, r.Match.Workload)
 		}
 		if a := r.Action; a != nil {
-			if !a.Type.Valid() || !slices.Contains(finding.Modes, a.Mode) {
+			if !a.Type.Valid() || !slices.Contains(finding.Modes(), a.Mode) {
 				t.Errorf("rule %s: action %q mode %q", r.Name, a.Type, a.Mode)
 			}
 			if a.Params.Force && (a.Type != finding.ActionDeletePod || a.Mode != finding.ModeApprove) {

@@ -172,17 +172,17 @@ func TestSchemaSchedules(t *testing.T) {
 	sweep := defs["sweep"].(map[string]any)["properties"].(map[string]any)
 	var podKinds []string
 	reg := DefaultRegistry()
-	for _, k := range finding.Kinds {
+	for _, k := range finding.Kinds() {
 		if p, ok := reg.Spec(k); ok && p.Object == ObjectPod {
 			podKinds = append(podKinds, string(k))
 		}
 	}
 	assert.Equal(t, podKinds, enum(t, sweep["kind"].(map[string]any)), "sweep kinds = the pod kinds")
-	assert.Equal(t, PodPhases, enum(t, sweep["phases"].(map[string]any)["items"].(map[string]any)))
+	assert.Equal(t, PodPhases(), enum(t, sweep["phases"].(map[string]any)["items"].(map[string]any)))
 	assert.Equal(t, defs["action"].(map[string]any)["allOf"], defs["sweepAction"].(map[string]any)["allOf"],
 		"a sweep's action allows what a rule's does")
-	assert.Equal(t, toStrings(finding.ActionTypes), enum(t, defs["sweepAction"].(map[string]any)["properties"].(map[string]any)["type"].(map[string]any)))
-	assert.Equal(t, toStrings(finding.Modes), enum(t, defs["sweepAction"].(map[string]any)["properties"].(map[string]any)["mode"].(map[string]any)))
+	assert.Equal(t, toStrings(finding.ActionTypes()), enum(t, defs["sweepAction"].(map[string]any)["properties"].(map[string]any)["type"].(map[string]any)))
+	assert.Equal(t, toStrings(finding.Modes()), enum(t, defs["sweepAction"].(map[string]any)["properties"].(map[string]any)["mode"].(map[string]any)))
 
 	sch := compileSchema(t)
 	for _, name := range []string{"schedules_sweep"} {

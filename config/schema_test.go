@@ -124,13 +124,13 @@ func TestSchemaEnums(t *testing.T) {
 	prop := func(d, p string) map[string]any {
 		return defs[d].(map[string]any)["properties"].(map[string]any)[p].(map[string]any)
 	}
-	assert.Equal(t, toStrings(finding.Kinds), enum(t, prop("detect", "kind")), "kind enum = finding.Kinds")
-	assert.Equal(t, toStrings(finding.ActionTypes), enum(t, prop("action", "type")))
-	assert.Equal(t, toStrings(finding.Modes), enum(t, prop("action", "mode")))
-	assert.Equal(t, toStrings(finding.Severities), enum(t, defs["severity"].(map[string]any)))
-	assert.Equal(t, toStrings(Workloads), enum(t, prop("match", "workload")))
+	assert.Equal(t, toStrings(finding.Kinds()), enum(t, prop("detect", "kind")), "kind enum = finding.Kinds()")
+	assert.Equal(t, toStrings(finding.ActionTypes()), enum(t, prop("action", "type")))
+	assert.Equal(t, toStrings(finding.Modes()), enum(t, prop("action", "mode")))
+	assert.Equal(t, toStrings(finding.Severities()), enum(t, defs["severity"].(map[string]any)))
+	assert.Equal(t, toStrings(Workloads()), enum(t, prop("match", "workload")))
 	airflow := s["properties"].(map[string]any)["airflow"].(map[string]any)["properties"].(map[string]any)
-	assert.Equal(t, AirflowAPIVersions, enum(t, airflow["api_version"].(map[string]any)))
+	assert.Equal(t, AirflowAPIVersions(), enum(t, airflow["api_version"].(map[string]any)))
 }
 
 // TestSchemaCoversConfig walks the Go types and the schema side by side: every object has
@@ -252,6 +252,6 @@ func TestSchemaThresholds(t *testing.T) {
 		assert.Equal(t, want, inSchema[kind], "thresholds of %s in rules.schema.json", kind)
 	}
 	for kind := range inSchema {
-		assert.True(t, slices.Contains(finding.Kinds, kind), "schema has thresholds for unknown kind %s", kind)
+		assert.True(t, slices.Contains(finding.Kinds(), kind), "schema has thresholds for unknown kind %s", kind)
 	}
 }

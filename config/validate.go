@@ -27,10 +27,10 @@ var actionParams = map[finding.ActionType][]string{
 }
 
 // Workloads lists the valid match.workload values.
-var Workloads = []Workload{WorkloadAny, WorkloadAirflow, WorkloadSpark}
+func Workloads() []Workload { return []Workload{WorkloadAny, WorkloadAirflow, WorkloadSpark} }
 
 // AirflowAPIVersions lists the valid airflow.api_version values.
-var AirflowAPIVersions = []string{"v1", "v2"}
+func AirflowAPIVersions() []string { return []string{"v1", "v2"} }
 
 var (
 	ruleName    = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
@@ -194,7 +194,7 @@ func (v *validator) airflow(a AirflowConfig) {
 	if v.src.set("airflow.url") || a.URL != "" {
 		v.httpURL("airflow.url", a.URL)
 	}
-	if !slices.Contains(AirflowAPIVersions, a.APIVersion) {
+	if !slices.Contains(AirflowAPIVersions(), a.APIVersion) {
 		v.errorf("airflow.api_version", "invalid api_version %q (valid: v1 for Airflow 2, v2 for Airflow 3)", a.APIVersion)
 	}
 	if a.Timeout.Duration <= 0 {
@@ -210,8 +210,8 @@ func (v *validator) httpURL(path, s string) {
 }
 
 func (v *validator) severity(path string, s finding.Severity) {
-	if !slices.Contains(finding.Severities, s) {
-		v.errorf(path, "invalid severity %q (valid: %s)", s, joinList(finding.Severities))
+	if !slices.Contains(finding.Severities(), s) {
+		v.errorf(path, "invalid severity %q (valid: %s)", s, joinList(finding.Severities()))
 	}
 }
 
@@ -248,8 +248,8 @@ func (v *validator) match(m *Match, path string) {
 			m.LabelSelector = sel
 		}
 	}
-	if !slices.Contains(Workloads, m.Workload) {
-		v.errorf(join(path, "workload"), "invalid workload %q (valid: %s)", m.Workload, joinList(Workloads))
+	if !slices.Contains(Workloads(), m.Workload) {
+		v.errorf(join(path, "workload"), "invalid workload %q (valid: %s)", m.Workload, joinList(Workloads()))
 	}
 }
 
@@ -269,13 +269,13 @@ func (v *validator) notify(n Notify, path string, routes []string) {
 
 func (v *validator) action(a *RuleAction, path string, c *Config) {
 	typePath := join(path, "type")
-	valid := joinList(finding.ActionTypes)
+	valid := joinList(finding.ActionTypes())
 	switch {
 	case a.Type == "":
 		v.errorf(typePath, "required (valid: %s)", valid)
 	case !a.Type.Valid():
 		msg := fmt.Sprintf("unknown action type %q", a.Type)
-		if s := closest(string(a.Type), toStrings(finding.ActionTypes)); s != "" {
+		if s := closest(string(a.Type), toStrings(finding.ActionTypes())); s != "" {
 			msg += " (did you mean " + s + "?)"
 		}
 		v.errorf(typePath, "%s; valid: %s", msg, valid)
@@ -283,8 +283,8 @@ func (v *validator) action(a *RuleAction, path string, c *Config) {
 
 	modePath := join(path, "mode")
 	switch {
-	case !slices.Contains(finding.Modes, a.Mode):
-		v.errorf(modePath, "invalid mode %q (valid: %s)", a.Mode, joinList(finding.Modes))
+	case !slices.Contains(finding.Modes(), a.Mode):
+		v.errorf(modePath, "invalid mode %q (valid: %s)", a.Mode, joinList(finding.Modes()))
 	case a.Type == finding.ActionNotify && a.Mode != finding.ModeNotify:
 		v.errorf(modePath, "type notify only notifies; its mode is notify (or leave mode out)")
 	}
@@ -343,7 +343,7 @@ func (v *validator) params(a *RuleAction, path string) {
 		v.errorf(join(path, "grace_period"), "must be 0 or more seconds")
 	}
 	if applies("force") && pr.Force {
-		if a.Mode != finding.ModeApprove && slices.Contains(finding.Modes, a.Mode) {
+		if a.Mode != finding.ModeApprove && slices.Contains(finding.Modes(), a.Mode) {
 			v.errorf(join(path, "force"), "force: true needs mode approve (a forced delete skips the pod's grace period, so a human decides), not %s", a.Mode)
 		}
 		if pr.GracePeriod != nil {
@@ -480,11 +480,11 @@ func (v *validator) sweep(sw *Sweep, path string, c *Config) {
 	for i, ph := range sw.Phases {
 		p := index(join(path, "phases"), i)
 		switch {
-		case slices.Contains(PodPhases, ph):
+		case slices.Contains(PodPhases(), ph):
 		case strings.EqualFold(ph, "Evicted"):
 			v.errorf(p, "Evicted is a reason, not a phase: evicted pods are Failed (kind: Evicted finds them)")
 		default:
-			v.errorf(p, "invalid phase %q (valid: %s)", ph, strings.Join(PodPhases, ", "))
+			v.errorf(p, "invalid phase %q (valid: %s)", ph, strings.Join(PodPhases(), ", "))
 		}
 	}
 	v.match(&sw.Match, join(path, "match"))

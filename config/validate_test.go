@@ -212,11 +212,11 @@ func TestActionParamsCovered(t *testing.T) {
 		}
 		assert.True(t, found, "param %s applies to no action type: add it to actionParams", f.name)
 	}
-	for _, typ := range finding.ActionTypes {
+	for _, typ := range finding.ActionTypes() {
 		_, ok := actionParams[typ]
 		assert.True(t, ok, "action type %s is missing from actionParams", typ)
 	}
-	assert.Len(t, actionParams, len(finding.ActionTypes))
+	assert.Len(t, actionParams, len(finding.ActionTypes()))
 }
 
 // TestConfigFieldsHaveYAMLNames guards the strict decoder: a field without a yaml tag would be

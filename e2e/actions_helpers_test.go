@@ -177,7 +177,7 @@ func (p *inproc) settle() {
 	p.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	require.NoError(p.t, p.h.Settle(ctx, time.Second))
+	require.NoError(p.t, p.h.WaitIdle(ctx, time.Second))
 }
 
 // stuckWorker is an Airflow worker scheduled on a node whose init container waits for a

@@ -12,12 +12,14 @@ const (
 )
 
 // ActionTypes lists every action type.
-var ActionTypes = []ActionType{ActionDeletePod, ActionEvictPod, ActionProposeMemoryLimit,
-	ActionAirflowClearTask, ActionNotify}
+func ActionTypes() []ActionType {
+	return []ActionType{ActionDeletePod, ActionEvictPod, ActionProposeMemoryLimit,
+		ActionAirflowClearTask, ActionNotify}
+}
 
 // Valid reports whether t is one of ActionTypes.
 func (t ActionType) Valid() bool {
-	for _, c := range ActionTypes {
+	for _, c := range ActionTypes() {
 		if c == t {
 			return true
 		}
@@ -38,7 +40,7 @@ const (
 )
 
 // Modes lists the valid modes.
-var Modes = []Mode{ModeNotify, ModeApprove, ModeAuto}
+func Modes() []Mode { return []Mode{ModeNotify, ModeApprove, ModeAuto} }
 
 // Action is the action a finding leads to, with concrete parameters.
 type Action struct {

@@ -27,12 +27,14 @@ const (
 )
 
 // Kinds lists every finding kind in a stable order.
-var Kinds = []Kind{OOMKilled, SIGKILL, InitStuck, Evicted, TaskFailed, PVCPending,
-	VolumeMountFailed, CrashLoop, StuckTerminating, Unschedulable, LimitRatio}
+func Kinds() []Kind {
+	return []Kind{OOMKilled, SIGKILL, InitStuck, Evicted, TaskFailed, PVCPending,
+		VolumeMountFailed, CrashLoop, StuckTerminating, Unschedulable, LimitRatio}
+}
 
 // Valid reports whether k is one of Kinds.
 func (k Kind) Valid() bool {
-	for _, c := range Kinds {
+	for _, c := range Kinds() {
 		if c == k {
 			return true
 		}
@@ -50,7 +52,7 @@ const (
 )
 
 // Severities lists the valid severities.
-var Severities = []Severity{SeverityInfo, SeverityWarning, SeverityCritical}
+func Severities() []Severity { return []Severity{SeverityInfo, SeverityWarning, SeverityCritical} }
 
 // Owner is the controller that owns the target pod ("" kind and name for a bare pod).
 type Owner struct {
@@ -111,8 +113,8 @@ func (f *Finding) Key() string {
 	return hex.EncodeToString(h.Sum(nil)[:16])
 }
 
-// Target is a short human name of what the finding is about: "ns/pod[/container]" or "ns/pvc".
-func (f *Finding) Target() string {
+// Name is a short human name of what the finding is about: "ns/pod[/container]" or "ns/pvc".
+func (f *Finding) Name() string {
 	var b strings.Builder
 	b.WriteString(f.Namespace)
 	b.WriteByte('/')

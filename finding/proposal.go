@@ -21,7 +21,9 @@ const (
 )
 
 // ProposalStates lists every state.
-var ProposalStates = []ProposalState{StatePending, StateApproved, StateDenied, StateExpired, StateExecuted, StateFailed}
+func ProposalStates() []ProposalState {
+	return []ProposalState{StatePending, StateApproved, StateDenied, StateExpired, StateExecuted, StateFailed}
+}
 
 // Final reports whether no further transition is possible.
 func (s ProposalState) Final() bool {

@@ -109,7 +109,7 @@ func RenderDecision(p *finding.Proposal) string {
 		return ""
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "proposal %s (%s %s): %s", p.ID, p.Action.Type, p.Finding.Target(), p.State)
+	fmt.Fprintf(&b, "proposal %s (%s %s): %s", p.ID, p.Action.Type, p.Finding.Name(), p.State)
 	if p.DecidedBy != "" {
 		fmt.Fprintf(&b, " by %s at %s", p.DecidedBy, p.DecidedAt.UTC().Format("15:04Z"))
 	}
@@ -128,7 +128,7 @@ func RenderDecision(p *finding.Proposal) string {
 //	  action    propose-memory-limit (approve): container=base limit=3Gi request=2Gi
 func RenderText(f *finding.Finding) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%-8s %s  %s  (rule %s)\n", strings.ToUpper(string(f.Severity)), f.Kind, f.Target(), f.Rule)
+	fmt.Fprintf(&b, "%-8s %s  %s  (rule %s)\n", strings.ToUpper(string(f.Severity)), f.Kind, f.Name(), f.Rule)
 	if f.Owner.Kind != "" {
 		fmt.Fprintf(&b, "  owner     %s/%s\n", f.Owner.Kind, f.Owner.Name)
 	}

@@ -3,6 +3,7 @@ package notifier
 import (
 	"context"
 	"errors"
+	"sync"
 
 	"github.com/podmedic/podmedic/finding"
 )
@@ -31,4 +32,52 @@ func (fo Fanout) Notify(ctx context.Context, n *finding.Notice) error {
 		errs = append(errs, to.Notify(ctx, n))
 	}
 	return errors.Join(errs...)
+}
+
+// Recorder is a Notifier that keeps every notice it accepts (tests, tools). It is safe for
+// concurrent use.
+type Recorder struct {
+	mu      sync.Mutex
+	notices []finding.Notice
+	fail    error
+}
+
+var _ Notifier = (*Recorder)(nil)
+
+// Notify keeps a copy of n, or returns the error set with Fail.
+func (r *Recorder) Notify(_ context.Context, n *finding.Notice) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.fail != nil {
+		return r.fail
+	}
+	r.notices = append(r.notices, *n)
+	return nil
+}
+
+// Fail makes Notify refuse every notice with err (nil: accept again).
+func (r *Recorder) Fail(err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.fail = err
+}
+
+// Notices returns the notices kept so far, oldest first.
+func (r *Recorder) Notices() []finding.Notice {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]finding.Notice(nil), r.notices...)
+}
+
+// OfType returns the notices of type t kept so far, oldest first.
+func (r *Recorder) OfType(t finding.NoticeType) []finding.Notice {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []finding.Notice
+	for _, n := range r.notices {
+		if n.Type == t {
+			out = append(out, n)
+		}
+	}
+	return out
 }

@@ -170,7 +170,7 @@ func anyContains(lines []string, s string) bool {
 func describeFindings(fs []finding.Finding) string {
 	var b strings.Builder
 	for _, f := range fs {
-		fmt.Fprintf(&b, "\n%s %s: %s", f.Kind, f.Target(), strings.Join(f.Evidence, " | "))
+		fmt.Fprintf(&b, "\n%s %s: %s", f.Kind, f.Name(), strings.Join(f.Evidence, " | "))
 	}
 	return b.String()
 }
@@ -179,7 +179,7 @@ func describeFindings(fs []finding.Finding) string {
 func allRules(t testing.TB, reg *Registry) *config.Config {
 	t.Helper()
 	cfg := &config.Config{Version: 1}
-	for _, k := range finding.Kinds {
+	for _, k := range finding.Kinds() {
 		p, ok := reg.Lookup(k)
 		require.True(t, ok, "%s is not registered", k)
 		cfg.Rules = append(cfg.Rules, config.Rule{
@@ -222,8 +222,8 @@ func TestDefaultRegistry(t *testing.T) {
 		finding.VolumeMountFailed: 65, finding.Unschedulable: 60, finding.StuckTerminating: 55,
 		finding.CrashLoop: 50, finding.TaskFailed: 10, finding.LimitRatio: 0, finding.PVCPending: 0,
 	}
-	require.Len(t, reg.Kinds(), len(finding.Kinds), "one detector per finding kind")
-	for _, k := range finding.Kinds {
+	require.Len(t, reg.Kinds(), len(finding.Kinds()), "one detector per finding kind")
+	for _, k := range finding.Kinds() {
 		p, ok := reg.Lookup(k)
 		require.True(t, ok, "%s is not registered", k)
 		assert.Equal(t, specificity[k], p.Specificity, "specificity of %s", k)
@@ -346,13 +346,13 @@ func TestReplayBadNight(t *testing.T) {
 
 	keys := map[string]finding.Finding{}
 	for _, f := range got {
-		assert.NotEmpty(t, f.Rule, f.Target())
-		assert.NotEmpty(t, f.Evidence, "%s %s has evidence", f.Kind, f.Target())
+		assert.NotEmpty(t, f.Rule, f.Name())
+		assert.NotEmpty(t, f.Evidence, "%s %s has evidence", f.Kind, f.Name())
 		if f.Kind == finding.TaskFailed || f.Kind == finding.OOMKilled || f.Kind == finding.SIGKILL {
-			assert.NotNil(t, f.Airflow, "%s %s carries its Airflow task", f.Kind, f.Target())
+			assert.NotNil(t, f.Airflow, "%s %s carries its Airflow task", f.Kind, f.Name())
 		}
 		_, dup := keys[f.Key()]
-		assert.False(t, dup, "%s %s reported twice", f.Kind, f.Target())
+		assert.False(t, dup, "%s %s reported twice", f.Kind, f.Name())
 		keys[f.Key()] = f
 	}
 	webserverAdvisories := 0
@@ -369,7 +369,7 @@ func TestReplayBadNight(t *testing.T) {
 		later[f.Key()] = true
 	}
 	for k, f := range keys {
-		assert.True(t, later[k], "%s %s keeps its key", f.Kind, f.Target())
+		assert.True(t, later[k], "%s %s keeps its key", f.Kind, f.Name())
 	}
 }
 

@@ -177,9 +177,9 @@ func (p *Handler) deliver(ctx context.Context, f *finding.Finding, owner string)
 	if err != nil {
 		if rerr := p.store.Release(context.WithoutCancel(ctx), "finding."+key); rerr != nil {
 			p.log.Error("releasing the claim of an undelivered finding failed; it may not be reported",
-				zap.String("finding", f.Target()), zap.Error(rerr))
+				zap.String("finding", f.Name()), zap.Error(rerr))
 		}
-		return fmt.Errorf("deliver %s %s: %w", f.Kind, f.Target(), err)
+		return fmt.Errorf("deliver %s %s: %w", f.Kind, f.Name(), err)
 	}
 	p.settle(ctx, f, owner)
 	p.findings.WithLabelValues(string(f.Kind), f.Rule).Inc()
@@ -202,12 +202,12 @@ func (p *Handler) settle(ctx context.Context, f *finding.Finding, owner string) 
 	var err error
 	_ = retry.Until(ctx, retry.Exponential(250*time.Millisecond, 4*time.Second), func(ctx context.Context) (bool, error) {
 		if err = p.store.Settle(ctx, "finding."+f.Key(), owner, DedupTTL); err != nil {
-			p.log.Info("settling the claim of a delivered finding failed; retrying", zap.String("finding", f.Target()), zap.Error(err))
+			p.log.Info("settling the claim of a delivered finding failed; retrying", zap.String("finding", f.Name()), zap.Error(err))
 		}
 		return err == nil, nil
 	})
 	if err != nil {
 		p.log.Warn("settling the claim of a delivered finding failed; a redelivery may report it again",
-			zap.String("finding", f.Target()), zap.Error(err))
+			zap.String("finding", f.Name()), zap.Error(err))
 	}
 }

@@ -261,7 +261,7 @@ func BuildDigest(cluster string, since, until time.Time, records []audit.Record,
 			d.Expired = append(d.Expired, line(p))
 		}
 	}
-	for _, t := range finding.ActionTypes {
+	for _, t := range finding.ActionTypes() {
 		if c := byType[t]; c != nil {
 			d.Actions.ByType = append(d.Actions.ByType, *c)
 		}
@@ -315,7 +315,7 @@ func reasonOf(o *finding.Outcome) string {
 func line(p finding.Proposal) ProposalLine {
 	target := p.Target.String()
 	if p.Target.Name == "" {
-		target = p.Finding.Target()
+		target = p.Finding.Name()
 	}
 	return ProposalLine{ID: p.ID, Rule: p.Finding.Rule, Action: p.Action.Type, Target: target,
 		CreatedAt: p.CreatedAt, ExpiresAt: p.ExpiresAt}
@@ -336,12 +336,12 @@ func topOf(cs []NameCount, n int) []NameCount {
 }
 
 func kindOrder(k finding.Kind) int {
-	for i, c := range finding.Kinds {
+	for i, c := range finding.Kinds() {
 		if c == k {
 			return i
 		}
 	}
-	return len(finding.Kinds)
+	return len(finding.Kinds())
 }
 
 // Title is the digest's one line: "Digest · prod-eu-1 · last 24h: 14 incidents, 9 actions,

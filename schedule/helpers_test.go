@@ -21,6 +21,7 @@ import (
 	"github.com/podmedic/podmedic/actions"
 	"github.com/podmedic/podmedic/config"
 	"github.com/podmedic/podmedic/finding"
+	"github.com/podmedic/podmedic/notifier"
 	"github.com/podmedic/podmedic/rules"
 )
 
@@ -29,17 +30,10 @@ var t0 = time.Date(2026, 11, 20, 8, 15, 0, 0, time.UTC)
 
 // recorder is a notifier and an audit publisher that keep what they get.
 type recorder struct {
+	notifier.Recorder
 	mu      sync.Mutex
-	notices []finding.Notice
 	audit   []string // subject msgID
 	reports []Report
-}
-
-func (r *recorder) Notify(_ context.Context, n *finding.Notice) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.notices = append(r.notices, *n)
-	return nil
 }
 
 func (r *recorder) PublishJSON(_ context.Context, subject, msgID string, v any) error {
@@ -50,18 +44,6 @@ func (r *recorder) PublishJSON(_ context.Context, subject, msgID string, v any) 
 		r.reports = append(r.reports, *rep)
 	}
 	return nil
-}
-
-func (r *recorder) ofType(t finding.NoticeType) []finding.Notice {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	var out []finding.Notice
-	for _, n := range r.notices {
-		if n.Type == t {
-			out = append(out, n)
-		}
-	}
-	return out
 }
 
 // clientLister lists pods through a clientset (the fake one filters labels, not fields).

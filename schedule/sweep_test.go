@@ -81,7 +81,7 @@ func TestSweepBudget(t *testing.T) {
 		assert.Equal(t, actions.AutoDecider, p.DecidedBy)
 	}
 	assert.Len(t, e.rec.audit, 10)
-	assert.Empty(t, e.rec.notices)
+	assert.Empty(t, e.rec.Notices())
 
 	e.now = e.now.Add(15 * time.Minute)
 	rep = e.sweep("sweep-evicted")
@@ -104,7 +104,7 @@ func TestSweepStorm(t *testing.T) {
 	assert.Equal(t, []int{3000, 50, 2950}, []int{rep.Candidates, rep.Acted, rep.Remaining})
 	assert.Len(t, rep.Targets, maxTargets)
 	assert.Equal(t, "ns-3/pod-2999", rep.Targets[0], "oldest eviction first")
-	assert.Empty(t, e.rec.notices)
+	assert.Empty(t, e.rec.Notices())
 }
 
 // TestSweepGlobalBudget: the guard's budgets hold for sweeps: with 4 actions left in the
@@ -172,7 +172,7 @@ func TestSweepApprove(t *testing.T) {
 	assert.Equal(t, []int{5, 1, 3, 0, 2}, []int{rep.Candidates, rep.Younger, rep.Proposed, rep.Pending, rep.Remaining})
 	assert.Equal(t, []string{"spark-jobs/driver-00", "spark-jobs/driver-01", "spark-jobs/driver-02"}, rep.Targets)
 	assert.Equal(t, "Sweep sweep-init-stuck: proposed 3 of 5 InitStuck pods; 2 remain", rep.Title())
-	proposals := e.rec.ofType(finding.NoticeFinding)
+	proposals := e.rec.OfType(finding.NoticeFinding)
 	require.Len(t, proposals, 3, "each proposal has its own notice (its buttons)")
 	for _, n := range proposals {
 		require.NotNil(t, n.Proposal)
@@ -187,7 +187,7 @@ func TestSweepApprove(t *testing.T) {
 	rep = e.sweep("sweep-init-stuck")
 	assert.Equal(t, []int{0, 6, 0}, []int{rep.Proposed, rep.Pending, rep.Remaining})
 	assert.False(t, rep.worthTelling(), "only pods waiting for a decision: nothing to tell")
-	assert.Len(t, e.rec.ofType(finding.NoticeFinding), 6)
+	assert.Len(t, e.rec.OfType(finding.NoticeFinding), 6)
 
 	// An approval executes through the guard as any proposal does.
 	p, err := e.svc.Decide(context.Background(), actions.ProposalID(&proposals[0].Proposal.Finding), "U012AB3CD", true)

@@ -73,7 +73,7 @@ func TestProfileDaemon(t *testing.T) {
 			writeHeap(t, filepath.Join(dir, "heap-pass.pprof"))
 		}
 	}
-	if err := h.Settle(ctx, 2*time.Second); err != nil {
+	if err := h.WaitIdle(ctx, 2*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("settled after %s", time.Since(start))

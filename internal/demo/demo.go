@@ -173,7 +173,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			return nil, fmt.Errorf("scenario step %s: %w", st.At, err)
 		}
 		res.Pods = append(res.Pods, pods...)
-		if err := h.Settle(ctx, o.Quiet); err != nil {
+		if err := h.WaitIdle(ctx, o.Quiet); err != nil {
 			stop()
 			<-done
 			return nil, err
@@ -211,7 +211,7 @@ func summary(out io.Writer, res *Result) {
 		}
 	}
 	var kinds []string
-	for _, k := range finding.Kinds {
+	for _, k := range finding.Kinds() {
 		if n := byKind[k]; n > 0 {
 			kinds = append(kinds, fmt.Sprintf("%s %d", k, n))
 		}

@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
+	"github.com/podmedic/podmedic/config"
 	"github.com/podmedic/podmedic/finding"
 	"github.com/podmedic/podmedic/notifier"
 )
@@ -37,20 +38,11 @@ type Config struct {
 	Secrets Secrets
 }
 
-// Approvers is an allowlist of Slack user ids (U…/W…) and user group ids (S…).
-type Approvers struct {
-	Users  []string
-	Groups []string
-}
-
-// Route sends the notices of findings whose Route is Name to Channel, when the finding's
-// severity is one of Severities and its namespace one of Namespaces (each when set).
-type Route struct {
-	Name       string
-	Channel    string
-	Severities []finding.Severity
-	Namespaces []string
-}
+// Approvers and Route are rules.yaml's slack.approvers and slack.routes.
+type (
+	Approvers = config.Approvers
+	Route     = config.Route
+)
 
 // Secrets are the Slack credentials. They print and marshal as "[redacted]".
 type Secrets struct {

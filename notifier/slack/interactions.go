@@ -7,6 +7,7 @@ import (
 	"io"
 	"log"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -15,6 +16,7 @@ import (
 	"github.com/slack-go/slack"
 	"github.com/slack-go/slack/socketmode"
 	"go.uber.org/zap"
+	"k8s.io/apimachinery/pkg/util/cache"
 
 	"github.com/podmedic/podmedic/finding"
 	"github.com/podmedic/podmedic/internal/retry"
@@ -31,40 +33,28 @@ const (
 	maxPayload      = 1 << 20
 )
 
-// expiringSet remembers keys until they expire.
-type expiringSet struct {
+// seenMax bounds the keys a seenSet holds (the oldest go first beyond it).
+const seenMax = 100_000
+
+// seenSet remembers keys for a while (clicks already handled, interaction requests already
+// accepted) in k8s.io/apimachinery's expiring LRU cache; the lock makes a check and its add
+// one step.
+type seenSet struct {
 	mu sync.Mutex
-	m  map[string]time.Time
+	c  *cache.LRUExpireCache
 }
 
-func newExpiringSet() *expiringSet { return &expiringSet{m: map[string]time.Time{}} }
+func newSeenSet() *seenSet { return &seenSet{c: cache.NewLRUExpireCache(seenMax)} }
 
-// add records key until until and reports whether it was new.
-func (s *expiringSet) add(key string, until, now time.Time) bool {
+// add records key for ttl and reports whether it was new.
+func (s *seenSet) add(key string, ttl time.Duration) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if t, ok := s.m[key]; ok && now.Before(t) {
+	if _, ok := s.c.Get(key); ok {
 		return false
 	}
-	if len(s.m) > 10000 {
-		s.pruneLocked(now)
-	}
-	s.m[key] = until
+	s.c.Add(key, struct{}{}, max(ttl, time.Second))
 	return true
-}
-
-func (s *expiringSet) prune(now time.Time) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.pruneLocked(now)
-}
-
-func (s *expiringSet) pruneLocked(now time.Time) {
-	for k, t := range s.m {
-		if !now.Before(t) {
-			delete(s.m, k)
-		}
-	}
 }
 
 // InteractionHandler returns the handler of POST /slack/interactions: it verifies Slack's
@@ -109,10 +99,8 @@ func (n *Notifier) serveInteraction(w http.ResponseWriter, r *http.Request) {
 	}
 	// The verifier does not deduplicate: the same signed request would pass again within
 	// the window. The signature covers timestamp and body, so it identifies the request.
-	now := time.Now()
 	ts, _ := strconv.ParseInt(r.Header.Get("X-Slack-Request-Timestamp"), 10, 64)
-	until := time.Unix(ts, 0).Add(replayTTL)
-	if !n.replays.add(r.Header.Get("X-Slack-Signature"), until, now) {
+	if !n.replays.add(r.Header.Get("X-Slack-Signature"), time.Until(time.Unix(ts, 0).Add(replayTTL))) {
 		n.m.interactions.WithLabelValues("replay").Inc()
 		n.o.log.Warn("slack: interaction refused: replayed request", zap.String("remote", r.RemoteAddr))
 		http.Error(w, "replayed request", http.StatusConflict)
@@ -134,13 +122,13 @@ func (n *Notifier) serveInteraction(w http.ResponseWriter, r *http.Request) {
 	n.onCallback(&cb)
 }
 
+// parseForm returns the payload field of an application/x-www-form-urlencoded body.
 func parseForm(body []byte) (string, error) {
-	req := &http.Request{Method: http.MethodPost, Header: http.Header{"Content-Type": {"application/x-www-form-urlencoded"}},
-		Body: io.NopCloser(strings.NewReader(string(body)))}
-	if err := req.ParseForm(); err != nil {
+	vals, err := url.ParseQuery(string(body))
+	if err != nil {
 		return "", err
 	}
-	return req.PostForm.Get("payload"), nil
+	return vals.Get("payload"), nil
 }
 
 // onCallback handles a block_actions callback from either transport: each podmedic button
@@ -165,9 +153,8 @@ func (n *Notifier) onCallback(cb *slack.InteractionCallback) {
 		if actionTS == "" {
 			actionTS = cb.ActionTs
 		}
-		now := time.Now()
 		key := strings.Join([]string{cb.User.ID, actionTS, cb.TriggerID, id, a.ActionID}, "|")
-		if !n.clicks.add(key, now.Add(clickTTL), now) {
+		if !n.clicks.add(key, clickTTL) {
 			n.m.interactions.WithLabelValues("duplicate").Inc()
 			continue
 		}

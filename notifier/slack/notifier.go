@@ -34,8 +34,8 @@ type Notifier struct {
 	api       *slack.Client
 	m         *metrics
 	approvers *approvers
-	clicks    *expiringSet // clicks already handled (both transports)
-	replays   *expiringSet // signatures of HTTP interaction requests already seen
+	clicks    *seenSet // clicks already handled (both transports)
+	replays   *seenSet // signatures of HTTP interaction requests already seen
 
 	mu       sync.Mutex
 	lanes    map[string]*lane
@@ -85,8 +85,8 @@ func New(cfg Config, opts ...Option) (*Notifier, error) {
 		cfg:     cfg,
 		o:       o,
 		api:     slack.New(cfg.Secrets.BotToken, copts...),
-		clicks:  newExpiringSet(),
-		replays: newExpiringSet(),
+		clicks:  newSeenSet(),
+		replays: newSeenSet(),
 		lanes:   map[string]*lane{},
 		msgs:    map[string]*message{},
 		groups:  map[string]*message{},

@@ -439,7 +439,7 @@ func proposalControls(f *finding.Finding, p *finding.Proposal, state finding.Pro
 
 // textSummary is the notification text of a finding.
 func textSummary(f *finding.Finding) string {
-	return esc(fmt.Sprintf("%s %s %s (rule %s)", titleCase(string(f.Severity)), f.Kind, f.Target(), f.Rule))
+	return esc(fmt.Sprintf("%s %s %s (rule %s)", titleCase(string(f.Severity)), f.Kind, f.Name(), f.Rule))
 }
 
 // renderProposal renders the message of a proposal, showing it in state (its own state, or
@@ -447,7 +447,7 @@ func textSummary(f *finding.Finding) string {
 func renderProposal(sum Summarizer, p *finding.Proposal, outcome *finding.Outcome, state finding.ProposalState) rendered {
 	f := &p.Finding
 	a := &p.Action
-	blocks := []slack.Block{header(f, f.Target())}
+	blocks := []slack.Block{header(f, f.Name())}
 	blocks = append(blocks, findingBody(sum, f, a, outcome, p, state)...)
 	blocks = append(blocks, proposalControls(f, p, state))
 	ctx := "rule " + code(f.Rule) + " · proposal " + code(p.ID)
@@ -483,7 +483,7 @@ type member struct {
 
 // memberLine is one line of a group's list: the object, Airflow try, outcome.
 func memberLine(m member) string {
-	s := "• " + code(m.f.Target())
+	s := "• " + code(m.f.Name())
 	if a := m.f.Airflow; a != nil {
 		if a.RunID != "" {
 			s += " run " + code(a.RunID)
@@ -532,7 +532,7 @@ func renderGroup(sum Summarizer, ms []member, inline int) rendered {
 	first := ms[0]
 	f := first.f
 	if len(ms) == 1 {
-		blocks := []slack.Block{header(f, f.Target())}
+		blocks := []slack.Block{header(f, f.Name())}
 		blocks = append(blocks, findingBody(sum, f, first.action, first.outcome, nil, "")...)
 		blocks = append(blocks, slack.NewContextBlock("", mrkdwn("rule "+code(f.Rule)+" · seen "+clock(first.at))))
 		text := textSummary(f)
@@ -577,7 +577,7 @@ func renderMembers(ms []member, from, total int) rendered {
 	var b strings.Builder
 	names := make([]string, 0, len(ms))
 	for _, m := range ms {
-		names = append(names, m.f.Target())
+		names = append(names, m.f.Name())
 		line := memberLine(m)
 		if b.Len() > 0 && b.Len()+1+len(line) > maxSection {
 			blocks = append(blocks, slack.NewSectionBlock(mrkdwn(b.String()), nil, nil))
@@ -625,7 +625,7 @@ func renderRefusal(n *finding.Notice) rendered {
 	var ctx []string
 	if f := n.Finding; f != nil {
 		title += " · " + string(f.Kind)
-		ctx = append(ctx, "rule "+code(f.Rule), "e.g. "+code(f.Target()))
+		ctx = append(ctx, "rule "+code(f.Rule), "e.g. "+code(f.Name()))
 		if f.Action != nil {
 			ctx = append(ctx, "action "+code(string(f.Action.Type)))
 		}

@@ -63,7 +63,7 @@ func actionsBlock(r rendered) *slack.ActionBlock {
 func TestGoldenKinds(t *testing.T) {
 	env := slackenv.Start(t)
 	fx := fixtures()
-	for _, k := range finding.Kinds {
+	for _, k := range finding.Kinds() {
 		t.Run(string(k), func(t *testing.T) {
 			f, ok := fx[k]
 			require.True(t, ok, "no fixture for kind %s", k)

@@ -106,8 +106,6 @@ func (n *Notifier) janitor(ctx context.Context) {
 			n.mu.Lock()
 			n.pruneLocked(now)
 			n.mu.Unlock()
-			n.clicks.prune(now)
-			n.replays.prune(now)
 		}
 	}
 }
