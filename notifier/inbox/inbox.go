@@ -8,10 +8,12 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"html/template"
 	"net"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -73,13 +75,48 @@ func New(o Options) (*Server, error) {
 }
 
 // Handler returns the inbox's routes: GET / (the page), GET /api/proposals (JSON),
-// POST /proposals/{id}/approve and /proposals/{id}/deny.
+// POST /proposals/{id}/approve and /proposals/{id}/deny. Every request, GETs included, must
+// name a loopback host (see loopbackOnly).
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", s.page)
 	mux.HandleFunc("GET /api/proposals", s.api)
 	mux.HandleFunc("POST /proposals/{id}/{decision}", s.decide)
-	return mux
+	return s.loopbackOnly(mux)
+}
+
+// loopbackOnly refuses, before any handler, a request whose Host is not a loopback name
+// (localhost, 127.0.0.0/8, ::1). The listener is on loopback already, but a browser sends
+// there whatever a page's own name resolves to: with DNS rebinding, evil.example first
+// resolves to the attacker and then to 127.0.0.1, and the attacker's page — same origin as
+// far as the browser knows, Host and Origin evil.example — could read the page's token and
+// post a decision. A rebound request always carries the attacker's name in Host.
+func (s *Server) loopbackOnly(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !loopbackHost(r.Host) {
+			s.log.Warn("inbox: request for a host that is not loopback refused", zap.String("host", r.Host),
+				zap.String("remote", r.RemoteAddr), zap.String("path", r.URL.Path))
+			http.Error(w, fmt.Sprintf("forbidden: the inbox answers only requests for a loopback host "+
+				"(localhost, 127.0.0.1, [::1]), not %q", r.Host), http.StatusForbidden)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// loopbackHost reports whether a Host header (host or host:port) names the loopback
+// interface: localhost, an IPv4 address in 127.0.0.0/8, or ::1.
+func loopbackHost(hostport string) bool {
+	host := hostport
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 type view struct {
@@ -151,7 +188,7 @@ func (s *Server) decide(w http.ResponseWriter, r *http.Request) {
 }
 
 // sameOrigin refuses cross-site posts: the Origin (or, without it, the Referer) must name this
-// server's host.
+// server's host (a loopback one: see loopbackOnly).
 func (s *Server) sameOrigin(r *http.Request) bool {
 	src := r.Header.Get("Origin")
 	if src == "" {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/podmedic/podmedic/finding"
@@ -129,6 +131,54 @@ func TestInboxRefusesForgedDecisions(t *testing.T) {
 	}
 	require.Empty(t, fa.calls, "nothing was decided")
 	require.Equal(t, finding.StatePending, fa.props["p1"].State)
+}
+
+// TestInboxRefusesForeignHosts: a DNS-rebinding page (Host and Origin evil.example, resolved
+// to 127.0.0.1) can neither read the page nor post a decision, even with the right token;
+// the loopback names are served.
+func TestInboxRefusesForeignHosts(t *testing.T) {
+	fa, srv, c := setup(t)
+	token := tokenRE.FindStringSubmatch(get(t, c, srv.URL+"/"))[1]
+	_, port, err := net.SplitHostPort(strings.TrimPrefix(srv.URL, "http://"))
+	require.NoError(t, err)
+
+	for _, host := range []string{"evil.example:" + port, "evil.example", "127.0.0.1.evil.example:" + port, "10.0.0.1:" + port, ""} {
+		for _, req := range []*http.Request{
+			mustRequest(t, http.MethodGet, srv.URL+"/", nil),
+			mustRequest(t, http.MethodGet, srv.URL+"/api/proposals", nil),
+			form(t, srv.URL+"/proposals/p1/approve", token, "http://"+host),
+		} {
+			req.Host = host
+			resp, err := http.DefaultClient.Do(req)
+			require.NoError(t, err)
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if host == "" {
+				// Go's client fills in the URL's host: that is a loopback one.
+				continue
+			}
+			assert.Equal(t, http.StatusForbidden, resp.StatusCode, "%s %s for Host %q", req.Method, req.URL.Path, host)
+			assert.Contains(t, string(b), "the inbox answers only requests for a loopback host")
+			assert.NotContains(t, string(b), token, "the page's token leaked")
+		}
+	}
+	require.Empty(t, fa.calls, "nothing was decided")
+	require.Equal(t, finding.StatePending, fa.props["p1"].State)
+
+	for _, host := range []string{"localhost:" + port, "LOCALHOST:" + port, "127.0.0.1:" + port, "127.1.2.3:" + port, "[::1]:" + port} {
+		req := mustRequest(t, http.MethodGet, srv.URL+"/", nil)
+		req.Host = host
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		assert.Equal(t, http.StatusOK, resp.StatusCode, host)
+	}
+}
+
+func mustRequest(t *testing.T, method, u string, body io.Reader) *http.Request {
+	req, err := http.NewRequest(method, u, body)
+	require.NoError(t, err)
+	return req
 }
 
 func form(t *testing.T, u, token, origin string) *http.Request {
