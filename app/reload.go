@@ -38,7 +38,7 @@ type reloader struct {
 
 func newReloader(path string, cfg *config.Config, reg *rules.Registry, apply func(*config.Config) error,
 	log *zap.Logger, metrics prometheus.Registerer) (*reloader, error) {
-	data, err := os.ReadFile(path)
+	data, err := config.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
@@ -80,7 +80,7 @@ func (r *reloader) Run(ctx context.Context) error {
 
 // reload loads the file when forced (SIGHUP) or when its content changed, and reports.
 func (r *reloader) reload(force bool) {
-	data, err := os.ReadFile(r.path)
+	data, err := config.ReadFile(r.path)
 	if err != nil {
 		r.fail(fmt.Errorf("read %s: %w", r.path, err))
 		return
