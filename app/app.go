@@ -20,6 +20,7 @@ import (
 	"github.com/podmedic/podmedic/actions"
 	"github.com/podmedic/podmedic/bus"
 	"github.com/podmedic/podmedic/config"
+	"github.com/podmedic/podmedic/internal/httpserve"
 	"github.com/podmedic/podmedic/notifier"
 	"github.com/podmedic/podmedic/rules"
 	"github.com/podmedic/podmedic/watchers"
@@ -44,6 +45,9 @@ type Options struct {
 	DryRun bool
 	// HTTPAddr serves /healthz, /readyz and /metrics; empty disables the server.
 	HTTPAddr string
+	// HTTPTimeouts bound each request to the HTTP server and the inbox; zero values take the
+	// defaults (httpserve.Timeouts).
+	HTTPTimeouts httpserve.Timeouts
 	// Out receives console notices in ConsoleFormat (text or json).
 	Out           io.Writer
 	ConsoleFormat string
@@ -255,12 +259,12 @@ func Run(ctx context.Context, o Options) error {
 		g.Go(func() error { return rl.Run(gctx) })
 	}
 	if o.HTTPAddr != "" {
-		srv, ln, err := listen(o.HTTPAddr, metrics, ready, ns.interactions(cfg))
+		srv, ln, err := listen(o.HTTPAddr, o.HTTPTimeouts, metrics, ready, ns.interactions(cfg))
 		if err != nil {
 			return err
 		}
 		log.Info("serving health and metrics", zap.String("addr", ln.Addr().String()))
-		g.Go(func() error { return serve(gctx, srv, ln) })
+		g.Go(func() error { return httpserve.Serve(gctx, srv, ln) })
 	}
 	g.Go(func() error {
 		// Announce readiness once, for the log and for callers that wait on it.
@@ -289,7 +293,7 @@ func Run(ctx context.Context, o Options) error {
 	return err
 }
 
-func listen(addr string, reg *prometheus.Registry, ready func(context.Context) error, interactions http.Handler) (*http.Server, net.Listener, error) {
+func listen(addr string, timeouts httpserve.Timeouts, reg *prometheus.Registry, ready func(context.Context) error, interactions http.Handler) (*http.Server, net.Listener, error) {
 	mux := http.NewServeMux()
 	if interactions != nil {
 		mux.Handle("POST /slack/interactions", interactions)
@@ -309,23 +313,5 @@ func listen(addr string, reg *prometheus.Registry, ready func(context.Context) e
 	if err != nil {
 		return nil, nil, fmt.Errorf("listen on %s: %w", addr, err)
 	}
-	return &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}, ln, nil
-}
-
-func serve(ctx context.Context, srv *http.Server, ln net.Listener) error {
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return fmt.Errorf("http server: %w", err)
-	case <-ctx.Done():
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(sctx); err != nil {
-			// A client (a browser's keep-alive, a slow scrape) still holds a connection after
-			// the grace period: close it; stopping is not a failure.
-			_ = srv.Close()
-		}
-		return nil
-	}
+	return timeouts.Server(mux), ln, nil
 }

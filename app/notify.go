@@ -160,7 +160,8 @@ func (ns *notifiers) run(gctx context.Context, g *errgroup.Group, o Options, lis
 	if u, err := user.Current(); err == nil && u.Username != "" {
 		name = u.Username
 	}
-	srv, err := inbox.New(inbox.Options{Lister: lister, Decider: notifier.DeciderFunc(ns.decide), User: name, Logger: log.Named("inbox")})
+	srv, err := inbox.New(inbox.Options{Lister: lister, Decider: notifier.DeciderFunc(ns.decide), User: name,
+		Timeouts: o.HTTPTimeouts, Logger: log.Named("inbox")})
 	if err != nil {
 		return err
 	}

@@ -5,6 +5,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/podmedic/podmedic/app"
+	"github.com/podmedic/podmedic/internal/httpserve"
 )
 
 func newRunCmd(g *globalFlags) *cobra.Command {
@@ -45,6 +46,10 @@ func newRunCmd(g *globalFlags) *cobra.Command {
 	f.StringVar(&o.DataDir, "data-dir", "data", "directory of the embedded NATS server's JetStream store")
 	f.BoolVar(&o.DryRun, "dry-run", false, "propose and report every action, execute none (overrides rules.yaml)")
 	f.StringVar(&o.HTTPAddr, "http-addr", ":8080", "address of /healthz, /readyz and /metrics (empty disables)")
+	f.DurationVar(&o.HTTPTimeouts.ReadHeader, "http-read-header-timeout", httpserve.DefaultReadHeaderTimeout, "time a client has to send a request's headers (HTTP server and inbox)")
+	f.DurationVar(&o.HTTPTimeouts.Read, "http-read-timeout", httpserve.DefaultReadTimeout, "time a client has to send a whole request, body included")
+	f.DurationVar(&o.HTTPTimeouts.Write, "http-write-timeout", httpserve.DefaultWriteTimeout, "time to write an answer")
+	f.DurationVar(&o.HTTPTimeouts.Idle, "http-idle-timeout", httpserve.DefaultIdleTimeout, "time a kept-alive connection may wait for its next request")
 	f.StringVar(&o.InboxAddr, "inbox-addr", "127.0.0.1:8089", "loopback address of the local inbox, used when Slack is not configured (empty disables)")
 	f.StringVar(&o.ConsoleFormat, "console-format", "text", "console notices: text or json")
 	f.IntVar(&o.Workers, "workers", 16, "observations handled concurrently (their handling waits mostly on NATS and the API server)")

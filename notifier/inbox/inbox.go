@@ -19,6 +19,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/podmedic/podmedic/finding"
+	"github.com/podmedic/podmedic/internal/httpserve"
 	"github.com/podmedic/podmedic/notifier"
 )
 
@@ -35,14 +36,18 @@ var page = template.Must(template.New("page.html.tmpl").Funcs(template.FuncMap{
 	},
 }).ParseFS(pageFS, "page.html.tmpl"))
 
+// maxForm bounds the body of a decision (a token and nothing else).
+const maxForm = 64 << 10
+
 // Server serves the inbox.
 type Server struct {
-	lister  notifier.ProposalLister
-	decider notifier.Decider
-	user    string
-	token   string
-	log     *zap.Logger
-	now     func() time.Time
+	lister   notifier.ProposalLister
+	decider  notifier.Decider
+	user     string
+	token    string
+	timeouts httpserve.Timeouts
+	log      *zap.Logger
+	now      func() time.Time
 }
 
 // Options configure a Server.
@@ -50,8 +55,10 @@ type Options struct {
 	Lister  notifier.ProposalLister
 	Decider notifier.Decider
 	// User names whoever uses the page in decisions ("inbox:<User>"); default the OS user.
-	User   string
-	Logger *zap.Logger
+	User string
+	// Timeouts bound each request (zero values: httpserve's defaults).
+	Timeouts httpserve.Timeouts
+	Logger   *zap.Logger
 }
 
 // New returns an inbox server. Each server has a random token that its page embeds in every
@@ -71,7 +78,7 @@ func New(o Options) (*Server, error) {
 		o.Logger = zap.NewNop()
 	}
 	return &Server{lister: o.Lister, decider: o.Decider, user: "inbox:" + o.User, token: hex.EncodeToString(b),
-		log: o.Logger, now: time.Now}, nil
+		timeouts: o.Timeouts, log: o.Logger, now: time.Now}, nil
 }
 
 // Handler returns the inbox's routes: GET / (the page), GET /api/proposals (JSON),
@@ -164,6 +171,7 @@ func (s *Server) api(w http.ResponseWriter, r *http.Request) {
 // decide applies a decision posted by the page's form, then redirects back to the page with
 // the outcome (post/redirect/get).
 func (s *Server) decide(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, maxForm)
 	if !s.sameOrigin(r) || subtle.ConstantTimeCompare([]byte(r.PostFormValue("token")), []byte(s.token)) != 1 {
 		http.Error(w, "forbidden: this decision did not come from the inbox page", http.StatusForbidden)
 		return
@@ -217,20 +225,5 @@ func (s *Server) Serve(ctx context.Context, addr string, ready func(net.Addr)) e
 	if ready != nil {
 		ready(ln.Addr())
 	}
-	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 5 * time.Second}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(sctx); err != nil {
-			// A client (a browser's keep-alive, a slow scrape) still holds a connection after
-			// the grace period: close it; stopping is not a failure.
-			_ = srv.Close()
-		}
-		return nil
-	}
+	return httpserve.Serve(ctx, s.timeouts.Server(s.Handler()), ln)
 }
