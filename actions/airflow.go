@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -87,7 +88,11 @@ type AirflowClient struct {
 func NewAirflowClient(baseURL, apiVersion string, timeout time.Duration, creds AirflowCredentials) (*AirflowClient, error) {
 	u, err := url.Parse(baseURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("airflow url %q is not an http(s) URL", baseURL)
+		return nil, errors.New("airflow url is not an absolute http(s) URL")
+	}
+	if u.User != nil {
+		// Credentials in the URL would be in every error (Slack, the audit trail, Events).
+		return nil, errors.New("airflow url carries credentials; set AIRFLOW_USERNAME and AIRFLOW_PASSWORD, or AIRFLOW_TOKEN, instead")
 	}
 	if apiVersion == "" {
 		apiVersion = "v1"
@@ -270,4 +275,21 @@ func clearRequest(r *Request) ClearRequest {
 func AirflowTarget(f *finding.Finding, a finding.Action) finding.Target {
 	return finding.Target{Kind: "AirflowTaskInstance", Namespace: f.Namespace,
 		Name: a.Params["dag_id"] + "/" + a.Params["dag_run_id"] + "/" + a.Params["task_id"]}
+}
+
+// PlainHTTPOutsideCluster reports whether an Airflow URL sends credentials unencrypted to a
+// host outside the cluster: http:// to a public IP address, or to a name that does not read
+// as a Kubernetes service (service, service.namespace, or a name ending in .svc or
+// .cluster.local; the cluster's DNS search path resolves the short forms).
+func PlainHTTPOutsideCluster(baseURL string) bool {
+	u, err := url.Parse(baseURL)
+	if err != nil || u.Scheme != "http" {
+		return false
+	}
+	host := u.Hostname()
+	if ip := net.ParseIP(host); ip != nil {
+		return !ip.IsLoopback() && !ip.IsPrivate()
+	}
+	return host != "localhost" && strings.Count(host, ".") >= 2 &&
+		!strings.HasSuffix(host, ".svc") && !strings.HasSuffix(host, ".cluster.local")
 }

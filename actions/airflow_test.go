@@ -219,3 +219,28 @@ func TestAirflowCredentialsFromEnv(t *testing.T) {
 	_, err = AirflowCredentialsFromEnv(env(map[string]string{"AIRFLOW_TOKEN_FILE": filepath.Join(dir, "missing")}))
 	require.ErrorContains(t, err, "AIRFLOW_TOKEN_FILE")
 }
+
+// TestAirflowURLWithCredentialsRefused: credentials in the URL would travel in every error
+// (Slack, audit, Events); the client refuses them and names the variables to use.
+func TestAirflowURLWithCredentialsRefused(t *testing.T) {
+	_, err := NewAirflowClient("http://admin:hunter2@airflow.example.com:8080", "v1", time.Second, AirflowCredentials{})
+	require.Error(t, err)
+	require.NotContains(t, err.Error(), "hunter2")
+	require.Contains(t, err.Error(), "AIRFLOW_USERNAME and AIRFLOW_PASSWORD, or AIRFLOW_TOKEN")
+}
+
+func TestPlainHTTPOutsideCluster(t *testing.T) {
+	for u, want := range map[string]bool{
+		"http://airflow-webserver.airflow.svc:8080":               false,
+		"http://airflow-webserver.airflow.svc.cluster.local:8080": false,
+		"http://airflow-webserver.airflow:8080":                   false,
+		"http://airflow-webserver:8080":                           false,
+		"http://127.0.0.1:8080":                                   false,
+		"http://10.0.3.7:8080":                                    false,
+		"https://airflow.example.com":                             false,
+		"http://airflow.example.com":                              true,
+		"http://203.0.113.9:8080":                                 true,
+	} {
+		require.Equal(t, want, PlainHTTPOutsideCluster(u), u)
+	}
+}

@@ -68,6 +68,10 @@ func newActions(ctx context.Context, o ActionsOptions, cfg *config.Config, clien
 			return nil, err
 		}
 		execs[finding.ActionAirflowClearTask] = actions.AirflowClearTask{Client: ac}
+		if actions.PlainHTTPOutsideCluster(cfg.Airflow.URL) {
+			log.Warn("airflow.url is plain http:// to a host outside the cluster: the Airflow credentials cross the network unencrypted; use https://",
+				zap.String("url", cfg.Airflow.URL))
+		}
 		log.Info("airflow-clear-task enabled", zap.String("url", cfg.Airflow.URL), zap.String("api_version", cfg.Airflow.APIVersion),
 			zap.Stringer("auth", creds))
 	}

@@ -204,7 +204,19 @@ func (v *validator) airflow(a AirflowConfig) {
 
 func (v *validator) httpURL(path, s string) {
 	u, err := url.Parse(s)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+	switch {
+	case err != nil:
+		v.errorf(path, "invalid URL: must be an absolute http:// or https:// URL")
+	case u.User != nil:
+		// Never echo the URL: it holds a password.
+		env := "SLACK_BOT_TOKEN"
+		if strings.HasPrefix(path, "airflow.") {
+			env = "AIRFLOW_USERNAME and AIRFLOW_PASSWORD, or AIRFLOW_TOKEN"
+		}
+		v.errorf(path, "the URL %s carries credentials (user:password@); they are not read from rules.yaml, "+
+			"where they would end up in logs and messages: set %s (or their *_FILE variants naming mounted files) "+
+			"in the environment", withoutUser(u), env)
+	case (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
 		v.errorf(path, "invalid URL %q: must be an absolute http:// or https:// URL", s)
 	}
 }
@@ -516,4 +528,11 @@ func (v *validator) digest(d *DigestJob, path string) {
 	if d.Top < 1 {
 		v.errorf(join(path, "top"), "must be at least 1")
 	}
+}
+
+// withoutUser is u without its user information.
+func withoutUser(u *url.URL) string {
+	c := *u
+	c.User = nil
+	return c.String()
 }

@@ -38,3 +38,20 @@ func TestCheckRefusesOversizedAndExplodingFiles(t *testing.T) {
 	assert.Equal(t, 1, code)
 	assert.Contains(t, errOut, "the document expands into too many nodes (aliases nested too deep): at most 100000 are read")
 }
+
+// TestCheckRefusesCredentialsInURLs: a password in airflow.url is refused, and the refusal
+// does not repeat it (check's output goes to CI logs).
+func TestCheckRefusesCredentialsInURLs(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "rules.yaml")
+	require.NoError(t, os.WriteFile(path, []byte(`version: 1
+airflow:
+  url: http://admin:hunter2@airflow-webserver.airflow.svc:8080
+rules:
+  - {name: failed, detect: {kind: TaskFailed}, action: {type: airflow-clear-task}}
+`), 0o600))
+	code, out, errOut := cli(t, "check", path)
+	assert.Equal(t, 1, code)
+	assert.Contains(t, errOut, path+":3:8: airflow.url: the URL http://airflow-webserver.airflow.svc:8080 carries credentials (user:password@)")
+	assert.Contains(t, errOut, "set AIRFLOW_USERNAME and AIRFLOW_PASSWORD, or AIRFLOW_TOKEN")
+	assert.NotContains(t, out+errOut, "hunter2")
+}
