@@ -401,7 +401,6 @@ func join(path, key string) string {
 
 func index(path string, i int) string { return path + "[" + strconv.Itoa(i) + "]" }
 
-
 // decoder decodes a YAML node tree into Go values strictly, guided by yaml struct tags, and
 // records every problem with its position instead of stopping at the first.
 //
