@@ -3,6 +3,7 @@ package slack
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"time"
@@ -23,9 +24,12 @@ type approvers struct {
 	users   []string
 	groups  []string
 	refresh time.Duration
-	api     groupLister
-	m       *metrics
-	log     *zap.Logger
+	// maxStale bounds how old a membership may be used while Slack cannot be asked: past it,
+	// decisions are refused (fail closed) until Slack answers again.
+	maxStale time.Duration
+	api      groupLister
+	m        *metrics
+	log      *zap.Logger
 
 	mu       sync.Mutex
 	members  map[string]bool
@@ -35,8 +39,16 @@ type approvers struct {
 
 const missRefresh = 30 * time.Second
 
-func newApprovers(a Approvers, refresh time.Duration, api groupLister, m *metrics, log *zap.Logger) *approvers {
-	return &approvers{users: slices.Clone(a.Users), groups: slices.Clone(a.Groups), refresh: refresh, api: api, m: m, log: log}
+// DefaultApproverMaxStale is how long cached group members are trusted while Slack's
+// usergroups API fails.
+const DefaultApproverMaxStale = time.Hour
+
+func newApprovers(a Approvers, refresh, maxStale time.Duration, api groupLister, m *metrics, log *zap.Logger) *approvers {
+	if maxStale <= 0 {
+		maxStale = DefaultApproverMaxStale
+	}
+	return &approvers{users: slices.Clone(a.Users), groups: slices.Clone(a.Groups), refresh: refresh, maxStale: maxStale,
+		api: api, m: m, log: log}
 }
 
 // allowed reports whether user may decide. An error means group membership could not be
@@ -66,9 +78,15 @@ func (a *approvers) allowed(ctx context.Context, user string) (bool, error) {
 	if err != nil {
 		a.mu.Lock()
 		defer a.mu.Unlock()
-		if a.members != nil { // stale is better than nothing
-			a.log.Warn("slack: refreshing approver groups failed; using the cached members", zap.Error(err))
+		switch stale := time.Since(a.fetched); {
+		case a.members == nil:
+		case stale <= a.maxStale: // stale for a while is better than nothing
+			a.log.Warn("slack: refreshing approver groups failed; using the cached members", zap.Error(err),
+				zap.Duration("age", stale.Round(time.Second)))
 			return a.members[user], nil
+		default:
+			return false, fmt.Errorf("the approver groups could not be read from Slack for %s (more than %s), so nobody "+
+				"is approved through them until Slack answers: %w", stale.Round(time.Second), a.maxStale, err)
 		}
 		return false, err
 	}

@@ -152,24 +152,25 @@ func IsChannel(s string) bool {
 
 // options are a Notifier's tunables.
 type options struct {
-	log             *zap.Logger
-	reg             prometheus.Registerer
-	store           MessageStore
-	decider         notifier.Decider
-	summarizer      Summarizer
-	httpClient      *http.Client
-	dialer          *websocket.Dialer
-	groupWindow     time.Duration
-	updateInterval  time.Duration
-	channelInterval time.Duration
-	paceFor         time.Duration
-	queueSize       int
-	retryAfter      time.Duration
-	backoffInitial  time.Duration
-	backoffMax      time.Duration
-	approverRefresh time.Duration
-	inlineMembers   int
-	threadChunk     int
+	log              *zap.Logger
+	reg              prometheus.Registerer
+	store            MessageStore
+	decider          notifier.Decider
+	summarizer       Summarizer
+	httpClient       *http.Client
+	dialer           *websocket.Dialer
+	groupWindow      time.Duration
+	updateInterval   time.Duration
+	channelInterval  time.Duration
+	paceFor          time.Duration
+	queueSize        int
+	retryAfter       time.Duration
+	backoffInitial   time.Duration
+	backoffMax       time.Duration
+	approverRefresh  time.Duration
+	approverMaxStale time.Duration
+	inlineMembers    int
+	threadChunk      int
 }
 
 func defaultOptions() options {
@@ -254,3 +255,7 @@ func WithBackoff(initial, maximum time.Duration) Option {
 
 // WithApproverRefresh sets how long user group memberships are cached (default 5m).
 func WithApproverRefresh(d time.Duration) Option { return func(o *options) { o.approverRefresh = d } }
+
+// WithApproverMaxStale sets how long cached approver group members are trusted while Slack's
+// usergroups API fails (default DefaultApproverMaxStale); past it, group members are refused.
+func WithApproverMaxStale(d time.Duration) Option { return func(o *options) { o.approverMaxStale = d } }

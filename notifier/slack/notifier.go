@@ -100,7 +100,7 @@ func New(cfg Config, opts ...Option) (*Notifier, error) {
 		defer n.mu.Unlock()
 		return float64(n.pending)
 	})
-	n.approvers = newApprovers(cfg.Approvers, o.approverRefresh, n.api, n.m, o.log)
+	n.approvers = newApprovers(cfg.Approvers, o.approverRefresh, o.approverMaxStale, n.api, n.m, o.log)
 	return n, nil
 }
 
