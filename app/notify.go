@@ -101,7 +101,7 @@ func newNotifiers(ctx context.Context, o Options, cfg *config.Config, detectors 
 		return nil, err
 	}
 	store := &slack.KVMessageStore{KV: kv}
-	sn, err := slack.New(sc, slack.WithLogger(log.Named("slack")), slack.WithRegisterer(reg), slack.WithSummarizer(detectors),
+	sn, err := slack.New(sc, slack.WithLogger(log.Named("slack")), slack.WithRegisterer(reg), slack.WithSummarizer(detectors), slack.WithReplayClaims(b),
 		slack.WithMessageStore(store), slack.WithDecider(notifier.DeciderFunc(ns.decide)))
 	if err != nil {
 		return nil, fmt.Errorf("slack: %w", err)

@@ -169,6 +169,7 @@ type options struct {
 	backoffMax       time.Duration
 	approverRefresh  time.Duration
 	approverMaxStale time.Duration
+	replayClaims     ReplayClaimer
 	inlineMembers    int
 	threadChunk      int
 }
@@ -255,6 +256,10 @@ func WithBackoff(initial, maximum time.Duration) Option {
 
 // WithApproverRefresh sets how long user group memberships are cached (default 5m).
 func WithApproverRefresh(d time.Duration) Option { return func(o *options) { o.approverRefresh = d } }
+
+// WithReplayClaims makes the replay check of HTTP interactions shared by the replicas (the
+// bus's claims); without it each replica remembers the requests it accepted itself.
+func WithReplayClaims(c ReplayClaimer) Option { return func(o *options) { o.replayClaims = c } }
 
 // WithApproverMaxStale sets how long cached approver group members are trusted while Slack's
 // usergroups API fails (default DefaultApproverMaxStale); past it, group members are refused.

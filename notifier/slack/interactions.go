@@ -2,6 +2,7 @@ package slack
 
 import (
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -100,7 +101,14 @@ func (n *Notifier) serveInteraction(w http.ResponseWriter, r *http.Request) {
 	// The verifier does not deduplicate: the same signed request would pass again within
 	// the window. The signature covers timestamp and body, so it identifies the request.
 	ts, _ := strconv.ParseInt(r.Header.Get("X-Slack-Request-Timestamp"), 10, 64)
-	if !n.replays.add(r.Header.Get("X-Slack-Signature"), time.Until(time.Unix(ts, 0).Add(replayTTL))) {
+	fresh, err := n.firstSeen(r.Context(), r.Header.Get("X-Slack-Signature"), time.Until(time.Unix(ts, 0).Add(replayTTL)))
+	if err != nil {
+		n.m.interactions.WithLabelValues("error").Inc()
+		n.o.log.Warn("slack: interaction refused: cannot check for a replay", zap.Error(err))
+		http.Error(w, "cannot check the request for a replay; try again", http.StatusServiceUnavailable)
+		return
+	}
+	if !fresh {
 		n.m.interactions.WithLabelValues("replay").Inc()
 		n.o.log.Warn("slack: interaction refused: replayed request", zap.String("remote", r.RemoteAddr))
 		http.Error(w, "replayed request", http.StatusConflict)
@@ -120,6 +128,28 @@ func (n *Notifier) serveInteraction(w http.ResponseWriter, r *http.Request) {
 	}
 	w.WriteHeader(http.StatusOK)
 	n.onCallback(&cb)
+}
+
+// ReplayClaimer claims a key once across podmedic's replicas for a while (the bus's dedup
+// bucket: bus.Claim), so that a signed request replayed to another replica is refused too.
+type ReplayClaimer interface {
+	Claim(ctx context.Context, key string, ttl time.Duration) (bool, error)
+}
+
+// firstSeen reports whether a request with this (verified) signature header is seen for the
+// first time. The key is the signature's bytes, not the header's text: the verifier accepts
+// the hex in either case, so "v0=AB.." would otherwise replay "v0=ab..".
+func (n *Notifier) firstSeen(ctx context.Context, header string, ttl time.Duration) (bool, error) {
+	sig, err := hex.DecodeString(strings.TrimPrefix(header, "v0="))
+	if err != nil {
+		return false, fmt.Errorf("signature header: %w", err)
+	}
+	key := "slack.replay." + hex.EncodeToString(sig)
+	ttl = max(ttl, time.Second)
+	if n.o.replayClaims != nil {
+		return n.o.replayClaims.Claim(ctx, key, ttl)
+	}
+	return n.replays.add(key, ttl), nil
 }
 
 // parseForm returns the payload field of an application/x-www-form-urlencoded body.

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/podmedic/podmedic/actions"
 	"github.com/podmedic/podmedic/finding"
 	"github.com/podmedic/podmedic/internal/testenv/slackenv"
 )
@@ -225,10 +226,36 @@ func TestHTTPInteractions(t *testing.T) {
 		assert.Equal(t, []string{nt.Proposal.ID + " U0ALICE true"}, dec.Calls())
 
 		assert.Equal(t, http.StatusConflict, serve(handler, signed(t, body, ts)))
+		upper := signed(t, body, ts)
+		upper.Header.Set("X-Slack-Signature", "v0="+strings.ToUpper(strings.TrimPrefix(upper.Header.Get("X-Slack-Signature"), "v0=")))
+		assert.Equal(t, http.StatusConflict, serve(handler, upper), "the same signature with its hex in upper case")
 		time.Sleep(100 * time.Millisecond)
 		assert.Len(t, dec.Calls(), 1, "a replay decides nothing")
-		assert.Equal(t, 1.0, testutil.ToFloat64(h.n.m.interactions.WithLabelValues("replay")))
+		assert.Equal(t, 2.0, testutil.ToFloat64(h.n.m.interactions.WithLabelValues("replay")))
 	})
+}
+
+// TestHTTPInteractionReplayedToAnotherReplica: with the replicas' shared claims, a signed
+// request accepted by one replica is refused by another.
+func TestHTTPInteractionReplayedToAnotherReplica(t *testing.T) {
+	env := slackenv.Start(t)
+	fx := fixtures()
+	nt := noticeFor(fx[finding.TaskFailed])
+	dec := decidingStage(map[string]*finding.Proposal{nt.Proposal.ID: nt.Proposal})
+	cfg := testConfig(env)
+	cfg.Approvers = Approvers{Users: []string{"U0ALICE"}}
+	claims := actions.NewMemoryClaimer(nil)
+	a := start(t, env, cfg, WithDecider(dec), WithChannelInterval(0), WithReplayClaims(claims))
+	b := start(t, env, cfg, WithDecider(dec), WithChannelInterval(0), WithReplayClaims(claims))
+	ref := posted(t, a, nt)
+	body := slackenv.FormBody(slackenv.Click{UserID: "U0ALICE", Channel: ref.Channel, MessageTS: ref.TS,
+		ActionID: ActionApprove, Value: nt.Proposal.ID, ActionTS: "4.1"}.Payload())
+	ts := time.Now()
+	assert.Equal(t, http.StatusOK, serve(a.n.InteractionHandler(), signed(t, body, ts)))
+	assert.Equal(t, http.StatusConflict, serve(b.n.InteractionHandler(), signed(t, body, ts)), "replayed to the other replica")
+	require.NoError(t, env.Wait(within(t, 10*time.Second), func(*slackenv.Server) bool { return len(dec.Calls()) == 1 }))
+	time.Sleep(100 * time.Millisecond)
+	assert.Len(t, dec.Calls(), 1)
 }
 
 // TestExpiredClick: clicking a proposal that has expired tells the user why and updates the
