@@ -88,7 +88,7 @@ type AirflowClient struct {
 func NewAirflowClient(baseURL, apiVersion string, timeout time.Duration, creds AirflowCredentials) (*AirflowClient, error) {
 	u, err := url.Parse(baseURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, errors.New("airflow url is not an absolute http(s) URL")
+		return nil, errors.New("airflow url is not an http(s) URL with a host")
 	}
 	if u.User != nil {
 		// Credentials in the URL would be in every error (Slack, the audit trail, Events).
