@@ -32,6 +32,8 @@ type Config struct {
 	Slack SlackConfig `yaml:"slack,omitempty" json:"slack,omitempty"`
 	// Airflow connects the airflow-clear-task action to Airflow's REST API.
 	Airflow AirflowConfig `yaml:"airflow,omitempty" json:"airflow,omitempty"`
+	// Evidence sets what findings carry as evidence and what is cleaned out of it.
+	Evidence EvidenceConfig `yaml:"evidence,omitempty" json:"evidence,omitempty"`
 	// Rules are evaluated in order; for each finding kind the first rule whose match selects
 	// an object handles it.
 	Rules []Rule `yaml:"rules" json:"rules"`
@@ -41,6 +43,18 @@ type Config struct {
 
 	// File is the path the config was loaded from.
 	File string `yaml:"-" json:"-"`
+}
+
+// EvidenceConfig sets what findings carry as evidence. Every evidence line (log tails,
+// termination messages, events) is cleaned of passwords, tokens, keys and credentials in URLs
+// before it leaves podmedic; Redact adds patterns of your own.
+type EvidenceConfig struct {
+	// LogTails adds the last lines of a failed task container's log to TaskFailed findings.
+	// Default true.
+	LogTails *bool `yaml:"log_tails,omitempty" json:"log_tails,omitempty"`
+	// Redact are extra regular expressions (RE2) whose matches in evidence are replaced by
+	// [redacted].
+	Redact []string `yaml:"redact,omitempty" json:"redact,omitempty"`
 }
 
 // NamespaceScope selects namespaces by name.

@@ -1028,6 +1028,9 @@ func applyDefaults(c *Config, src *source) {
 	if c.Slack.SocketMode == nil {
 		c.Slack.SocketMode = ptr(true)
 	}
+	if c.Evidence.LogTails == nil {
+		c.Evidence.LogTails = ptr(true)
+	}
 	if !src.set("airflow.api_version") {
 		c.Airflow.APIVersion = DefaultAirflowVersion
 	}

@@ -90,6 +90,14 @@ func (v *validator) config(c *Config) {
 	}
 	routes := v.slack(c.Slack)
 	v.airflow(c.Airflow)
+	for i, p := range c.Evidence.Redact {
+		path := index("evidence.redact", i)
+		if p == "" {
+			v.errorf(path, "must not be empty")
+		} else if _, err := regexp.Compile(p); err != nil {
+			v.errorf(path, "invalid pattern: %v", err)
+		}
+	}
 
 	if len(c.Rules) == 0 {
 		v.errorf("rules", "at least one rule is required")

@@ -16,9 +16,10 @@ import (
 // Engine runs the detectors the rules enable. It is immutable after NewEngine and safe for
 // concurrent use; a reload builds a new Engine.
 type Engine struct {
-	cfg     *config.Config
-	rules   []compiledRule
-	planner Planner
+	cfg      *config.Config
+	rules    []compiledRule
+	planner  Planner
+	redactor *Redactor
 }
 
 // Planner sizes the actions whose parameters depend on the target: the memory limit and
@@ -38,7 +39,11 @@ type compiledRule struct {
 // NewEngine compiles the enabled rules of a loaded config against the registry. planner sizes
 // memory proposals; it may be nil when no enabled rule proposes memory.
 func NewEngine(cfg *config.Config, reg *Registry, planner Planner) (*Engine, error) {
-	e := &Engine{cfg: cfg, planner: planner}
+	redactor, err := NewRedactor(cfg.Evidence.Redact)
+	if err != nil {
+		return nil, fmt.Errorf("evidence.redact: %w", err)
+	}
+	e := &Engine{cfg: cfg, planner: planner, redactor: redactor}
 	for i := range cfg.Rules {
 		r := &cfg.Rules[i]
 		if r.Disabled {
@@ -59,6 +64,9 @@ func NewEngine(cfg *config.Config, reg *Registry, planner Planner) (*Engine, err
 	}
 	return e, nil
 }
+
+// Redactor returns what cleans evidence of secrets under this configuration.
+func (e *Engine) Redactor() *Redactor { return e.redactor }
 
 // Config returns the configuration the engine was built from.
 func (e *Engine) Config() *config.Config { return e.cfg }
@@ -96,6 +104,7 @@ func (e *Engine) evaluate(object string, meta *metav1.ObjectMeta, in Input) []fi
 		}
 		claimed[cr.plugin.Kind] = true
 		for _, f := range cr.det.Detect(in) {
+			f.Evidence = e.redactor.RedactLines(f.Evidence)
 			e.complete(&f, cr, in)
 			out = append(out, f)
 			best = max(best, cr.plugin.Specificity)

@@ -164,7 +164,9 @@ func (p *Handler) deliver(ctx context.Context, f *finding.Finding, owner string)
 		p.repeats.Inc()
 		return nil
 	}
-	p.logs.enrich(ctx, f)
+	if e := p.live.Engine(); e.Config().Evidence.LogTails == nil || *e.Config().Evidence.LogTails {
+		p.logs.enrich(ctx, f, e.Redactor())
+	}
 	subject := audit.FindingSubject(p.cluster, f.Kind)
 	err = p.store.PublishJSON(ctx, subject, key, f)
 	if err == nil {

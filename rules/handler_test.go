@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap/zaptest"
 	corev1 "k8s.io/api/core/v1"
@@ -205,4 +206,47 @@ func TestPipelineEventReevaluatesTheCachedPod(t *testing.T) {
 	require.NoError(t, p.Handle(context.Background(), observation(t, bus.KindEvent, ev)))
 	require.Len(t, got, 1)
 	require.Equal(t, "etl-load-1", got[0].Pod)
+}
+
+// failedWorker is an Airflow worker whose task failed with a termination message that prints
+// a database URL with its password.
+func failedWorker() *corev1.Pod {
+	p := oomPod()
+	p.Name, p.UID = "etl-load-2", "u2"
+	p.Status.ContainerStatuses[0].State.Terminated = &corev1.ContainerStateTerminated{ExitCode: 1, Reason: "Error",
+		Message:    "could not connect to postgres://etl:hunter2@db:5432/dw",
+		FinishedAt: metav1.Date(2026, 11, 20, 2, 13, 9, 0, time.UTC)}
+	return p
+}
+
+// TestHandlerRedactsEvidence: what a finding carries to the stage (and so to Slack, the
+// audit trail and Events) is cleaned of secrets, from the termination message and from the
+// log tail alike; evidence.log_tails: false leaves the log out.
+func TestHandlerRedactsEvidence(t *testing.T) {
+	logs := rules.LogSource(func(context.Context, string, string, string, int64, int64) ([]byte, error) {
+		return []byte("INFO starting\nERROR login failed password=hunter2\nAuthorization: Bearer abcdefghijklmnop\n"), nil
+	})
+	for _, tails := range []bool{true, false} {
+		cfg, err := config.Parse("rules.yaml", podmedic.DefaultRules(), rules.NewDefaultRegistry())
+		require.NoError(t, err)
+		cfg.Evidence.LogTails = &tails
+		e, err := rules.NewEngine(cfg, rules.NewDefaultRegistry(), actions.MemoryPlanner{})
+		require.NoError(t, err)
+		var got []finding.Finding
+		h := rules.NewHandler(rules.HandlerOptions{Live: rules.NewLive(e, rules.NewStaticView(nil, nil, nil), nil),
+			Claims: &memStore{claims: map[string]string{}}, Logs: &rules.LogTailer{Source: logs},
+			Stage: rules.StageFunc(func(_ context.Context, f *finding.Finding) error { got = append(got, *f); return nil })})
+		require.NoError(t, h.Handle(context.Background(), observation(t, bus.KindPod, failedWorker())))
+		require.Len(t, got, 1)
+		ev := strings.Join(got[0].Evidence, "\n")
+		assert.NotContains(t, ev, "hunter2")
+		assert.NotContains(t, ev, "abcdefghijklmnop")
+		assert.Contains(t, ev, "postgres://[redacted]@db:5432/dw")
+		if tails {
+			assert.Contains(t, ev, "  | ERROR login failed password=[redacted]")
+			assert.Contains(t, ev, "  | Authorization: Bearer [redacted]")
+		} else {
+			assert.NotContains(t, ev, "last log lines")
+		}
+	}
 }

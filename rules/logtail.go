@@ -33,8 +33,8 @@ type LogTailer struct {
 // bytes).
 type LogSource func(ctx context.Context, namespace, pod, container string, tailLines, limitBytes int64) ([]byte, error)
 
-// enrich adds the log tail to TaskFailed findings about a container.
-func (l *LogTailer) enrich(ctx context.Context, f *finding.Finding) {
+// enrich adds the log tail, cleaned of secrets by r, to TaskFailed findings about a container.
+func (l *LogTailer) enrich(ctx context.Context, f *finding.Finding, r *Redactor) {
 	if l == nil || (l.Client == nil && l.Source == nil) || f.Kind != finding.TaskFailed || f.Pod == "" || f.Container == "" {
 		return
 	}
@@ -43,7 +43,7 @@ func (l *LogTailer) enrich(ctx context.Context, f *finding.Finding) {
 		return
 	}
 	f.Evidence = append(f.Evidence, "last log lines of "+f.Container+":")
-	for _, line := range lines {
+	for _, line := range r.RedactLines(lines) {
 		f.Evidence = append(f.Evidence, "  | "+line)
 	}
 }

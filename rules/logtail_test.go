@@ -30,10 +30,10 @@ func TestBoundLines(t *testing.T) {
 func TestLogTailerEnrichesTaskFailedOnly(t *testing.T) {
 	l := &LogTailer{Client: fake.NewClientset()} // the fake log API answers "fake logs"
 	f := &finding.Finding{Kind: finding.TaskFailed, Namespace: "airflow", Pod: "p", Container: "base", Evidence: []string{"exit 1"}}
-	l.enrich(context.Background(), f)
+	l.enrich(context.Background(), f, nil)
 	require.Equal(t, []string{"exit 1", "last log lines of base:", "  | fake logs"}, f.Evidence)
 
 	o := &finding.Finding{Kind: finding.OOMKilled, Namespace: "airflow", Pod: "p", Container: "base"}
-	l.enrich(context.Background(), o)
+	l.enrich(context.Background(), o, nil)
 	require.Empty(t, o.Evidence)
 }
