@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -91,8 +92,12 @@ type GuardOptions struct {
 	Claimer Claimer
 	// Rechecker re-evaluates a pod's finding before acting on it; nil assumes it holds.
 	Rechecker Rechecker
-	// Namespace is podmedic's own namespace, always protected; default $POD_NAMESPACE.
+	// Namespace is podmedic's own namespace, always protected; default OwnNamespace(
+	// ServiceAccountDir): $POD_NAMESPACE, else the service account's namespace file.
 	Namespace string
+	// ServiceAccountDir holds the pod's service account files; default
+	// /var/run/secrets/kubernetes.io/serviceaccount.
+	ServiceAccountDir string
 	// Protected are more namespaces where podmedic never acts (kube-system always is).
 	Protected []string
 	// Events records an Event on the target for each executed, failed or refused action.
@@ -137,7 +142,11 @@ func NewGuard(o GuardOptions) (*Guard, error) {
 		o.Logger = zap.NewNop()
 	}
 	if o.Namespace == "" {
-		o.Namespace = os.Getenv("POD_NAMESPACE")
+		o.Namespace = OwnNamespace(o.ServiceAccountDir)
+	}
+	if o.Namespace == "" {
+		o.Logger.Warn("podmedic's own namespace is unknown (no POD_NAMESPACE, no service account namespace file): " +
+			"it is not protected from podmedic's actions; set POD_NAMESPACE (the chart does)")
 	}
 	g := &Guard{
 		client: o.Client, exec: o.Executor, result: finding.ResultExecuted, kv: o.KV,
@@ -549,4 +558,22 @@ func PolicyOf(cfg *config.Config) Policy {
 		p.Rules[r.Name] = rp
 	}
 	return p
+}
+
+// DefaultServiceAccountDir is where a pod's service account files are mounted.
+const DefaultServiceAccountDir = "/var/run/secrets/kubernetes.io/serviceaccount"
+
+// OwnNamespace is the namespace podmedic runs in: $POD_NAMESPACE, else the namespace file of
+// the pod's service account in dir (default DefaultServiceAccountDir), else "" (not in a pod).
+func OwnNamespace(dir string) string {
+	if ns := os.Getenv("POD_NAMESPACE"); ns != "" {
+		return ns
+	}
+	if dir == "" {
+		dir = DefaultServiceAccountDir
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "namespace")); err == nil {
+		return strings.TrimSpace(string(b))
+	}
+	return ""
 }

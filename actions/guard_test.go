@@ -3,13 +3,17 @@ package actions
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
+	"go.uber.org/zap/zaptest/observer"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -355,4 +359,27 @@ func TestGuardMarksPodsItDeleted(t *testing.T) {
 		_, _, err = e.kv.Get(context.Background(), "acted."+string(pod.UID))
 		require.Equal(t, dry, errors.Is(err, ErrKeyNotFound), "dry-run marks live apart from real ones")
 	}
+}
+
+// TestGuardProtectsItsOwnNamespaceWithoutPODNAMESPACE: without POD_NAMESPACE the guard
+// protects the namespace of the pod's service account (as the Lease code finds it), and says
+// so when it cannot find one.
+func TestGuardProtectsItsOwnNamespaceWithoutPODNAMESPACE(t *testing.T) {
+	t.Setenv("POD_NAMESPACE", "")
+	sa := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(sa, "namespace"), []byte("podmedic-system\n"), 0o600))
+	pod := stuckPod("podmedic-system", "podmedic-7f9c")
+	c := fakeCluster(false, pod)
+	g, err := NewGuard(GuardOptions{Client: c, KV: NewMemoryKV(), Claimer: NewMemoryClaimer(nil),
+		Executor: Executors{finding.ActionDeletePod: DeletePod{Client: c}}, ServiceAccountDir: sa, Logger: zaptest.NewLogger(t)})
+	require.NoError(t, err)
+	_, err = g.Do(context.Background(), deleteRequest(pod, "init-stuck", finding.ModeAuto, ""))
+	require.ErrorIs(t, err, ErrProtectedNamespace)
+	require.True(t, podExists(t, c, "podmedic-system", "podmedic-7f9c"))
+
+	core, logs := observer.New(zap.WarnLevel)
+	_, err = NewGuard(GuardOptions{Client: c, KV: NewMemoryKV(), Claimer: NewMemoryClaimer(nil),
+		ServiceAccountDir: t.TempDir(), Logger: zap.New(core)})
+	require.NoError(t, err)
+	require.Equal(t, 1, logs.FilterMessageSnippet("own namespace is unknown").Len())
 }

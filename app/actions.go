@@ -23,7 +23,8 @@ import (
 
 // ActionsOptions tune the actions stage; zero values take the defaults of actions.Service.
 type ActionsOptions struct {
-	// Namespace is podmedic's own namespace, where it never acts; default $POD_NAMESPACE.
+	// Namespace is podmedic's own namespace, where it never acts; default actions.OwnNamespace:
+	// $POD_NAMESPACE, else the service account's namespace file.
 	Namespace string
 	// Getenv reads the Airflow credentials (AIRFLOW_USERNAME/AIRFLOW_PASSWORD or
 	// AIRFLOW_TOKEN, or their *_FILE variants); default os.Getenv.

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -16,6 +15,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/leaderelection"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
+
+	"github.com/podmedic/podmedic/actions"
 )
 
 // Elector decides which replica runs the schedules.
@@ -92,16 +93,12 @@ func DefaultIdentity() string {
 	return host + "_" + hex.EncodeToString(b)
 }
 
-// LeaseNamespace is where the Lease lives by default: $POD_NAMESPACE, else the namespace of
-// the pod's service account, else "default".
+// LeaseNamespace is where the Lease lives by default: podmedic's own namespace
+// (actions.OwnNamespace: $POD_NAMESPACE, else the namespace of the pod's service account),
+// else "default".
 func LeaseNamespace() string {
-	if ns := os.Getenv("POD_NAMESPACE"); ns != "" {
+	if ns := actions.OwnNamespace(""); ns != "" {
 		return ns
-	}
-	if b, err := os.ReadFile("/var/run/secrets/kubernetes.io/serviceaccount/namespace"); err == nil {
-		if ns := strings.TrimSpace(string(b)); ns != "" {
-			return ns
-		}
 	}
 	return metav1.NamespaceDefault
 }
