@@ -277,9 +277,22 @@ func isPodAction(t finding.ActionType) bool {
 	return t == finding.ActionDeletePod || t == finding.ActionEvictPod
 }
 
-// ownerPolicy refuses to delete or evict a pod no controller would replace sensibly.
+// AnnotationIgnore set to "true" on a pod means podmedic never acts on it.
+const AnnotationIgnore = "podmedic.io/ignore"
+
+// criticalPriorityClasses are the priority classes of the pods the cluster itself runs on.
+var criticalPriorityClasses = []string{"system-cluster-critical", "system-node-critical"}
+
+// ownerPolicy refuses to delete or evict a pod that opted out, that the cluster runs on, or
+// that no controller would replace sensibly.
 func ownerPolicy(r *Request, pod *corev1.Pod) error {
 	name := pod.Namespace + "/" + pod.Name
+	if strings.EqualFold(pod.Annotations[AnnotationIgnore], "true") {
+		return &OwnerPolicyError{Pod: name, Why: fmt.Sprintf("carries %s: \"true\": podmedic never acts on it", AnnotationIgnore)}
+	}
+	if pc := pod.Spec.PriorityClassName; slices.Contains(criticalPriorityClasses, pc) {
+		return &OwnerPolicyError{Pod: name, Why: fmt.Sprintf("has priority class %s: the cluster runs on it", pc)}
+	}
 	if _, mirror := pod.Annotations[corev1.MirrorPodAnnotationKey]; mirror {
 		return &OwnerPolicyError{Pod: name, OwnerKind: "Node", Why: "is a static (mirror) pod: deleting it through the API does nothing"}
 	}
@@ -327,6 +340,11 @@ func (g *Guard) verify(ctx context.Context, r *Request) error {
 		}
 		if err := ownerPolicy(r, pod); err != nil {
 			return err
+		}
+		if f := r.Finding; f != nil && f.Kind == finding.Evicted && pod.Status.Phase == corev1.PodRunning && pod.DeletionTimestamp == nil {
+			// An eviction finding is never acted on while the pod runs: whatever said it was
+			// evicted (a condition set ahead of a disruption that did not happen), it is not.
+			return &NoLongerHoldsError{Target: r.Target.String(), Why: "the pod is Running, not evicted"}
 		}
 		return g.holds(ctx, r, pod)
 	case finding.ActionProposeMemoryLimit:

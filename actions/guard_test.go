@@ -383,3 +383,35 @@ func TestGuardProtectsItsOwnNamespaceWithoutPODNAMESPACE(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 1, logs.FilterMessageSnippet("own namespace is unknown").Len())
 }
+
+// TestGuardRefusesPodsItMustNotTouch: a pod that opted out (podmedic.io/ignore), a pod the
+// cluster runs on (system-critical priority), and a Running pod behind an eviction finding
+// are refused at execution, and stay.
+func TestGuardRefusesPodsItMustNotTouch(t *testing.T) {
+	ignored := stuckPod("airflow", "ignored")
+	ignored.Annotations[AnnotationIgnore] = "true"
+	critical := stuckPod("airflow", "critical")
+	critical.Spec.PriorityClassName = "system-node-critical"
+	running := stuckPod("airflow", "running")
+	running.Status.Phase = corev1.PodRunning
+	e := newGuardEnv(t, Policy{}, false, ignored, critical, running)
+
+	for _, tc := range []struct {
+		pod  *corev1.Pod
+		kind finding.Kind
+		want error
+		msg  string
+	}{
+		{ignored, finding.InitStuck, ErrOwnerPolicy, `carries podmedic.io/ignore: "true": podmedic never acts on it`},
+		{critical, finding.InitStuck, ErrOwnerPolicy, "has priority class system-node-critical: the cluster runs on it"},
+		{running, finding.Evicted, ErrNoLongerHolds, "the pod is Running, not evicted"},
+	} {
+		r := deleteRequest(tc.pod, "r", finding.ModeAuto, "")
+		r.Finding.Kind = tc.kind
+		_, err := e.guard.Do(context.Background(), r)
+		require.ErrorIs(t, err, tc.want, tc.pod.Name)
+		require.ErrorContains(t, err, tc.msg)
+		require.True(t, podExists(t, e.client, "airflow", tc.pod.Name), tc.pod.Name)
+	}
+	require.Zero(t, e.counted, "nothing executed")
+}

@@ -135,12 +135,23 @@ type disruption struct {
 	cond     *corev1.PodCondition // DisruptionTarget=True
 	events   []*corev1.Event      // scale-down, Karpenter, preemption and taint-manager events
 	shutdown bool                 // the node shut down (a SIGKILL cause, not an eviction)
+	// byComponent: an event of the component that disrupts pods this way (the autoscaler,
+	// Karpenter, the scheduler, the taint manager); goingAway: the pod is being deleted or
+	// has failed.
+	byComponent, goingAway bool
 	// autoscaler and karpenter record who disrupted the pod on purpose.
 	autoscaler, karpenter bool
 }
 
-// evicted reports whether anything disrupted the pod.
-func (d disruption) evicted() bool { return d.kubelet || d.cond != nil || len(d.events) > 0 }
+// evicted reports whether the pod's own state shows that it was disrupted: the kubelet's
+// status reason, the DisruptionTarget condition, or — for the disruptions that delete pods
+// without either (a Karpenter expiry, an autoscaler scale-down) — an event of the component
+// that does it on a pod that is being deleted or has failed. Events are evidence, never a
+// trigger on their own: anyone who may create Events in a namespace can write one that names
+// any pod, so an event about a pod that runs on undisturbed changes nothing.
+func (d disruption) evicted() bool {
+	return d.kubelet || d.cond != nil || (d.byComponent && d.goingAway)
+}
 
 // eviction reports whether the pod was evicted, as opposed to killed by a node shutdown: the
 // SIGKILL of its containers is then part of the eviction.
@@ -187,7 +198,7 @@ func (d disruption) advice(pod *corev1.Pod) string {
 
 // disruptionOf collects what disrupted a pod from its status, conditions and events.
 func disruptionOf(pod *corev1.Pod, events []*corev1.Event) disruption {
-	var d disruption
+	d := disruption{goingAway: pod.DeletionTimestamp != nil || pod.Status.Phase == corev1.PodFailed}
 	st := pod.Status
 	if st.Reason == ReasonEvicted {
 		d.kubelet = true
@@ -208,16 +219,17 @@ func disruptionOf(pod *corev1.Pod, events []*corev1.Event) disruption {
 		src := eventSource(e)
 		switch {
 		case e.Reason == "ScaleDown" && strings.Contains(src, componentAutoscaler):
-			d.autoscaler = true
+			d.autoscaler, d.byComponent = true, true
 		case strings.Contains(src, componentKarpenter) && (e.Reason == "Disrupting" || e.Reason == "Disrupted" ||
 			e.Reason == "Evicted" || e.Reason == "Evicting"):
-			d.karpenter = true
+			d.karpenter, d.byComponent = true, true
 		case e.Reason == "Preempted" || e.Reason == "Preempting":
+			d.byComponent = d.byComponent || strings.Contains(src, "scheduler")
 		case (e.Reason == "TaintManagerEviction" || e.Reason == "NodeControllerEviction") &&
 			strings.HasPrefix(e.Message, "Marking for deletion"):
+			d.byComponent = d.byComponent || strings.Contains(src, "controller")
 		case e.Reason == ReasonEvicted && src == "kubelet":
-			if !d.kubelet {
-				d.kubelet = true
+			if d.kubelet && d.resource == "" {
 				if m := evictedResource.FindStringSubmatch(e.Message); m != nil {
 					d.resource = m[1]
 				}

@@ -2,9 +2,12 @@ package rules
 
 import (
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 func TestEvictedDetector(t *testing.T) {
@@ -98,4 +101,37 @@ func TestEvictedResource(t *testing.T) {
 	assert.Equal(t, "3.4Gi", humanQuantity("3513364Ki"))
 	assert.Equal(t, "512Mi", humanQuantity("524288Ki"))
 	assert.Equal(t, "12Ki", humanQuantity("12Ki"))
+}
+
+// TestEvictedIgnoresForgedEvents: an Event is evidence, never a trigger on its own. A running
+// pod named by a Preempted event from any source, a ScaleDown that mentions the autoscaler in
+// its text, or even a real-looking Karpenter event is not evicted while its own state says it
+// runs undisturbed; the Karpenter event counts once the pod is being deleted.
+func TestEvictedIgnoresForgedEvents(t *testing.T) {
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "airflow", Name: "etl-load-1", UID: "u1",
+		Labels: map[string]string{"kubernetes_executor": "True"}},
+		Status: corev1.PodStatus{Phase: corev1.PodRunning}}
+	ev := func(reason, component, msg string) *corev1.Event {
+		return &corev1.Event{ObjectMeta: metav1.ObjectMeta{Namespace: "airflow", Name: reason + component},
+			InvolvedObject: corev1.ObjectReference{Kind: "Pod", Namespace: "airflow", Name: "etl-load-1", UID: "u1"},
+			Reason:         reason, Message: msg, Source: corev1.EventSource{Component: component},
+			LastTimestamp: metav1.NewTime(nightNow.Add(-time.Minute))}
+	}
+	for name, e := range map[string]*corev1.Event{
+		"Preempted from anyone":       ev("Preempted", "mallory", "Preempted by a higher priority pod"),
+		"ScaleDown naming the scaler": ev("ScaleDown", "mallory", "deleting pod for node scale down (cluster-autoscaler)"),
+		"Karpenter on a running pod":  ev("Disrupted", "karpenter", "Deleting the pod to accommodate the terminationTime"),
+	} {
+		view := NewStaticView([]*corev1.Pod{pod}, nil, []*corev1.Event{e})
+		assert.Empty(t, EvictedDetector{}.Detect(Input{Pod: pod, View: view, Now: nightNow}), name)
+	}
+
+	deleting := pod.DeepCopy()
+	deleting.DeletionTimestamp = &metav1.Time{Time: nightNow.Add(-30 * time.Second)}
+	karpenter := ev("Disrupted", "karpenter", "Deleting the pod to accommodate the terminationTime")
+	got := EvictedDetector{}.Detect(Input{Pod: deleting, View: NewStaticView([]*corev1.Pod{deleting}, nil, []*corev1.Event{karpenter}), Now: nightNow})
+	require.Len(t, got, 1, "Karpenter's event on a pod it is deleting")
+	forged := ev("Preempted", "mallory", "Preempted")
+	assert.Empty(t, EvictedDetector{}.Detect(Input{Pod: deleting, View: NewStaticView([]*corev1.Pod{deleting}, nil, []*corev1.Event{forged}), Now: nightNow}),
+		"a Preempted event from anyone on a pod deleted for another reason")
 }
