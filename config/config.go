@@ -32,6 +32,8 @@ type Config struct {
 	Slack SlackConfig `yaml:"slack,omitempty" json:"slack,omitempty"`
 	// Airflow connects the airflow-clear-task action to Airflow's REST API.
 	Airflow AirflowConfig `yaml:"airflow,omitempty" json:"airflow,omitempty"`
+	// Spark describes where Spark runs.
+	Spark SparkConfig `yaml:"spark,omitempty" json:"spark,omitempty"`
 	// Evidence sets what findings carry as evidence and what is cleaned out of it.
 	Evidence EvidenceConfig `yaml:"evidence,omitempty" json:"evidence,omitempty"`
 	// Rules are evaluated in order; for each finding kind the first rule whose match selects
@@ -147,6 +149,17 @@ type AirflowConfig struct {
 	APIVersion string `yaml:"api_version,omitempty" json:"api_version,omitempty"`
 	// Timeout of one API call. Default 10s.
 	Timeout Duration `yaml:"timeout,omitempty" json:"timeout,omitempty"`
+	// Namespaces where Airflow runs its workers. A pod elsewhere that carries Airflow's labels
+	// is not taken for an Airflow worker: no airflow-clear-task with podmedic's credentials
+	// for a DAG it names, no exemption of bare pods. Empty: any namespace.
+	Namespaces []string `yaml:"namespaces,omitempty" json:"namespaces,omitempty"`
+}
+
+// SparkConfig describes where Spark runs.
+type SparkConfig struct {
+	// Namespaces where Spark drivers and executors run; a pod elsewhere with spark-role is
+	// not taken for a Spark pod (no exemption of bare pods). Empty: any namespace.
+	Namespaces []string `yaml:"namespaces,omitempty" json:"namespaces,omitempty"`
 }
 
 // Workload restricts a rule to pods of a kind of workload.

@@ -90,6 +90,12 @@ func (v *validator) config(c *Config) {
 	}
 	routes := v.slack(c.Slack)
 	v.airflow(c.Airflow)
+	for i, ns := range c.Airflow.Namespaces {
+		v.namespace(index("airflow.namespaces", i), ns)
+	}
+	for i, ns := range c.Spark.Namespaces {
+		v.namespace(index("spark.namespaces", i), ns)
+	}
 	for i, p := range c.Evidence.Redact {
 		path := index("evidence.redact", i)
 		if p == "" {

@@ -2,6 +2,7 @@ package rules
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -99,11 +100,12 @@ func (e *Engine) evaluate(object string, meta *metav1.ObjectMeta, in Input) []fi
 		best    int
 	)
 	for _, cr := range e.rules {
-		if cr.plugin.Object != object || claimed[cr.plugin.Kind] || !Matches(&cr.rule.Match, meta) {
+		if cr.plugin.Object != object || claimed[cr.plugin.Kind] || !Matches(&cr.rule.Match, meta) || !e.boundWorkload(cr.rule.Match.Workload, meta.Namespace) {
 			continue
 		}
 		claimed[cr.plugin.Kind] = true
 		for _, f := range cr.det.Detect(in) {
+			e.bindIdentity(&f)
 			f.Evidence = e.redactor.RedactLines(f.Evidence)
 			e.complete(&f, cr, in)
 			out = append(out, f)
@@ -129,6 +131,40 @@ func (e *Engine) specificity(k finding.Kind) int {
 		}
 	}
 	return 0
+}
+
+// boundWorkload reports whether a rule restricted to Airflow or Spark pods may select a pod of
+// namespace ns: rules.yaml's airflow.namespaces and spark.namespaces, when set, bind the
+// workload's identity to them.
+func (e *Engine) boundWorkload(w config.Workload, ns string) bool {
+	switch w {
+	case config.WorkloadAirflow:
+		return inScope(e.cfg.Airflow.Namespaces, ns)
+	case config.WorkloadSpark:
+		return inScope(e.cfg.Spark.Namespaces, ns)
+	}
+	return true
+}
+
+// bindIdentity drops the Airflow or Spark identity a pod claims outside the namespaces
+// rules.yaml binds it to, and says so: labels are anyone's to write, and that identity
+// decides which DAG podmedic clears with its credentials and which bare pods it may delete.
+func (e *Engine) bindIdentity(f *finding.Finding) {
+	if a := f.Airflow; a != nil && !inScope(e.cfg.Airflow.Namespaces, f.Namespace) {
+		f.Evidence = append(f.Evidence, fmt.Sprintf("the pod claims Airflow task %s.%s, but namespace %s is not in airflow.namespaces: it is not taken for an Airflow worker",
+			a.DagID, a.TaskID, f.Namespace))
+		f.Airflow = nil
+	}
+	if sp := f.Spark; sp != nil && !inScope(e.cfg.Spark.Namespaces, f.Namespace) {
+		f.Evidence = append(f.Evidence, fmt.Sprintf("the pod claims to be a Spark %s, but namespace %s is not in spark.namespaces: it is not taken for a Spark pod",
+			sp.Role, f.Namespace))
+		f.Spark = nil
+	}
+}
+
+// inScope reports whether ns is one of namespaces, or namespaces is empty.
+func inScope(namespaces []string, ns string) bool {
+	return len(namespaces) == 0 || slices.Contains(namespaces, ns)
 }
 
 // Matches reports whether a rule's match block selects an object.
