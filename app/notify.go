@@ -93,7 +93,7 @@ func newNotifiers(ctx context.Context, o Options, cfg *config.Config, detectors 
 	sc := slack.Config{
 		APIURL: cfg.Slack.APIURL, DefaultChannel: cfg.Slack.DefaultChannel,
 		SocketMode: cfg.Slack.SocketMode == nil || *cfg.Slack.SocketMode,
-		Approvers:  cfg.Slack.Approvers, Routes: cfg.Slack.Routes,
+		Approvers:  cfg.Slack.Approvers, TeamIDs: cfg.Slack.TeamIDs, Routes: cfg.Slack.Routes,
 		Secrets: slack.Secrets{BotToken: bot, AppToken: appToken, SigningSecret: signing},
 	}
 	kv, err := slackMessages(ctx, b, o.NATSReplicas, cfg.Proposals.TTL.Duration)

@@ -119,8 +119,13 @@ type SlackConfig struct {
 	// SocketMode receives interactions over Socket Mode (default true); false uses
 	// POST /slack/interactions verified with the signing secret.
 	SocketMode *bool `yaml:"socket_mode,omitempty" json:"socket_mode,omitempty"`
-	// Approvers may approve or deny proposals.
+	// Approvers may approve or deny proposals from Slack. Empty: nobody may (Slack approvals
+	// are refused with a message that says how to set them; the local inbox is unaffected).
 	Approvers Approvers `yaml:"approvers,omitempty" json:"approvers,omitempty"`
+	// TeamIDs are the Slack workspaces (T…) whose members may decide; a click from a user of
+	// another workspace (a Slack Connect guest) is refused. Default: the bot token's own
+	// workspace (auth.test).
+	TeamIDs []string `yaml:"team_ids,omitempty" json:"team_ids,omitempty"`
 	// Routes map rules' notify.route names to channels by severity and namespace.
 	Routes []Route `yaml:"routes,omitempty" json:"routes,omitempty"`
 }

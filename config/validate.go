@@ -168,6 +168,11 @@ func (v *validator) slack(s SlackConfig) []string {
 	for i, g := range s.Approvers.Groups {
 		v.approver(index("slack.approvers.groups", i), g, "user group", "S0123ABCD")
 	}
+	for i, id := range s.TeamIDs {
+		if !teamID.MatchString(id) {
+			v.errorf(index("slack.team_ids", i), "invalid workspace id %q: a Slack team id such as T0123ABCD (or an Enterprise Grid id E…)", id)
+		}
+	}
 	var names []string
 	first := map[string]string{}
 	for i, r := range s.Routes {
@@ -194,6 +199,9 @@ func (v *validator) slack(s SlackConfig) []string {
 	}
 	return names
 }
+
+// teamID is a Slack workspace (T…) or Enterprise Grid (E…) id.
+var teamID = regexp.MustCompile(`^[TE][A-Z0-9]+$`)
 
 func (v *validator) approver(path, id, what, example string) {
 	switch {

@@ -55,6 +55,10 @@ func newCheckCmd() *cobra.Command {
 				msg += fmt.Sprintf("; %d schedules, %d enabled", len(cfg.Schedules), on)
 			}
 			fmt.Fprintln(cmd.OutOrStdout(), msg+")")
+			if a := cfg.Slack.Approvers; len(a.Users) == 0 && len(a.Groups) == 0 {
+				fmt.Fprintf(cmd.ErrOrStderr(), "%s: warning: slack.approvers is empty: approvals from Slack are refused until "+
+					"slack.approvers.users or slack.approvers.groups is set (the local inbox is unaffected)\n", configPath)
+			}
 			return nil
 		},
 	}

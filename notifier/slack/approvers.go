@@ -51,11 +51,14 @@ func newApprovers(a Approvers, refresh, maxStale time.Duration, api groupLister,
 		api: api, m: m, log: log}
 }
 
+// errNoApprovers: slack.approvers is empty, so nobody may decide from Slack.
+var errNoApprovers = errors.New("no approvers are configured")
+
 // allowed reports whether user may decide. An error means group membership could not be
-// checked (and the user is not listed by id).
+// checked (and the user is not listed by id), or errNoApprovers.
 func (a *approvers) allowed(ctx context.Context, user string) (bool, error) {
 	if len(a.users) == 0 && len(a.groups) == 0 {
-		return true, nil
+		return false, errNoApprovers
 	}
 	if slices.Contains(a.users, user) {
 		return true, nil

@@ -30,8 +30,11 @@ type Config struct {
 	// SocketMode receives interactions over Socket Mode (Secrets.AppToken required); otherwise
 	// they arrive at InteractionHandler (Secrets.SigningSecret required).
 	SocketMode bool
-	// Approvers may approve or deny proposals; empty means anyone who can click.
+	// Approvers may approve or deny proposals; empty means nobody may (clicks are refused with
+	// a message that says how to set them).
 	Approvers Approvers
+	// TeamIDs are the workspaces whose members may decide; empty: the bot token's own.
+	TeamIDs []string
 	// Routes map a finding's route name to a channel by severity and namespace.
 	Routes []Route
 	// Secrets are the tokens; they are never logged.

@@ -4,11 +4,13 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -188,14 +190,57 @@ func (n *Notifier) onCallback(cb *slack.InteractionCallback) {
 			n.m.interactions.WithLabelValues("duplicate").Inc()
 			continue
 		}
-		click := click{channel: channel, user: cb.User.ID, id: id, approve: a.ActionID == ActionApprove}
+		team := cb.User.TeamID
+		if team == "" {
+			team = cb.Team.ID
+		}
+		click := click{channel: channel, user: cb.User.ID, id: id, team: team, approve: a.ActionID == ActionApprove}
 		n.goAsync(func(ctx context.Context) { n.decide(ctx, click) })
 	}
 }
 
 type click struct {
 	channel, user, id string
-	approve           bool
+	// team is the workspace of the user who clicked (user.team_id; team.id without it).
+	team    string
+	approve bool
+}
+
+// fromOurWorkspace reports whether a click came from a member of a workspace that may decide:
+// slack.team_ids, else the bot token's own workspace (auth.test, asked once it answers). A
+// Slack Connect guest's user.team_id is their home workspace, not ours.
+func (n *Notifier) fromOurWorkspace(ctx context.Context, c click) (bool, error) {
+	teams := n.cfg.TeamIDs
+	if len(teams) == 0 {
+		own, err := n.ownTeam(ctx)
+		if err != nil {
+			return false, err
+		}
+		teams = []string{own}
+	}
+	if c.team == "" || !slices.Contains(teams, c.team) {
+		return false, fmt.Errorf("workspace %q is not one of %v", c.team, teams)
+	}
+	return true, nil
+}
+
+// ownTeam is the bot token's workspace, from auth.test; remembered once Slack answered.
+func (n *Notifier) ownTeam(ctx context.Context) (string, error) {
+	n.mu.Lock()
+	team := n.team
+	n.mu.Unlock()
+	if team != "" {
+		return team, nil
+	}
+	resp, err := n.api.AuthTestContext(ctx)
+	if err != nil {
+		n.countError("auth.test", err)
+		return "", fmt.Errorf("cannot tell this podmedic's workspace: auth.test: %w", err)
+	}
+	n.mu.Lock()
+	n.team = resp.TeamID
+	n.mu.Unlock()
+	return resp.TeamID, nil
 }
 
 // goAsync runs f off the caller's path (interactions must be acknowledged within 3 seconds),
@@ -228,7 +273,21 @@ func (n *Notifier) goAsync(f func(ctx context.Context)) {
 func (n *Notifier) decide(ctx context.Context, c click) {
 	verb := map[bool]string{true: "approve", false: "deny"}[c.approve]
 	log := n.o.log.With(zap.String("proposal", c.id), zap.String("user", c.user), zap.String("decision", verb))
+	if ok, err := n.fromOurWorkspace(ctx, c); !ok {
+		n.m.interactions.WithLabelValues("forbidden").Inc()
+		log.Warn("slack: click from another workspace refused", zap.String("team", c.team), zap.Error(err))
+		n.ephemeral(ctx, c.channel, c.user, fmt.Sprintf("Only members of this podmedic's Slack workspace may %s proposals. Nothing was done.", verb))
+		return
+	}
 	ok, err := n.approvers.allowed(ctx, c.user)
+	if errors.Is(err, errNoApprovers) {
+		n.m.interactions.WithLabelValues("no_approvers").Inc()
+		log.Warn("slack: click refused: slack.approvers is empty")
+		n.ephemeral(ctx, c.channel, c.user, fmt.Sprintf("Nobody may %s from Slack yet: this podmedic has no approvers. "+
+			"Set slack.approvers.users (Slack member ids, U…) or slack.approvers.groups (user group ids, S…) in rules.yaml. "+
+			"Nothing was done.", verb))
+		return
+	}
 	if err != nil {
 		n.m.interactions.WithLabelValues("error").Inc()
 		log.Warn("slack: could not check the approver", zap.Error(err))

@@ -265,7 +265,9 @@ func TestExpiredClick(t *testing.T) {
 	nt := noticeFor(fixtures()[finding.StuckTerminating])
 	nt.Proposal.ExpiresAt = time.Now().Add(time.Second)
 	dec := &fakeDecider{fn: func(string, string, bool) (*finding.Proposal, error) { return nil, errExpired }}
-	h := start(t, env, testConfig(env), WithDecider(dec), WithChannelInterval(0))
+	cfg := testConfig(env)
+	cfg.Approvers = Approvers{Users: []string{"U0BOB"}}
+	h := start(t, env, cfg, WithDecider(dec), WithChannelInterval(0))
 	ref := posted(t, h, nt)
 	messageContains(t, env, ref, ActionApprove)
 
@@ -328,8 +330,40 @@ func TestApproverGroupRefresh(t *testing.T) {
 	assert.ErrorContains(t, err, "the approver groups could not be read from Slack for")
 	assert.ErrorContains(t, err, "(more than 100ms), so nobody is approved through them until Slack answers")
 
-	open := newApprovers(Approvers{}, time.Minute, 0, n.api, n.m, n.o.log)
-	ok, err = open.allowed(t.Context(), "anyone")
-	assert.NoError(t, err)
-	assert.True(t, ok, "no approvers configured: anyone may")
+	none := newApprovers(Approvers{}, time.Minute, 0, n.api, n.m, n.o.log)
+	ok, err = none.allowed(t.Context(), "anyone")
+	assert.ErrorIs(t, err, errNoApprovers)
+	assert.False(t, ok, "no approvers configured: nobody may")
+}
+
+// TestClicksRefusedWithoutApproversOrFromAnotherWorkspace: with slack.approvers empty (the
+// shipped default) nobody decides from Slack, and the user is told how to set approvers; a
+// listed approver clicking from another workspace (a Slack Connect guest) is refused too.
+func TestClicksRefusedWithoutApproversOrFromAnotherWorkspace(t *testing.T) {
+	env := slackenv.Start(t)
+	nt := noticeFor(fixtures()[finding.TaskFailed])
+	dec := decidingStage(map[string]*finding.Proposal{nt.Proposal.ID: nt.Proposal})
+	click := func(h *harness, ref MessageRef, user, team, ts string) {
+		body := slackenv.FormBody(slackenv.Click{UserID: user, UserTeamID: team, Channel: ref.Channel, MessageTS: ref.TS,
+			ActionID: ActionApprove, Value: nt.Proposal.ID, ActionTS: ts}.Payload())
+		require.Equal(t, http.StatusOK, serve(h.n.InteractionHandler(), signed(t, body, time.Now())))
+	}
+
+	open := start(t, env, testConfig(env), WithDecider(dec), WithChannelInterval(0))
+	ref := posted(t, open, nt)
+	click(open, ref, "U0ALICE", "", "5.1")
+	require.NoError(t, env.Wait(within(t, 10*time.Second), func(s *slackenv.Server) bool { return len(ephemeralTo(s, "U0ALICE")) == 1 }))
+	assert.Contains(t, ephemeralTo(env, "U0ALICE")[0].Text, "Nobody may approve from Slack yet: this podmedic has no approvers. Set slack.approvers.users")
+
+	cfg := testConfig(env)
+	cfg.Approvers = Approvers{Users: []string{"U0ALICE", "U0GUEST"}}
+	listed := start(t, env, cfg, WithDecider(dec), WithChannelInterval(0))
+	click(listed, ref, "U0GUEST", "T0ELSEWHERE", "5.2")
+	require.NoError(t, env.Wait(within(t, 10*time.Second), func(s *slackenv.Server) bool { return len(ephemeralTo(s, "U0GUEST")) == 1 }))
+	assert.Contains(t, ephemeralTo(env, "U0GUEST")[0].Text, "Only members of this podmedic's Slack workspace may approve proposals")
+	time.Sleep(100 * time.Millisecond)
+	assert.Empty(t, dec.Calls(), "nothing was decided")
+
+	click(listed, ref, "U0ALICE", "", "5.3")
+	require.NoError(t, env.Wait(within(t, 10*time.Second), func(*slackenv.Server) bool { return len(dec.Calls()) == 1 }))
 }

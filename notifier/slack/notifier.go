@@ -38,6 +38,7 @@ type Notifier struct {
 	replays   *seenSet // signatures of HTTP interaction requests already seen
 
 	mu       sync.Mutex
+	team     string // the bot token's workspace (auth.test), once known
 	lanes    map[string]*lane
 	msgs     map[string]*message // by key
 	groups   map[string]*message // open group message by group key and channel
@@ -106,10 +107,14 @@ func New(cfg Config, opts ...Option) (*Notifier, error) {
 
 // Check verifies the bot token with auth.test.
 func (n *Notifier) Check(ctx context.Context) error {
-	if _, err := n.api.AuthTestContext(ctx); err != nil {
+	resp, err := n.api.AuthTestContext(ctx)
+	if err != nil {
 		n.countError("auth.test", err)
 		return fmt.Errorf("slack: auth.test: %w", err)
 	}
+	n.mu.Lock()
+	n.team = resp.TeamID
+	n.mu.Unlock()
 	return nil
 }
 

@@ -26,6 +26,9 @@ type Click struct {
 	// ActionTS and TriggerID tell clicks apart; defaults are derived from the other fields.
 	ActionTS  string
 	TriggerID string
+	// UserTeamID is the clicking user's home workspace (a Slack Connect guest's differs);
+	// default TeamID.
+	UserTeamID string
 }
 
 // Payload is the block_actions payload Slack sends for the click (over Socket Mode as the
@@ -43,9 +46,12 @@ func (c Click) Payload() []byte {
 	if c.UserName == "" {
 		c.UserName = "user-" + c.UserID
 	}
+	if c.UserTeamID == "" {
+		c.UserTeamID = TeamID
+	}
 	p := map[string]any{
 		"type":       "block_actions",
-		"user":       map[string]any{"id": c.UserID, "username": c.UserName, "name": c.UserName, "team_id": TeamID},
+		"user":       map[string]any{"id": c.UserID, "username": c.UserName, "name": c.UserName, "team_id": c.UserTeamID},
 		"api_app_id": "A0PODMEDIC",
 		"token":      "legacy-verification-token",
 		"container": map[string]any{"type": "message", "message_ts": c.MessageTS, "channel_id": c.Channel,
