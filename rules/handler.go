@@ -194,16 +194,24 @@ func (p *Handler) deliver(ctx context.Context, f *finding.Finding, owner string)
 // a new stream leader within seconds.
 const settleFor = 30 * time.Second
 
+// settleAttempt bounds one attempt to settle (nats.go's JetStream API default).
+const settleAttempt = 5 * time.Second
+
 // settle closes the claim of a delivered finding, retrying for up to settleFor (the
-// observation is held in progress meanwhile) or until ctx ends. A claim left open would let a
-// redelivery of the same observation — after an ack lost with a NATS node, say — report the
-// finding again.
+// observation is held in progress meanwhile). A claim left open would let a redelivery of the
+// same observation — after an ack lost with a NATS node, say — report the finding again. So
+// settling deliberately outlives the handler's ctx (cancelled when the consumer is restarted
+// after a NATS outage, or at the drain deadline): its retries end when settleFor is over.
 func (p *Handler) settle(ctx context.Context, f *finding.Finding, owner string) {
-	ctx, cancel := context.WithTimeout(ctx, settleFor)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), settleFor)
 	defer cancel()
 	var err error
 	_ = retry.Until(ctx, retry.Exponential(250*time.Millisecond, 4*time.Second), func(ctx context.Context) (bool, error) {
-		if err = p.store.Settle(ctx, "finding."+f.Key(), owner, DedupTTL); err != nil {
+		// Each attempt has its own deadline: one attempt made while NATS is away must not
+		// take the whole of settleFor (a KV call waits until its ctx's deadline).
+		actx, cancel := context.WithTimeout(ctx, settleAttempt)
+		defer cancel()
+		if err = p.store.Settle(actx, "finding."+f.Key(), owner, DedupTTL); err != nil {
 			p.log.Info("settling the claim of a delivered finding failed; retrying", zap.String("finding", f.Name()), zap.Error(err))
 		}
 		return err == nil, nil
