@@ -491,7 +491,11 @@ func (w *Watcher) waitBacklog(ctx context.Context) {
 		limit = maxBacklog / resyncBatch
 	}
 	_ = wait.PollUntilContextTimeout(ctx, 20*time.Millisecond, w.o.Resync, true, func(ctx context.Context) (bool, error) {
-		n, err := b.ObservationBacklog(ctx)
+		// One question has its own deadline: the poll's ctx ends only with the resync, and a
+		// JetStream call waits until its ctx's deadline while NATS is away.
+		qctx, cancel := context.WithTimeout(ctx, backlogQuery)
+		defer cancel()
+		n, err := b.ObservationBacklog(qctx)
 		return err != nil || n <= limit, nil
 	})
 }
@@ -753,3 +757,7 @@ func eventTime(e *corev1.Event) time.Time {
 	}
 	return e.CreationTimestamp.Time
 }
+
+// backlogQuery bounds one question about the observation backlog (nats.go's JetStream API
+// default).
+const backlogQuery = 5 * time.Second
