@@ -59,6 +59,9 @@ type EvidenceConfig struct {
 	Redact []string `yaml:"redact,omitempty" json:"redact,omitempty"`
 }
 
+// Tails reports whether log tails are on (LogTails, default true).
+func (e EvidenceConfig) Tails() bool { return e.LogTails == nil || *e.LogTails }
+
 // NamespaceScope selects namespaces by name.
 type NamespaceScope struct {
 	Include []string `yaml:"include,omitempty" json:"include,omitempty"`

@@ -232,15 +232,11 @@ func (n *Notifier) ownTeam(ctx context.Context) (string, error) {
 	if team != "" {
 		return team, nil
 	}
-	resp, err := n.api.AuthTestContext(ctx)
+	team, err := n.authTest(ctx)
 	if err != nil {
-		n.countError("auth.test", err)
-		return "", fmt.Errorf("cannot tell this podmedic's workspace: auth.test: %w", err)
+		return "", fmt.Errorf("cannot tell this podmedic's workspace: %w", err)
 	}
-	n.mu.Lock()
-	n.team = resp.TeamID
-	n.mu.Unlock()
-	return resp.TeamID, nil
+	return team, nil
 }
 
 // goAsync runs f off the caller's path (interactions must be acknowledged within 3 seconds),

@@ -107,15 +107,23 @@ func New(cfg Config, opts ...Option) (*Notifier, error) {
 
 // Check verifies the bot token with auth.test.
 func (n *Notifier) Check(ctx context.Context) error {
+	if _, err := n.authTest(ctx); err != nil {
+		return fmt.Errorf("slack: %w", err)
+	}
+	return nil
+}
+
+// authTest asks auth.test and remembers the bot token's workspace (see ownTeam).
+func (n *Notifier) authTest(ctx context.Context) (string, error) {
 	resp, err := n.api.AuthTestContext(ctx)
 	if err != nil {
 		n.countError("auth.test", err)
-		return fmt.Errorf("slack: auth.test: %w", err)
+		return "", fmt.Errorf("auth.test: %w", err)
 	}
 	n.mu.Lock()
 	n.team = resp.TeamID
 	n.mu.Unlock()
-	return nil
+	return resp.TeamID, nil
 }
 
 // Pending returns how many accepted notices are not yet delivered.
