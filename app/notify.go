@@ -20,7 +20,6 @@ import (
 
 	"github.com/podmedic/podmedic/bus"
 	"github.com/podmedic/podmedic/config"
-	"github.com/podmedic/podmedic/finding"
 	"github.com/podmedic/podmedic/notifier"
 	"github.com/podmedic/podmedic/notifier/inbox"
 	"github.com/podmedic/podmedic/notifier/slack"
@@ -38,16 +37,13 @@ type notifiers struct {
 	slack *slack.Notifier
 	// posting leases the pending proposals on their way to Slack (see slack.Posting).
 	posting *slack.Posting
-	// decider is set once the actions stage exists (it notifies through chain, so it is
-	// created after it).
-	decider notifier.Decider
 }
 
-func (ns *notifiers) decide(ctx context.Context, id, user string, approve bool) (*finding.Proposal, error) {
-	if ns.decider == nil {
-		return nil, errors.New("podmedic is still starting; try again in a moment")
-	}
-	return ns.decider.Decide(ctx, id, user, approve)
+// proposals is what decides proposals and lists them: the actions stage. It notifies through
+// the notifiers' chain, so it is created after them and handed to run.
+type proposals interface {
+	notifier.Decider
+	notifier.ProposalLister
 }
 
 // newNotifiers builds the console (o.Notifier replaces it) and, when SLACK_BOT_TOKEN or
@@ -102,7 +98,7 @@ func newNotifiers(ctx context.Context, o Options, cfg *config.Config, detectors 
 	}
 	store := &slack.KVMessageStore{KV: kv}
 	sn, err := slack.New(sc, slack.WithLogger(log.Named("slack")), slack.WithRegisterer(reg), slack.WithSummarizer(detectors), slack.WithReplayClaims(b),
-		slack.WithMessageStore(store), slack.WithDecider(notifier.DeciderFunc(ns.decide)))
+		slack.WithMessageStore(store))
 	if err != nil {
 		return nil, fmt.Errorf("slack: %w", err)
 	}
@@ -135,12 +131,13 @@ func isAuthError(err error) bool {
 }
 
 // run starts what the notifiers need under g: Slack's senders and Socket Mode (stopped only
-// after a last flush, so notices accepted during shutdown still go out), or the inbox.
-func (ns *notifiers) run(gctx context.Context, g *errgroup.Group, o Options, lister notifier.ProposalLister, log *zap.Logger) error {
+// after a last flush, so notices accepted during shutdown still go out), or the inbox; both
+// take decisions to ps.
+func (ns *notifiers) run(gctx context.Context, g *errgroup.Group, o Options, ps proposals, log *zap.Logger) error {
 	if ns.slack != nil {
 		sctx, stop := context.WithCancel(context.WithoutCancel(gctx))
-		g.Go(func() error { return ns.slack.Run(sctx) })
-		g.Go(func() error { ns.posting.Run(gctx, lister); return nil })
+		g.Go(func() error { return ns.slack.Run(sctx, ps) })
+		g.Go(func() error { ns.posting.Run(gctx, ps); return nil })
 		g.Go(func() error {
 			<-gctx.Done()
 			fctx, cancel := context.WithTimeout(sctx, 5*time.Second)
@@ -160,7 +157,7 @@ func (ns *notifiers) run(gctx context.Context, g *errgroup.Group, o Options, lis
 	if u, err := user.Current(); err == nil && u.Username != "" {
 		name = u.Username
 	}
-	srv, err := inbox.New(inbox.Options{Lister: lister, Decider: notifier.DeciderFunc(ns.decide), User: name,
+	srv, err := inbox.New(inbox.Options{Lister: ps, Decider: ps, User: name,
 		Timeouts: o.HTTPTimeouts, Logger: log.Named("inbox")})
 	if err != nil {
 		return err

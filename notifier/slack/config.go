@@ -14,7 +14,6 @@ import (
 
 	"github.com/podmedic/podmedic/config"
 	"github.com/podmedic/podmedic/finding"
-	"github.com/podmedic/podmedic/notifier"
 )
 
 // DefaultAPIURL is Slack's Web API.
@@ -158,7 +157,6 @@ type options struct {
 	log              *zap.Logger
 	reg              prometheus.Registerer
 	store            MessageStore
-	decider          notifier.Decider
 	summarizer       Summarizer
 	httpClient       *http.Client
 	dialer           *websocket.Dialer
@@ -206,10 +204,6 @@ func WithRegisterer(reg prometheus.Registerer) Option { return func(o *options) 
 // WithMessageStore keeps where each proposal's message is (channel and ts) in s, so that a
 // decision after a restart still updates the original message. Default: an in-memory store.
 func WithMessageStore(s MessageStore) Option { return func(o *options) { o.store = s } }
-
-// WithDecider applies Approve/Deny clicks. Without one, clicks are answered (ephemerally)
-// that approvals are not enabled.
-func WithDecider(d notifier.Decider) Option { return func(o *options) { o.decider = d } }
 
 // WithSummarizer says what each kind of finding is about in the message's first sentence
 // (rules.Registry); without it a message says "<kind> on <object>".

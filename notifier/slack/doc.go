@@ -14,6 +14,13 @@
 // network errors with exponential backoff, so nothing accepted is dropped while Run runs and
 // nothing is posted twice.
 //
+// Inside, a notice goes three ways in turn: the intake (Notify; dedup of findings, grouping,
+// the index of messages) under the Notifier's lock; the lane of its channel, which owns the
+// channel's messages under its own lock, picks its next call and paces it (a
+// golang.org/x/time/rate limiter, Retry-After, backoff); and the Web API call itself, made
+// with no lock held. Only Run's context reaches the lanes and the Socket Mode connection;
+// decisions are handed to the Decider given to Run.
+//
 // Interactions arrive over Socket Mode (run by Run when Config.SocketMode is set) or as signed
 // POSTs to InteractionHandler (v0 HMAC with the signing secret, 5-minute window, replays
 // refused). Only approvers (user ids, or members of user groups) may decide; anyone else gets an
@@ -49,7 +56,9 @@
 //   - Replays: POST /slack/interactions refuses a signature already seen (409) for 6 minutes;
 //     clicks are deduplicated across transports by user, action_ts, trigger_id, proposal and
 //     action for 10 minutes.
-//   - Approvers: empty means anyone who can click; group members are cached for
+//   - Approvers: only members of slack.team_ids (default: the bot token's workspace, from
+//     auth.test) who are listed approvers; with none listed nobody may decide from Slack.
+//     Group members are cached for
 //     WithApproverRefresh (5m), re-read at most every 30s when an unknown user clicks, and the
 //     stale cache is used while Slack fails.
 package slack

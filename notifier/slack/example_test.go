@@ -40,9 +40,6 @@ func Example() {
 		slack.WithLogger(zap.NewNop()),
 		slack.WithRegisterer(prometheus.NewRegistry()),
 		slack.WithMessageStore(kvStore{slack.NewMemoryStore()}),
-		slack.WithDecider(notifier.DeciderFunc(func(ctx context.Context, id, user string, approve bool) (*finding.Proposal, error) {
-			return stage.Decide(ctx, id, user, approve)
-		})),
 	)
 	if err != nil {
 		return // a config error: report it and exit 1
@@ -52,7 +49,11 @@ func Example() {
 		return // the bot token does not work
 	}
 	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return n.Run(ctx) })
+	// Clicks on Approve/Deny are decided by the actions stage.
+	decider := notifier.DeciderFunc(func(ctx context.Context, id, user string, approve bool) (*finding.Proposal, error) {
+		return stage.Decide(ctx, id, user, approve)
+	})
+	g.Go(func() error { return n.Run(ctx, decider) })
 	if !cfg.SocketMode {
 		mux := http.NewServeMux()
 		mux.Handle("POST /slack/interactions", n.InteractionHandler())

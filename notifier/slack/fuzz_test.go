@@ -47,7 +47,7 @@ func FuzzInteraction(f *testing.F) {
 	dec := &fakeDecider{fn: func(id, _ string, _ bool) (*finding.Proposal, error) {
 		return nil, errors.New("no proposal " + id)
 	}}
-	h := start(f, env, cfg, WithDecider(dec), WithChannelInterval(0), WithLogger(zap.NewNop())) // lives as long as the fuzz run
+	h := startDeciding(f, env, cfg, dec, WithChannelInterval(0), WithLogger(zap.NewNop())) // lives as long as the fuzz run
 	handler := h.n.InteractionHandler()
 
 	f.Fuzz(func(t *testing.T, body []byte) {

@@ -248,12 +248,9 @@ func (n *Notifier) goAsync(f func(ctx context.Context)) {
 		n.o.log.Warn("slack: interaction ignored: the notifier is stopping")
 		return
 	}
-	base := n.runCtx
-	if base == nil {
-		base = context.Background()
-	}
 	n.async.Go(func() {
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(base), decideTimeout)
+		// Not under Run's context: a decision taken goes through even when Run stops.
+		ctx, cancel := context.WithTimeout(context.Background(), decideTimeout)
 		defer cancel()
 		select {
 		case n.sem <- struct{}{}:
@@ -296,12 +293,15 @@ func (n *Notifier) decide(ctx context.Context, c click) {
 		n.ephemeral(ctx, c.channel, c.user, fmt.Sprintf("You are not allowed to %s this. Nothing was done.", verb))
 		return
 	}
-	if n.o.decider == nil {
+	n.mu.Lock()
+	decider := n.decider
+	n.mu.Unlock()
+	if decider == nil {
 		n.m.interactions.WithLabelValues("disabled").Inc()
 		n.ephemeral(ctx, c.channel, c.user, "Approvals are not enabled in this podmedic. Nothing was done.")
 		return
 	}
-	p, err := n.o.decider.Decide(ctx, c.id, c.user, c.approve)
+	p, err := decider.Decide(ctx, c.id, c.user, c.approve)
 	if err != nil {
 		n.m.interactions.WithLabelValues("refused").Inc()
 		log.Info("slack: decision refused", zap.Error(err))
@@ -326,13 +326,19 @@ func (n *Notifier) showExpired(id string) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	m, ok := n.msgs["p:"+id]
-	if !ok || m.proposal.State != finding.StatePending || m.expiredShown ||
+	if !ok {
+		return
+	}
+	l := m.lane
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if m.proposal.State != finding.StatePending || m.expiredShown ||
 		m.proposal.ExpiresAt.IsZero() || time.Now().Before(m.proposal.ExpiresAt) {
 		return
 	}
 	m.expiredShown = true
 	m.version++
-	n.wakeLocked(m.lane)
+	l.poke()
 }
 
 // runSocketMode keeps a Socket Mode connection until ctx ends, reconnecting with backoff.

@@ -93,7 +93,7 @@ func TestSocketModeApproval(t *testing.T) {
 	cfg := testConfig(env)
 	cfg.SocketMode = true
 	cfg.Approvers = Approvers{Users: []string{"U0ALICE"}, Groups: []string{"S0ONCALL"}}
-	h := start(t, env, cfg, WithDecider(dec), WithChannelInterval(0))
+	h := startDeciding(t, env, cfg, dec, WithChannelInterval(0))
 	require.NoError(t, env.WaitConnected(within(t, 10*time.Second)))
 	ref := posted(t, h, nt)
 	ref2 := posted(t, h, nt2)
@@ -165,7 +165,7 @@ func TestHTTPInteractions(t *testing.T) {
 	dec := decidingStage(props)
 	cfg := testConfig(env)
 	cfg.Approvers = Approvers{Users: []string{"U0ALICE"}}
-	h := start(t, env, cfg, WithDecider(dec), WithChannelInterval(0))
+	h := startDeciding(t, env, cfg, dec, WithChannelInterval(0))
 	handler := h.n.InteractionHandler()
 	ref := posted(t, h, nt)
 
@@ -229,8 +229,7 @@ func TestHTTPInteractions(t *testing.T) {
 		upper := signed(t, body, ts)
 		upper.Header.Set("X-Slack-Signature", "v0="+strings.ToUpper(strings.TrimPrefix(upper.Header.Get("X-Slack-Signature"), "v0=")))
 		assert.Equal(t, http.StatusConflict, serve(handler, upper), "the same signature with its hex in upper case")
-		time.Sleep(100 * time.Millisecond)
-		assert.Len(t, dec.Calls(), 1, "a replay decides nothing")
+		assert.Never(t, func() bool { return len(dec.Calls()) > 1 }, 100*time.Millisecond, 5*time.Millisecond, "a replay decides nothing")
 		assert.Equal(t, 2.0, testutil.ToFloat64(h.n.m.interactions.WithLabelValues("replay")))
 	})
 }
@@ -245,8 +244,8 @@ func TestHTTPInteractionReplayedToAnotherReplica(t *testing.T) {
 	cfg := testConfig(env)
 	cfg.Approvers = Approvers{Users: []string{"U0ALICE"}}
 	claims := actions.NewMemoryClaimer(nil)
-	a := start(t, env, cfg, WithDecider(dec), WithChannelInterval(0), WithReplayClaims(claims))
-	b := start(t, env, cfg, WithDecider(dec), WithChannelInterval(0), WithReplayClaims(claims))
+	a := startDeciding(t, env, cfg, dec, WithChannelInterval(0), WithReplayClaims(claims))
+	b := startDeciding(t, env, cfg, dec, WithChannelInterval(0), WithReplayClaims(claims))
 	ref := posted(t, a, nt)
 	body := slackenv.FormBody(slackenv.Click{UserID: "U0ALICE", Channel: ref.Channel, MessageTS: ref.TS,
 		ActionID: ActionApprove, Value: nt.Proposal.ID, ActionTS: "4.1"}.Payload())
@@ -254,8 +253,7 @@ func TestHTTPInteractionReplayedToAnotherReplica(t *testing.T) {
 	assert.Equal(t, http.StatusOK, serve(a.n.InteractionHandler(), signed(t, body, ts)))
 	assert.Equal(t, http.StatusConflict, serve(b.n.InteractionHandler(), signed(t, body, ts)), "replayed to the other replica")
 	require.NoError(t, env.Wait(within(t, 10*time.Second), func(*slackenv.Server) bool { return len(dec.Calls()) == 1 }))
-	time.Sleep(100 * time.Millisecond)
-	assert.Len(t, dec.Calls(), 1)
+	assert.Never(t, func() bool { return len(dec.Calls()) > 1 }, 100*time.Millisecond, 5*time.Millisecond, "the replay decides nothing")
 }
 
 // TestExpiredClick: clicking a proposal that has expired tells the user why and updates the
@@ -267,7 +265,7 @@ func TestExpiredClick(t *testing.T) {
 	dec := &fakeDecider{fn: func(string, string, bool) (*finding.Proposal, error) { return nil, errExpired }}
 	cfg := testConfig(env)
 	cfg.Approvers = Approvers{Users: []string{"U0BOB"}}
-	h := start(t, env, cfg, WithDecider(dec), WithChannelInterval(0))
+	h := startDeciding(t, env, cfg, dec, WithChannelInterval(0))
 	ref := posted(t, h, nt)
 	messageContains(t, env, ref, ActionApprove)
 
@@ -349,7 +347,7 @@ func TestClicksRefusedWithoutApproversOrFromAnotherWorkspace(t *testing.T) {
 		require.Equal(t, http.StatusOK, serve(h.n.InteractionHandler(), signed(t, body, time.Now())))
 	}
 
-	open := start(t, env, testConfig(env), WithDecider(dec), WithChannelInterval(0))
+	open := startDeciding(t, env, testConfig(env), dec, WithChannelInterval(0))
 	ref := posted(t, open, nt)
 	click(open, ref, "U0ALICE", "", "5.1")
 	require.NoError(t, env.Wait(within(t, 10*time.Second), func(s *slackenv.Server) bool { return len(ephemeralTo(s, "U0ALICE")) == 1 }))
@@ -357,12 +355,11 @@ func TestClicksRefusedWithoutApproversOrFromAnotherWorkspace(t *testing.T) {
 
 	cfg := testConfig(env)
 	cfg.Approvers = Approvers{Users: []string{"U0ALICE", "U0GUEST"}}
-	listed := start(t, env, cfg, WithDecider(dec), WithChannelInterval(0))
+	listed := startDeciding(t, env, cfg, dec, WithChannelInterval(0))
 	click(listed, ref, "U0GUEST", "T0ELSEWHERE", "5.2")
 	require.NoError(t, env.Wait(within(t, 10*time.Second), func(s *slackenv.Server) bool { return len(ephemeralTo(s, "U0GUEST")) == 1 }))
 	assert.Contains(t, ephemeralTo(env, "U0GUEST")[0].Text, "Only members of this podmedic's Slack workspace may approve proposals")
-	time.Sleep(100 * time.Millisecond)
-	assert.Empty(t, dec.Calls(), "nothing was decided")
+	assert.Never(t, func() bool { return len(dec.Calls()) > 0 }, 100*time.Millisecond, 5*time.Millisecond, "nothing was decided")
 
 	click(listed, ref, "U0ALICE", "", "5.3")
 	require.NoError(t, env.Wait(within(t, 10*time.Second), func(*slackenv.Server) bool { return len(dec.Calls()) == 1 }))

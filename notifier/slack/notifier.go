@@ -36,23 +36,27 @@ type Notifier struct {
 	approvers *approvers
 	clicks    *seenSet // clicks already handled (both transports)
 	replays   *seenSet // signatures of HTTP interaction requests already seen
+	backlog   *backlog // notices accepted and not yet delivered
 
-	mu       sync.Mutex
-	team     string // the bot token's workspace (auth.test), once known
-	lanes    map[string]*lane
-	msgs     map[string]*message // by key
-	groups   map[string]*message // open group message by group key and channel
-	seen     map[string]time.Time
-	pending  int
-	idle     chan struct{} // closed when pending drops to 0 (see Flush)
-	seq      int
-	running  bool
-	stopping bool // Run is waiting for its goroutines: no new async work
-	stopped  bool
-	runCtx   context.Context
-	workers  sync.WaitGroup
-	async    sync.WaitGroup
-	sem      chan struct{}
+	// The intake: dedup of findings, grouping, and the index of messages by key. Messages'
+	// contents are guarded by their lane's lock, taken after this one.
+	mu    sync.Mutex
+	team  string // the bot token's workspace (auth.test), once known
+	lanes map[string]*lane
+	// unstarted are lanes whose sender Run has not started yet; laneAdded wakes Run.
+	unstarted []*lane
+	laneAdded chan struct{}
+	decider   notifier.Decider    // Run's
+	msgs      map[string]*message // by key
+	groups    map[string]*message // open group message by group key and channel
+	seen      map[string]time.Time
+	seq       int
+	running   bool
+	stopping  bool // Run is waiting for its goroutines: no new async work
+	stopped   bool
+	workers   sync.WaitGroup
+	async     sync.WaitGroup
+	sem       chan struct{}
 }
 
 var _ notifier.Notifier = (*Notifier)(nil)
@@ -83,24 +87,21 @@ func New(cfg Config, opts ...Option) (*Notifier, error) {
 		copts = append(copts, slack.OptionHTTPClient(o.httpClient))
 	}
 	n := &Notifier{
-		cfg:     cfg,
-		o:       o,
-		api:     slack.New(cfg.Secrets.BotToken, copts...),
-		clicks:  newSeenSet(),
-		replays: newSeenSet(),
-		lanes:   map[string]*lane{},
-		msgs:    map[string]*message{},
-		groups:  map[string]*message{},
-		seen:    map[string]time.Time{},
-		idle:    make(chan struct{}),
-		sem:     make(chan struct{}, 16),
+		cfg:       cfg,
+		o:         o,
+		api:       slack.New(cfg.Secrets.BotToken, copts...),
+		clicks:    newSeenSet(),
+		replays:   newSeenSet(),
+		lanes:     map[string]*lane{},
+		laneAdded: make(chan struct{}, 1),
+		msgs:      map[string]*message{},
+		groups:    map[string]*message{},
+		seen:      map[string]time.Time{},
+		backlog:   newBacklog(),
+		sem:       make(chan struct{}, 16),
 	}
-	close(n.idle)
-	n.m = newMetrics(o.reg, func() float64 {
-		n.mu.Lock()
-		defer n.mu.Unlock()
-		return float64(n.pending)
-	})
+	n.m = newMetrics(o.reg, func() float64 { return float64(n.backlog.count()) })
+	n.backlog.latency = n.m.latency
 	n.approvers = newApprovers(cfg.Approvers, o.approverRefresh, o.approverMaxStale, n.api, n.m, o.log)
 	return n, nil
 }
@@ -127,20 +128,13 @@ func (n *Notifier) authTest(ctx context.Context) (string, error) {
 }
 
 // Pending returns how many accepted notices are not yet delivered.
-func (n *Notifier) Pending() int {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.pending
-}
+func (n *Notifier) Pending() int { return n.backlog.count() }
 
 // Flush waits until every accepted notice is delivered (or ctx ends). app may call it with a
 // short timeout before stopping Run.
 func (n *Notifier) Flush(ctx context.Context) error {
-	n.mu.Lock()
-	idle := n.idle
-	n.mu.Unlock()
 	select {
-	case <-idle:
+	case <-n.backlog.empty():
 		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("slack: %d notices undelivered: %w", n.Pending(), context.Cause(ctx))
@@ -280,10 +274,10 @@ func rank(s finding.ProposalState) int {
 	return 2
 }
 
-// acceptLocked takes a notice into the state the senders deliver. internal notices (decisions
+// acceptLocked takes a notice into the state the lanes deliver. internal notices (decisions
 // taken through Slack itself) are not subject to the queue bound.
 func (n *Notifier) acceptLocked(nt *finding.Notice, now time.Time, internal bool) error {
-	full := !internal && n.pending >= n.o.queueSize
+	full := !internal && n.backlog.count() >= n.o.queueSize
 	switch {
 	case nt.Type == finding.NoticeReport:
 		if full {
@@ -293,7 +287,7 @@ func (n *Notifier) acceptLocked(nt *finding.Notice, now time.Time, internal bool
 		m := n.newMessageLocked(fmt.Sprintf("d:%d", n.seq), kindReport, n.cfg.ChannelForRoute(nt.Route), now)
 		cp := *nt
 		m.notice = &cp
-		n.bumpLocked(m, now, nt.Type)
+		m.lane.add(m, now, nt.Type)
 		return nil
 
 	case nt.Type == finding.NoticeRefusal:
@@ -305,18 +299,21 @@ func (n *Notifier) acceptLocked(nt *finding.Notice, now time.Time, internal bool
 		m := n.newMessageLocked(fmt.Sprintf("r:%d", n.seq), kindRefusal, n.cfg.ChannelFor(f), now)
 		cp := *nt
 		m.notice = &cp
-		n.bumpLocked(m, now, nt.Type)
+		m.lane.add(m, now, nt.Type)
 		return nil
 
 	case nt.Proposal != nil:
 		p := clone(nt.Proposal)
 		key := "p:" + p.ID
 		if m, ok := n.msgs[key]; ok {
+			l := m.lane
+			l.mu.Lock()
+			defer l.mu.Unlock()
 			if nt.Type == finding.NoticeFinding && m.outcome == nil && nt.Outcome != nil {
 				m.outcome = nt.Outcome
-				n.bumpLocked(m, now, nt.Type)
+				l.bumpLocked(m, now, nt.Type)
 			}
-			n.applyLocked(m, p, now, nt.Type)
+			l.applyLocked(m, p, now, nt.Type)
 			return nil
 		}
 		if full {
@@ -334,9 +331,12 @@ func (n *Notifier) acceptLocked(nt *finding.Notice, now time.Time, internal bool
 		// store (posted before a restart, or by another replica) before doing anything.
 		m.resolve = nt.Type == finding.NoticeDecision
 		m.finalReplied = nt.Type == finding.NoticeFinding && p.State.Final()
-		n.bumpLocked(m, now, nt.Type)
+		l := m.lane
+		l.add(m, now, nt.Type)
 		if p.State.Final() && !m.finalReplied {
-			n.finalReplyLocked(m, now, nt.Type)
+			l.mu.Lock()
+			l.finalReplyLocked(m, now, nt.Type)
+			l.mu.Unlock()
 		}
 		return nil
 	}
@@ -353,6 +353,9 @@ func (n *Notifier) acceptLocked(nt *finding.Notice, now time.Time, internal bool
 	n.seen[key] = now
 	ch := n.cfg.ChannelFor(f)
 	gk := GroupKey(f) + "|" + ch
+	fc := *f
+	fc.Evidence = append([]string(nil), f.Evidence...)
+	mem := member{f: &fc, action: f.Action, outcome: nt.Outcome, at: now}
 	m := n.groups[gk]
 	if m == nil || now.After(m.openUntil) {
 		n.seq++
@@ -360,84 +363,32 @@ func (n *Notifier) acceptLocked(nt *finding.Notice, now time.Time, internal bool
 		m.gkey = gk
 		m.openUntil = now.Add(n.o.groupWindow)
 		m.covered = 1 + n.o.inlineMembers
+		m.members = []member{mem}
 		n.groups[gk] = m
+		m.lane.add(m, now, nt.Type)
+		return nil
 	}
-	fc := *f
-	fc.Evidence = append([]string(nil), f.Evidence...)
-	mem := member{f: &fc, action: f.Action, outcome: nt.Outcome, at: now}
+	l := m.lane
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	m.members = append(m.members, mem)
 	if len(m.members) <= m.covered {
-		n.bumpLocked(m, now, nt.Type)
+		l.bumpLocked(m, now, nt.Type)
 	} else {
 		// Listed in a thread reply later (its pend is the member itself); the root's count
 		// changes too.
 		m.version++
-		n.addPendingLocked(1)
-		n.wakeLocked(m.lane)
+		n.backlog.add(1)
+		l.poke()
 	}
 	return nil
 }
 
-// applyLocked moves a proposal message to a newer state of its proposal.
-func (n *Notifier) applyLocked(m *message, p *finding.Proposal, now time.Time, typ finding.NoticeType) {
-	cur := m.proposal
-	newer := rank(p.State) > rank(cur.State) ||
-		(p.State == cur.State && p.Outcome != nil && cur.Outcome == nil)
-	if !newer {
-		return
-	}
-	m.proposal = p
-	n.bumpLocked(m, now, typ)
-	if p.State.Final() && !m.finalReplied {
-		n.finalReplyLocked(m, now, typ)
-	}
-}
-
-// finalReplyLocked queues the thread reply that records a proposal's outcome.
-func (n *Notifier) finalReplyLocked(m *message, now time.Time, typ finding.NoticeType) {
-	m.finalReplied = true
-	m.replies = append(m.replies, &threadReply{content: renderDecisionReply(m.proposal),
-		pend: []pend{{at: now, typ: typ}}})
-	n.addPendingLocked(1)
-	n.wakeLocked(m.lane)
-}
-
-// bumpLocked records a change of a message's root content by one notice.
-func (n *Notifier) bumpLocked(m *message, now time.Time, typ finding.NoticeType) {
-	m.version++
-	m.rootPend = append(m.rootPend, pend{version: m.version, at: now, typ: typ})
-	n.addPendingLocked(1)
-	n.wakeLocked(m.lane)
-}
-
+// newMessageLocked makes a message of the channel's lane; lane.add hands it over.
 func (n *Notifier) newMessageLocked(key string, kind msgKind, channel string, now time.Time) *message {
-	l := n.laneLocked(channel)
-	m := &message{key: key, kind: kind, lane: l, created: now}
+	m := &message{key: key, kind: kind, lane: n.laneLocked(channel), created: now}
 	n.msgs[key] = m
-	l.msgs = append(l.msgs, m)
 	return m
-}
-
-// deliverLocked counts notices as delivered.
-func (n *Notifier) deliverLocked(ps []pend, now time.Time) {
-	for _, p := range ps {
-		n.m.latency.WithLabelValues(string(p.typ)).Observe(now.Sub(p.at).Seconds())
-	}
-	if len(ps) == 0 {
-		return
-	}
-	n.pending -= len(ps)
-	if n.pending == 0 {
-		close(n.idle)
-	}
-}
-
-// addPendingLocked counts notices accepted and not yet delivered.
-func (n *Notifier) addPendingLocked(k int) {
-	if n.pending == 0 && k > 0 {
-		n.idle = make(chan struct{})
-	}
-	n.pending += k
 }
 
 // applyDecision shows a proposal's new state, as Decide returned it.

@@ -20,6 +20,7 @@ import (
 
 	"github.com/podmedic/podmedic/finding"
 	"github.com/podmedic/podmedic/internal/testenv/slackenv"
+	"github.com/podmedic/podmedic/notifier"
 )
 
 // testConfig is a config against a local Slack: notices of route oncall go to #oncall, the
@@ -44,6 +45,12 @@ type harness struct {
 // start makes a notifier against env and runs it until the test ends.
 func start(t testing.TB, env *slackenv.Server, cfg Config, opts ...Option) *harness {
 	t.Helper()
+	return startDeciding(t, env, cfg, nil, opts...)
+}
+
+// startDeciding is start with clicks decided by d.
+func startDeciding(t testing.TB, env *slackenv.Server, cfg Config, d notifier.Decider, opts ...Option) *harness {
+	t.Helper()
 	reg := prometheus.NewRegistry()
 	base := []Option{WithHTTPClient(env.HTTPClient()), WithWebsocketDialer(env.Dialer()),
 		WithLogger(zaptest.NewLogger(t)), WithRegisterer(reg), WithSummarizer(testSummaries)}
@@ -51,7 +58,7 @@ func start(t testing.TB, env *slackenv.Server, cfg Config, opts ...Option) *harn
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- n.Run(ctx) }()
+	go func() { done <- n.Run(ctx, d) }()
 	t.Cleanup(func() {
 		cancel()
 		require.NoError(t, <-done)
@@ -367,7 +374,7 @@ func TestDecisionAfterRestart(t *testing.T) {
 			require.NoError(t, err)
 			ctx, cancel := context.WithCancel(context.Background())
 			done := make(chan error)
-			go func() { done <- n.Run(ctx) }()
+			go func() { done <- n.Run(ctx, nil) }()
 			require.NoError(t, n.Notify(ctx, nt))
 			fctx, fcancel := context.WithTimeout(ctx, time.Minute)
 			defer fcancel()
@@ -486,14 +493,14 @@ func TestNotifyErrors(t *testing.T) {
 
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error)
-		go func() { done <- n.Run(ctx) }()
+		go func() { done <- n.Run(ctx, nil) }()
 		fctx, fcancel := context.WithTimeout(ctx, time.Minute)
 		require.NoError(t, n.Flush(fctx))
 		fcancel()
 		require.NoError(t, n.Notify(t.Context(), &finding.Notice{Type: finding.NoticeFinding, Finding: worker(3)}))
 		cancel()
 		require.NoError(t, <-done)
-		assert.Error(t, n.Run(context.Background()), "Run runs once")
+		assert.Error(t, n.Run(context.Background(), nil), "Run runs once")
 	})
 }
 
