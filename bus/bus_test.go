@@ -165,7 +165,7 @@ func TestPublishDedup(t *testing.T) {
 	r := newRecorder()
 	startConsume(t, b, 2, r.handle)
 	require.Eventually(t, func() bool { return r.n.Load() == 2 }, 5*time.Second, 10*time.Millisecond)
-	time.Sleep(300 * time.Millisecond) // nothing else arrives
+	require.Never(t, func() bool { return r.n.Load() > 2 }, 300*time.Millisecond, 10*time.Millisecond, "nothing else arrives")
 	require.Equal(t, map[string]int{
 		"prod-eu/uid-1/100":         1,
 		"prod-eu/uid-1/100/DELETED": 1,
@@ -230,7 +230,7 @@ func TestConsumeNakThenAck(t *testing.T) {
 		t.Fatal("the message was not redelivered after the first failure")
 	}
 	requireStreamEmpty(t, b)
-	time.Sleep(300 * time.Millisecond)
+	require.Never(t, func() bool { return calls.Load() > 2 }, 300*time.Millisecond, 10*time.Millisecond, "no third delivery")
 	require.Equal(t, int32(2), calls.Load())
 	require.Equal(t, 1.0, handled(b, OutcomeNak))
 	require.Equal(t, 1.0, handled(b, OutcomeAck))
@@ -254,7 +254,9 @@ func TestConsumeMalformed(t *testing.T) {
 	require.Eventually(t, func() bool { return r.n.Load() == 1 }, 5*time.Second, 10*time.Millisecond,
 		"the good message after two malformed ones is handled")
 	requireStreamEmpty(t, b)
-	time.Sleep(300 * time.Millisecond)
+	require.Eventually(t, func() bool { return handled(b, OutcomeTerm) == 2 && handled(b, OutcomeAck) == 1 },
+		5*time.Second, 10*time.Millisecond, "two terminated, one acked")
+	require.Never(t, func() bool { return r.n.Load() > 1 }, 300*time.Millisecond, 10*time.Millisecond, "nothing else is handled")
 
 	require.Equal(t, 2.0, testutil.ToFloat64(b.metrics.Malformed))
 	require.Equal(t, 2.0, handled(b, OutcomeTerm))
@@ -277,8 +279,9 @@ func TestConsumePermanent(t *testing.T) {
 		return fmt.Errorf("pod template has no containers: %w", ErrPermanent)
 	})
 	requireStreamEmpty(t, b)
-	time.Sleep(500 * time.Millisecond) // 10x RetryDelay: a nak would have come back
-	require.Equal(t, int32(1), calls.Load())
+	// 10x RetryDelay: a nak would have come back.
+	require.Never(t, func() bool { return calls.Load() > 1 }, 500*time.Millisecond, 10*time.Millisecond, "not redelivered")
+	require.Eventually(t, func() bool { return handled(b, OutcomeTerm) == 1 }, 5*time.Second, 10*time.Millisecond)
 	require.Equal(t, 1.0, handled(b, OutcomeTerm))
 	require.Zero(t, handled(b, OutcomeNak))
 	require.Zero(t, consumerInfo(t, b).NumRedelivered)
@@ -336,8 +339,7 @@ func TestConsumeGracefulShutdown(t *testing.T) {
 	require.Zero(t, ci.NumPending)
 	r := newRecorder()
 	startConsume(t, b2, 1, r.handle)
-	time.Sleep(500 * time.Millisecond)
-	require.Zero(t, r.n.Load())
+	require.Never(t, func() bool { return r.n.Load() > 0 }, 500*time.Millisecond, 10*time.Millisecond, "an acked message never comes back")
 }
 
 func TestConsumeDrainDeadline(t *testing.T) {
@@ -527,7 +529,7 @@ func TestConsumeConcurrent(t *testing.T) {
 		t.Fatalf("handled %d of %d; consumer: pending %d, ack pending %d, waiting %d, redelivered %d, delivered %d",
 			r.n.Load(), n, ci.NumPending, ci.NumAckPending, ci.NumWaiting, ci.NumRedelivered, ci.Delivered.Stream)
 	}
-	time.Sleep(200 * time.Millisecond)
+	require.Never(t, func() bool { return r.n.Load() > int64(n) }, 200*time.Millisecond, 10*time.Millisecond, "no duplicates")
 	got := r.snapshot()
 	require.Len(t, got, n)
 	for id, c := range got {

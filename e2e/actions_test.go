@@ -88,8 +88,8 @@ rules:
 	require.Equal(t, string(stuck.UID), p.Target.UID)
 	require.NotEmpty(t, p.Target.ResourceVersion)
 	pm.settle()
-	time.Sleep(2 * time.Second) // nothing happens without a decision
-	require.False(t, deleted(t, c, ns, stuck.Name), "approve mode deleted the pod without an approval")
+	require.Never(t, func() bool { return deleted(t, c, ns, stuck.Name) }, 2*time.Second, 100*time.Millisecond,
+		"approve mode deleted the pod without an approval")
 	n := pm.ofType(finding.NoticeFinding)
 	require.Len(t, n, 1)
 	require.Equal(t, p.ID, n[0].Proposal.ID)
@@ -262,8 +262,8 @@ rules:
 		return pm.metric(`podmedic_actions_total{outcome="dry-run",type="delete-pod"}`) == 1 &&
 			pm.metric(`podmedic_actions_total{outcome="dry-run",type="propose-memory-limit"}`) == 1
 	}, 30*time.Second, 100*time.Millisecond, "the actions were not taken as dry runs\n%s", pm.logs())
-	time.Sleep(2 * time.Second) // resyncs: still nothing
-	require.False(t, deleted(t, c, ns, stuck.Name), "dry-run deleted the pod")
+	require.Never(t, func() bool { return deleted(t, c, ns, stuck.Name) }, 2*time.Second, 100*time.Millisecond,
+		"dry-run deleted the pod (resyncs included)")
 	limit, request := memoryOf(t, c, ns, "reports-api", "base")
 	require.Equal(t, []string{"2Gi", "1Gi"}, []string{limit, request}, "dry-run patched the Deployment")
 	list, err := c.EventsV1().Events(ns).List(context.Background(), metav1.ListOptions{})
