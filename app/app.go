@@ -48,6 +48,10 @@ type Options struct {
 	// HTTPTimeouts bound each request to the HTTP server and the inbox; zero values take the
 	// defaults (httpserve.Timeouts).
 	HTTPTimeouts httpserve.Timeouts
+	// HTTPMaxInteractions bounds the requests to /slack/interactions served at once (their
+	// signature can only be checked once the body is read); the others are answered 503.
+	// Zero: httpserve.DefaultMaxInFlight.
+	HTTPMaxInteractions int
 	// Out receives console notices in ConsoleFormat (text or json).
 	Out           io.Writer
 	ConsoleFormat string
@@ -258,7 +262,11 @@ func Run(ctx context.Context, o Options) error {
 		g.Go(func() error { return rl.Run(gctx) })
 	}
 	if o.HTTPAddr != "" {
-		srv, ln, err := listen(o.HTTPAddr, o.HTTPTimeouts, metrics, ready, ns.interactions(cfg))
+		interactions := ns.interactions(cfg)
+		if interactions != nil {
+			interactions = httpserve.Limit(interactions, o.HTTPMaxInteractions)
+		}
+		srv, ln, err := listen(o.HTTPAddr, o.HTTPTimeouts, metrics, ready, interactions)
 		if err != nil {
 			return err
 		}

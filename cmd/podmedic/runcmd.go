@@ -50,6 +50,7 @@ func newRunCmd(g *globalFlags) *cobra.Command {
 	f.DurationVar(&o.HTTPTimeouts.Read, "http-read-timeout", httpserve.DefaultReadTimeout, "time a client has to send a whole request, body included")
 	f.DurationVar(&o.HTTPTimeouts.Write, "http-write-timeout", httpserve.DefaultWriteTimeout, "time to write an answer")
 	f.DurationVar(&o.HTTPTimeouts.Idle, "http-idle-timeout", httpserve.DefaultIdleTimeout, "time a kept-alive connection may wait for its next request")
+	f.IntVar(&o.HTTPMaxInteractions, "http-max-interactions", httpserve.DefaultMaxInFlight, "Slack interaction requests served at once (over it: 503)")
 	f.StringVar(&o.InboxAddr, "inbox-addr", "127.0.0.1:8089", "loopback address of the local inbox, used when Slack is not configured (empty disables)")
 	f.StringVar(&o.ConsoleFormat, "console-format", "text", "console notices: text or json")
 	f.IntVar(&o.Workers, "workers", 16, "observations handled concurrently (their handling waits mostly on NATS and the API server)")

@@ -72,3 +72,28 @@ func Serve(ctx context.Context, srv *http.Server, ln net.Listener) error {
 		return nil
 	}
 }
+
+// DefaultMaxInFlight is Limit's default bound.
+const DefaultMaxInFlight = 64
+
+// Limit serves at most n requests of h at a time (n <= 0: DefaultMaxInFlight) and answers
+// the others 503 with Retry-After at once. It guards handlers that must read a body before
+// they can tell who is asking (a signed Slack request): a flood of slow or forged requests
+// then holds at most n goroutines and buffers, and costs nothing else. A buffered channel is
+// all the semaphore this needs (no weights, no waiting).
+func Limit(h http.Handler, n int) http.Handler {
+	if n <= 0 {
+		n = DefaultMaxInFlight
+	}
+	slots := make(chan struct{}, n)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case slots <- struct{}{}:
+			defer func() { <-slots }()
+			h.ServeHTTP(w, r)
+		default:
+			w.Header().Set("Retry-After", "1")
+			http.Error(w, fmt.Sprintf("too many requests in flight (at most %d); try again", n), http.StatusServiceUnavailable)
+		}
+	})
+}
