@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -21,27 +22,40 @@ type Dump struct {
 	Events []*corev1.Event
 	// Skipped counts items of other kinds, which replay ignores.
 	Skipped int
+
+	// Trim, when set, is applied to each object as it is read (the daemon's own trimming,
+	// watchers.Trim*), so that a dump costs what the informers' caches cost, not its size.
+	Trim Trimmer
 }
 
-type listHeader struct {
-	APIVersion string            `json:"apiVersion"`
-	Kind       string            `json:"kind"`
-	Items      []json.RawMessage `json:"items"`
+// Trimmer drops from objects what the detectors never read.
+type Trimmer struct {
+	Pod   func(*corev1.Pod) *corev1.Pod
+	PVC   func(*corev1.PersistentVolumeClaim) *corev1.PersistentVolumeClaim
+	Event func(*corev1.Event) *corev1.Event
+}
+
+type untypedItem struct {
+	index int
+	raw   json.RawMessage
 }
 
 type itemHeader struct {
-	APIVersion string `json:"apiVersion"`
-	Kind       string `json:"kind"`
+	Kind string `json:"kind"`
 }
 
 // ReadDump adds the items of a v1 List (as printed by kubectl get -o json) to d. A document
 // that is not a List, or an item that does not decode, is an error naming what and where.
+//
+// The List is read as a stream, one item at a time (a dump of a large cluster is hundreds of
+// megabytes; only the decoded, trimmed objects are kept). kubectl prints "items" before
+// "kind", so the List's kind is checked when it comes; items without a kind of their own (a
+// typed list such as PodList, straight from the API) wait for it.
 func (d *Dump) ReadDump(r io.Reader) error {
 	dec := json.NewDecoder(r)
-	var l listHeader
-	if err := dec.Decode(&l); err != nil {
-		if errors.Is(err, io.EOF) {
-			return errors.New("empty input: expected a Kubernetes v1 List (kubectl get pods,pvc,events -A -o json)")
+	fail := func(err error) error {
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			return fmt.Errorf("truncated input: %v (expected a Kubernetes v1 List)", err)
 		}
 		var se *json.SyntaxError
 		if errors.As(err, &se) {
@@ -49,43 +63,139 @@ func (d *Dump) ReadDump(r io.Reader) error {
 		}
 		return fmt.Errorf("not a Kubernetes List: %v", err)
 	}
-	if l.Kind != "List" && !(len(l.Kind) > 4 && l.Kind[len(l.Kind)-4:] == "List") {
-		return fmt.Errorf("not a Kubernetes List: kind is %q (expected a v1 List from kubectl get pods,pvc,events -A -o json)", l.Kind)
+	tok, err := dec.Token()
+	if errors.Is(err, io.EOF) {
+		return errors.New("empty input: expected a Kubernetes v1 List (kubectl get pods,pvc,events -A -o json)")
 	}
-	for i, raw := range l.Items {
-		var h itemHeader
-		if err := json.Unmarshal(raw, &h); err != nil {
-			return fmt.Errorf("items[%d]: %v", i, err)
+	if err != nil {
+		return fail(err)
+	}
+	if tok != json.Delim('{') {
+		return fmt.Errorf("not a Kubernetes List: the input is a JSON %s, not an object", jsonKind(tok))
+	}
+	var (
+		listKind string
+		untyped  []untypedItem // items without a kind, until the List's kind is known
+		index    int
+	)
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return fail(err)
 		}
-		kind := h.Kind
-		if kind == "" && l.Kind != "List" {
-			kind = l.Kind[:len(l.Kind)-4] // a typed list (PodList) omits the item kind
-		}
-		var err error
-		switch kind {
-		case "Pod":
-			var p corev1.Pod
-			if err = json.Unmarshal(raw, &p); err == nil {
-				d.Pods = append(d.Pods, &p)
+		key, _ := tok.(string)
+		switch key {
+		case "kind":
+			if err := dec.Decode(&listKind); err != nil {
+				return fmt.Errorf("not a Kubernetes List: kind: %v", err)
 			}
-		case "PersistentVolumeClaim":
-			var c corev1.PersistentVolumeClaim
-			if err = json.Unmarshal(raw, &c); err == nil {
-				d.PVCs = append(d.PVCs, &c)
+		case "items":
+			if tok, err = dec.Token(); err != nil {
+				return fail(err)
 			}
-		case "Event":
-			var e corev1.Event
-			if err = json.Unmarshal(raw, &e); err == nil {
-				d.Events = append(d.Events, &e)
+			if tok == nil {
+				continue // "items": null
+			}
+			if tok != json.Delim('[') {
+				return fmt.Errorf("not a Kubernetes List: items is a JSON %s, not an array", jsonKind(tok))
+			}
+			for ; dec.More(); index++ {
+				var raw json.RawMessage
+				if err := dec.Decode(&raw); err != nil {
+					return fmt.Errorf("items[%d]: %w", index, fail(err))
+				}
+				var h itemHeader
+				if err := json.Unmarshal(raw, &h); err != nil {
+					return fmt.Errorf("items[%d]: %v", index, err)
+				}
+				if h.Kind == "" {
+					untyped = append(untyped, untypedItem{index, raw})
+					continue
+				}
+				if err := d.add(index, h.Kind, raw); err != nil {
+					return err
+				}
+			}
+			if _, err := dec.Token(); err != nil { // ]
+				return fail(err)
 			}
 		default:
-			d.Skipped++
+			var skip json.RawMessage
+			if err := dec.Decode(&skip); err != nil {
+				return fail(err)
+			}
 		}
-		if err != nil {
-			return fmt.Errorf("items[%d] (%s): %v", i, kind, err)
+	}
+	if _, err := dec.Token(); err != nil { // }
+		return fail(err)
+	}
+	if listKind != "List" && !strings.HasSuffix(listKind, "List") {
+		return fmt.Errorf("not a Kubernetes List: kind is %q (expected a v1 List from kubectl get pods,pvc,events -A -o json)", listKind)
+	}
+	for _, u := range untyped {
+		if listKind == "List" {
+			return fmt.Errorf("items[%d]: an item of a List without a kind", u.index)
+		}
+		if err := d.add(u.index, strings.TrimSuffix(listKind, "List"), u.raw); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// add decodes item index of the given kind and keeps it, trimmed.
+func (d *Dump) add(index int, kind string, raw json.RawMessage) error {
+	var err error
+	switch kind {
+	case "Pod":
+		p := &corev1.Pod{}
+		if err = json.Unmarshal(raw, p); err == nil {
+			if d.Trim.Pod != nil {
+				p = d.Trim.Pod(p)
+			}
+			d.Pods = append(d.Pods, p)
+		}
+	case "PersistentVolumeClaim":
+		c := &corev1.PersistentVolumeClaim{}
+		if err = json.Unmarshal(raw, c); err == nil {
+			if d.Trim.PVC != nil {
+				c = d.Trim.PVC(c)
+			}
+			d.PVCs = append(d.PVCs, c)
+		}
+	case "Event":
+		e := &corev1.Event{}
+		if err = json.Unmarshal(raw, e); err == nil {
+			if d.Trim.Event != nil {
+				e = d.Trim.Event(e)
+			}
+			d.Events = append(d.Events, e)
+		}
+	default:
+		d.Skipped++
+	}
+	if err != nil {
+		return fmt.Errorf("items[%d] (%s): %v", index, kind, err)
+	}
+	return nil
+}
+
+// jsonKind names the JSON value a token starts.
+func jsonKind(tok json.Token) string {
+	switch v := tok.(type) {
+	case json.Delim:
+		if v == '[' {
+			return "array"
+		}
+		return "object"
+	case string:
+		return "string"
+	case float64, json.Number:
+		return "number"
+	case bool:
+		return "boolean"
+	}
+	return "null"
 }
 
 // Newest returns the newest timestamp in the dump (creation, status, container and event

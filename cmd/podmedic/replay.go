@@ -12,6 +12,7 @@ import (
 	"github.com/podmedic/podmedic/actions"
 	"github.com/podmedic/podmedic/notifier"
 	"github.com/podmedic/podmedic/rules"
+	"github.com/podmedic/podmedic/watchers"
 )
 
 func newReplayCmd() *cobra.Command {
@@ -38,7 +39,8 @@ func newReplayCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			d := &rules.Dump{}
+			// Trimmed as the daemon's informers trim: the same findings, a fraction of the memory.
+			d := &rules.Dump{Trim: rules.Trimmer{Pod: watchers.TrimPod, PVC: watchers.TrimPVC, Event: watchers.TrimEvent}}
 			for _, in := range inputs {
 				if err := readDump(d, in); err != nil {
 					return err
