@@ -296,6 +296,10 @@ func ownerPolicy(r *Request, pod *corev1.Pod) error {
 	if _, mirror := pod.Annotations[corev1.MirrorPodAnnotationKey]; mirror {
 		return &OwnerPolicyError{Pod: name, OwnerKind: "Node", Why: "is a static (mirror) pod: deleting it through the API does nothing"}
 	}
+	// The controller reference is trusted without reading the owner: a pod whose owners are
+	// all absent (or whose owner's name now holds another uid) is deleted by the garbage
+	// collector itself (kube-controller-manager, garbagecollector.go attemptToDeleteItem), so
+	// a forged reference cannot keep a bare pod alive as "owned" for podmedic to act on.
 	ref := metav1.GetControllerOf(pod)
 	if ref == nil {
 		f := r.Finding
