@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -306,6 +307,12 @@ func TestServerSideDryRunApply(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "restricted", got.Labels["pod-security.kubernetes.io/enforce"])
 
+	for _, w := range watchedNamespaces {
+		_, err := env.Client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: w}}, metav1.CreateOptions{})
+		if !apierrors.IsAlreadyExists(err) {
+			require.NoError(t, err)
+		}
+	}
 	sets := map[string][]*unstructured.Unstructured{"manifests": manifestObjects(t)}
 	for _, r := range renderings {
 		sets[r.name] = objects(t, template(t, r.args...))
@@ -444,14 +451,20 @@ func TestServiceMonitorShape(t *testing.T) {
 }
 
 // TestPodmedicRunsWithChartRBAC runs the real podmedic binary as the chart's ServiceAccount
-// (impersonated, with exactly the default rendering's RBAC): it becomes ready (its informers may
-// list and watch), deletes a pod stuck in Init:0/1 under an auto rule and records the Event;
-// once the actions ClusterRoleBinding is gone, the same action fails with Forbidden. The RBAC
-// is enough, and the actions values really are what permits acting.
+// (impersonated, with exactly the rendered RBAC): it becomes ready (its informers may list and
+// watch), deletes a pod stuck in Init:0/1 under an auto rule and records the Event; once the
+// actions binding is gone, the same action fails with Forbidden. The RBAC is enough, and the
+// actions values really are what permits acting. With watchNamespaces the same holds through
+// RoleBindings in the watched namespace, and the ServiceAccount may do nothing elsewhere.
 func TestPodmedicRunsWithChartRBAC(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs podmedic")
 	}
+	t.Run("cluster", func(t *testing.T) { runWithChartRBAC(t, false) })
+	t.Run("watchNamespaces", func(t *testing.T) { runWithChartRBAC(t, true) })
+}
+
+func runWithChartRBAC(t *testing.T, namespaced bool) {
 	env := apiserver(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -460,7 +473,15 @@ func TestPodmedicRunsWithChartRBAC(t *testing.T) {
 	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(env.Client.Discovery()))
 	ns := objects(t, mustRead(t, "manifests/namespace.yaml"))
 	apply(ctx, t, dyn, mapper, ns[0], false)
-	for _, o := range objects(t, template(t)) {
+	target := "rbac-check-" + rand.String(5)
+	_, err = env.Client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: target}}, metav1.CreateOptions{})
+	require.NoError(t, err)
+	var args, runArgs []string
+	if namespaced {
+		args = []string{"--set", "watchNamespaces={" + target + "}"}
+		runArgs = []string{"--namespace", target} // as the chart's Deployment passes it
+	}
+	for _, o := range objects(t, template(t, args...)) {
 		switch o.GetKind() {
 		case "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding":
 			apply(ctx, t, dyn, mapper, o, false)
@@ -472,20 +493,39 @@ func TestPodmedicRunsWithChartRBAC(t *testing.T) {
 			_ = env.Client.RbacV1().ClusterRoles().Delete(context.Background(), name, metav1.DeleteOptions{})
 		}
 	})
+	sa := "system:serviceaccount:" + namespace + ":" + release
+	if namespaced {
+		elsewhere := "rbac-elsewhere-" + rand.String(5)
+		for _, c := range []struct {
+			ns, verb, resource string
+			allowed            bool
+		}{
+			{target, "delete", "pods", true}, {target, "list", "pods", true}, {target, "get", "pods/log", true},
+			{elsewhere, "delete", "pods", false}, {elsewhere, "get", "pods/log", false}, {"", "list", "pods", false},
+		} {
+			sub := ""
+			res := c.resource
+			if r, s, ok := strings.Cut(res, "/"); ok {
+				res, sub = r, s
+			}
+			sar, err := env.Client.AuthorizationV1().SubjectAccessReviews().Create(ctx, &authorizationv1.SubjectAccessReview{
+				Spec: authorizationv1.SubjectAccessReviewSpec{User: sa, ResourceAttributes: &authorizationv1.ResourceAttributes{
+					Namespace: c.ns, Verb: c.verb, Resource: res, Subresource: sub}}}, metav1.CreateOptions{})
+			require.NoError(t, err)
+			require.Equal(t, c.allowed, sar.Status.Allowed, "%s %s in %q", c.verb, c.resource, c.ns)
+		}
+	}
 
 	// A kubeconfig that acts as the ServiceAccount.
 	dir := t.TempDir()
 	kc, err := clientcmd.LoadFromFile(env.Kubeconfig)
 	require.NoError(t, err)
 	for _, ai := range kc.AuthInfos {
-		ai.Impersonate = "system:serviceaccount:" + namespace + ":" + release
+		ai.Impersonate = sa
 	}
 	kubeconfig := filepath.Join(dir, "kubeconfig")
 	require.NoError(t, clientcmd.WriteToFile(*kc, kubeconfig))
 
-	target := "rbac-check-" + rand.String(5)
-	_, err = env.Client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: target}}, metav1.CreateOptions{})
-	require.NoError(t, err)
 	rules := filepath.Join(dir, "rules.yaml")
 	require.NoError(t, os.WriteFile(rules, []byte(`version: 1
 cluster: rbac-check
@@ -501,8 +541,8 @@ rules:
 	_, err = run("go", "build", "-o", bin, "../cmd/podmedic")
 	require.NoError(t, err)
 	addr := freeAddr(t)
-	cmd := exec.Command(bin, "run", "--kubeconfig", kubeconfig, "--config", rules, "--data-dir", filepath.Join(dir, "data"),
-		"--http-addr", addr, "--inbox-addr", "", "--resync", "1s", "--console-format", "json")
+	cmd := exec.Command(bin, append([]string{"run", "--kubeconfig", kubeconfig, "--config", rules, "--data-dir", filepath.Join(dir, "data"),
+		"--http-addr", addr, "--inbox-addr", "", "--resync", "1s", "--console-format", "json"}, runArgs...)...)
 	cmd.Env = append(os.Environ(), "POD_NAMESPACE="+namespace, "SLACK_BOT_TOKEN=", "SLACK_BOT_TOKEN_FILE=")
 	var logs lockedBuffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs
@@ -576,7 +616,11 @@ rules:
 	}, 30*time.Second, 200*time.Millisecond, "no PodmedicExecuted Event (events.k8s.io create)")
 
 	// Without it (as with actions.deletePods=false): the delete is forbidden.
-	require.NoError(t, env.Client.RbacV1().ClusterRoleBindings().Delete(ctx, release+"-actions", metav1.DeleteOptions{}))
+	if namespaced {
+		require.NoError(t, env.Client.RbacV1().RoleBindings(target).Delete(ctx, release+"-actions", metav1.DeleteOptions{}))
+	} else {
+		require.NoError(t, env.Client.RbacV1().ClusterRoleBindings().Delete(ctx, release+"-actions", metav1.DeleteOptions{}))
+	}
 	stuck("spark-driver-b")
 	require.Eventually(t, func() bool {
 		return metric(`podmedic_actions_total{outcome="failed",type="delete-pod"}`) != ""
@@ -586,7 +630,7 @@ rules:
 	require.Contains(t, logs.String(), "forbidden")
 	require.NotContains(t, strings.ReplaceAll(logs.String(), `pods \"spark-driver-b\" is forbidden`, ""), "is forbidden: User",
 		"a permission other than the removed delete is missing")
-	t.Logf("as system:serviceaccount:%s:%s: ready, deleted a stuck pod and recorded its Event; without the actions binding the delete was forbidden", namespace, release)
+	t.Logf("as %s (namespaced %v): ready, deleted a stuck pod and recorded its Event; without the actions binding the delete was forbidden", sa, namespaced)
 }
 
 func freeAddr(t *testing.T) string {

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -78,7 +79,12 @@ var renderings = []rendering{
 	{"ha", []string{"-f", chartDir + "/ci/ha-values.yaml"}},
 	{"all", []string{"-f", chartDir + "/ci/all-values.yaml"}},
 	{"no-actions", []string{"--set", "actions.deletePods=false,actions.evictPods=false,actions.patchWorkloads=false,actions.airflowClear=false,rbac.podLogs=false,leaderElection.enabled=false"}},
+	// RoleBindings in these namespaces (TestServerSideDryRunApply creates them).
+	{"namespaced", []string{"--set", "watchNamespaces={airflow,spark-jobs}"}},
 }
+
+// watchedNamespaces are the namespaces of the "namespaced" rendering.
+var watchedNamespaces = []string{"airflow", "spark-jobs"}
 
 // template renders the chart as release podmedic in namespace podmedic.
 func template(t testing.TB, args ...string) []byte {
@@ -505,6 +511,7 @@ func TestRBACLeastPrivilege(t *testing.T) {
 	}
 	want := map[string][]string{
 		"default":    append(slices.Clone(always), "/pods delete", "/pods/log get", "coordination.k8s.io/leases get", "coordination.k8s.io/leases create", "coordination.k8s.io/leases update"),
+		"namespaced": append(slices.Clone(always), "/pods delete", "/pods/log get", "coordination.k8s.io/leases get", "coordination.k8s.io/leases create", "coordination.k8s.io/leases update"),
 		"ha":         append(slices.Clone(always), "/pods delete", "/pods/log get", "coordination.k8s.io/leases get", "coordination.k8s.io/leases create", "coordination.k8s.io/leases update"),
 		"no-actions": always,
 		"all": append(slices.Clone(always), "/pods delete", "/pods/log get", "/pods/eviction create",
@@ -515,10 +522,28 @@ func TestRBACLeastPrivilege(t *testing.T) {
 	}
 	for _, r := range renderings {
 		t.Run(r.name, func(t *testing.T) {
-			got := rbacRules(t, objects(t, template(t, r.args...)))
+			objs := objects(t, template(t, r.args...))
+			got := rbacRules(t, objs)
 			w := slices.Clone(want[r.name])
 			sort.Strings(w)
 			require.Equal(t, w, got)
+			if r.name == "namespaced" {
+				// No grant reaches beyond the watched namespaces (the leader election Role
+				// stays in podmedic's own), and the Deployment watches exactly them.
+				var where []string
+				for _, o := range objs {
+					switch o.GetKind() {
+					case "ClusterRoleBinding":
+						t.Errorf("ClusterRoleBinding %s with watchNamespaces set", o.GetName())
+					case "RoleBinding":
+						where = append(where, o.GetName()+"@"+o.GetNamespace())
+					}
+				}
+				assert.ElementsMatch(t, []string{"podmedic@airflow", "podmedic@spark-jobs", "podmedic-actions@airflow",
+					"podmedic-actions@spark-jobs", "podmedic-leader-election@podmedic"}, where)
+				args := deployment(t, objs).Spec.Template.Spec.Containers[0].Args
+				assert.Subset(t, args, []string{"--namespace=airflow", "--namespace=spark-jobs"})
+			}
 			t.Logf("%s: %d permissions: %s", r.name, len(got), strings.Join(got, ", "))
 		})
 	}
