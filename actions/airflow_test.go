@@ -2,245 +2,174 @@ package actions
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
-	"net/http"
-	"net/http/httptest"
-	"os"
-	"path/filepath"
-	"strings"
-	"sync"
+	"strconv"
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/podmedic/podmedic/airflow"
 	"github.com/podmedic/podmedic/finding"
+	"github.com/podmedic/podmedic/internal/testenv/airflowenv"
 )
 
-// airflowAPI is a local server implementing clearTaskInstances of Airflow's stable REST API,
-// v1 (Airflow 2) and v2 (Airflow 3), with basic or bearer auth. It records the calls and
-// answers like Airflow: the cleared task instances, none when only_failed and the task is not
-// failed, 401 without valid credentials, 404 for an unknown DAG.
-type airflowAPI struct {
-	t        *testing.T
-	srv      *httptest.Server
-	user     string
-	password string
-	token    string
-	failed   map[string]bool // "dag/run/task" of failed task instances
+const clearRun = "scheduled__2026-11-20T00:00:00+00:00"
 
-	mu    sync.Mutex
-	calls []airflowCall
-}
-
-type airflowCall struct {
-	Version string
-	DagID   string
-	Auth    string
-	Body    map[string]any
-}
-
-func newAirflowAPI(t *testing.T) *airflowAPI {
-	a := &airflowAPI{t: t, user: "podmedic", password: "s3cr3t-pw", token: "tok-123",
-		failed: map[string]bool{"etl_daily/scheduled__2026-11-20T00:00:00+00:00/load": true}}
-	a.srv = httptest.NewServer(http.HandlerFunc(a.serve))
-	t.Cleanup(a.srv.Close)
-	return a
-}
-
-func (a *airflowAPI) serve(w http.ResponseWriter, r *http.Request) {
-	var version, dag string
-	if _, err := fmt.Sscanf(r.URL.Path, "/api/%2s/dags/", &version); err != nil || r.Method != http.MethodPost ||
-		!strings.HasSuffix(r.URL.Path, "/clearTaskInstances") {
-		http.NotFound(w, r)
-		return
+// clearFinding is a TaskFailed finding of a worker pod with the airflow-clear-task action the
+// rules engine fills: dag_run_id, or execution_date for a pre-2.2 worker (run ""), and
+// map_index on v2 for a mapped task.
+func clearFinding(pod, run string, mapIndex *int, version string, mode finding.Mode) *finding.Finding {
+	f := &finding.Finding{Kind: finding.TaskFailed, Rule: "airflow-task-failed", Namespace: "airflow", Pod: pod, UID: "uid-" + pod,
+		Airflow: &finding.AirflowTask{DagID: "etl_daily", TaskID: "load", RunID: run, TryNumber: 1, MapIndex: mapIndex}}
+	a := finding.Action{Type: finding.ActionAirflowClearTask, Mode: mode, Params: map[string]string{
+		"dag_id": "etl_daily", "task_id": "load", "only_failed": "true"}}
+	if run != "" {
+		a.Params["dag_run_id"] = run
+	} else {
+		f.Airflow.ExecutionDate = "2020-11-06T18:36:04.23191Z"
+		a.Params["execution_date"] = f.Airflow.ExecutionDate
 	}
-	dag = strings.TrimSuffix(strings.TrimPrefix(r.URL.Path, "/api/"+version+"/dags/"), "/clearTaskInstances")
-	auth := "none"
-	switch user, pw, ok := r.BasicAuth(); {
-	case ok && user == a.user && pw == a.password:
-		auth = "basic"
-	case r.Header.Get("Authorization") == "Bearer "+a.token:
-		auth = "bearer"
+	if mapIndex != nil && version == airflow.V2 {
+		a.Params["map_index"] = strconv.Itoa(*mapIndex)
 	}
-	var body map[string]any
-	require.NoError(a.t, json.NewDecoder(r.Body).Decode(&body))
-	a.mu.Lock()
-	a.calls = append(a.calls, airflowCall{Version: version, DagID: dag, Auth: auth, Body: body})
-	a.mu.Unlock()
-	w.Header().Set("Content-Type", "application/json")
-	if auth == "none" {
-		w.WriteHeader(http.StatusUnauthorized)
-		_, _ = w.Write([]byte(`{"detail":null,"status":401,"title":"Unauthorized","type":"https://airflow.apache.org/docs/apache-airflow/2.10.3/stable-rest-api-ref.html#section/Errors/Unauthenticated"}`))
-		return
-	}
-	if dag != "etl_daily" {
-		w.WriteHeader(http.StatusNotFound)
-		_, _ = w.Write([]byte(`{"detail":"DAG with dag_id: '` + dag + `' not found","status":404,"title":"DAG not found"}`))
-		return
-	}
-	var out []map[string]any
-	run, _ := body["dag_run_id"].(string)
-	for _, t := range body["task_ids"].([]any) {
-		task, _ := t.(string)
-		if pair, ok := t.([]any); ok {
-			task = pair[0].(string)
-		}
-		if body["only_failed"] == false || a.failed[dag+"/"+run+"/"+task] {
-			out = append(out, map[string]any{"dag_id": dag, "dag_run_id": run, "task_id": task})
-		}
-	}
-	resp := map[string]any{"task_instances": out}
-	if version == "v2" {
-		resp["total_entries"] = len(out)
-	}
-	_ = json.NewEncoder(w).Encode(resp)
-}
-
-func (a *airflowAPI) recorded() []airflowCall {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return append([]airflowCall(nil), a.calls...)
-}
-
-func clearTaskRequest() *Request {
-	f := &finding.Finding{Kind: finding.TaskFailed, Rule: "airflow-task-failed", Namespace: "airflow", Pod: "etl-load-1", UID: "u1",
-		Airflow: &finding.AirflowTask{DagID: "etl_daily", TaskID: "load", RunID: "scheduled__2026-11-20T00:00:00+00:00", TryNumber: 1}}
-	a := finding.Action{Type: finding.ActionAirflowClearTask, Mode: finding.ModeApprove, Params: map[string]string{
-		"dag_id": "etl_daily", "task_id": "load", "dag_run_id": "scheduled__2026-11-20T00:00:00+00:00", "only_failed": "true"}}
 	f.Action = &a
-	return &Request{ID: ProposalID(f), Finding: f, Action: a, Target: AirflowTarget(f, a), ApprovedBy: "U1"}
+	return f
 }
 
-func TestAirflowClearTask(t *testing.T) {
-	api := newAirflowAPI(t)
-	for _, tt := range []struct {
-		version  string
-		creds    AirflowCredentials
-		wantAuth string
-	}{
-		{version: "v1", creds: AirflowCredentials{Username: "podmedic", Password: "s3cr3t-pw"}, wantAuth: "basic"},
-		{version: "v2", creds: AirflowCredentials{Token: "tok-123"}, wantAuth: "bearer"},
-	} {
-		t.Run(tt.version, func(t *testing.T) {
-			before := len(api.recorded())
-			c, err := NewAirflowClient(api.srv.URL+"/", tt.version, time.Second, tt.creds)
-			require.NoError(t, err)
-			msg, err := AirflowClearTask{Client: c}.Execute(context.Background(), clearTaskRequest())
-			require.NoError(t, err)
-			require.Equal(t, "Airflow cleared 1 task instance(s) of etl_daily.load in run scheduled__2026-11-20T00:00:00+00:00; the scheduler runs it again", msg)
+func clearRequest(f *finding.Finding) *Request {
+	return &Request{ID: ProposalID(f), Finding: f, Action: *f.Action, Target: AirflowTarget(f, *f.Action), ApprovedBy: "U1"}
+}
 
-			calls := api.recorded()[before:]
-			require.Len(t, calls, 1)
-			call := calls[0]
-			require.Equal(t, tt.version, call.Version)
-			require.Equal(t, "etl_daily", call.DagID)
-			require.Equal(t, tt.wantAuth, call.Auth)
-			require.Equal(t, map[string]any{
-				"dry_run": false, "task_ids": []any{"load"}, "dag_run_id": "scheduled__2026-11-20T00:00:00+00:00",
-				"only_failed": true, "reset_dag_runs": true, "include_upstream": false, "include_downstream": false,
-			}, call.Body)
+func airflowClient(t *testing.T, s *airflowenv.Server) *airflow.Client {
+	c, err := airflow.New(s.URL(), s.Version(), 2*time.Second, airflow.Credentials{Username: airflowenv.DefaultUser, Password: airflowenv.DefaultPassword})
+	require.NoError(t, err)
+	return c
+}
+
+// TestAirflowClearTask: what an approved clear does and says, on Airflow 2 and 3, for a plain
+// task, a mapped task and a worker from before run ids; and what it says when there was
+// nothing to clear.
+func TestAirflowClearTask(t *testing.T) {
+	old := time.Date(2020, 11, 6, 18, 36, 4, 231910000, time.UTC)
+	const oldRun = "scheduled__2020-11-06T18:36:04.231910+00:00"
+	for _, v := range []string{airflow.V1, airflow.V2} {
+		t.Run(v, func(t *testing.T) {
+			s := airflowenv.Start(t, airflowenv.WithVersion(v))
+			s.AddRun("etl_daily", clearRun, time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC))
+			s.AddRun("etl_daily", oldRun, old)
+			x := AirflowClearTask{Client: airflowClient(t, s)}
+			exec := func(f *finding.Finding) (string, error) {
+				return x.Execute(context.Background(), clearRequest(f))
+			}
+
+			s.SetTask("etl_daily", clearRun, "load", -1, airflowenv.StateFailed)
+			msg, err := exec(clearFinding("w1", clearRun, nil, v, finding.ModeApprove))
+			require.NoError(t, err)
+			assert.Equal(t, "Airflow cleared 1 task instance(s) of etl_daily.load in run "+clearRun+"; the scheduler runs it again", msg)
+
+			msg, err = exec(clearFinding("w1", clearRun, nil, v, finding.ModeApprove))
+			require.NoError(t, err)
+			assert.Equal(t, "Airflow cleared nothing: task etl_daily.load of run "+clearRun+" is in state none, not failed", msg,
+				"cleared already: its state, not a guess")
+
+			f := clearFinding("w1", clearRun, nil, v, finding.ModeApprove)
+			f.Action.Params["only_failed"], f.Action.Params["task_id"] = "false", "publish"
+			msg, err = exec(f)
+			require.NoError(t, err)
+			assert.Equal(t, "Airflow cleared nothing: run "+clearRun+" has no task instance etl_daily.publish", msg)
+
+			// A mapped task: map index 2 failed, 3 too.
+			s.SetTask("etl_daily", clearRun, "fan", 2, airflowenv.StateFailed)
+			s.SetTask("etl_daily", clearRun, "fan", 3, airflowenv.StateFailed)
+			f = clearFinding("w2", clearRun, ptr(2), v, finding.ModeApprove)
+			f.Action.Params["task_id"], f.Airflow.TaskID = "fan", "fan"
+			msg, err = exec(f)
+			require.NoError(t, err)
+			st3, _ := s.TaskState("etl_daily", clearRun, "fan", 3)
+			if v == airflow.V1 {
+				assert.Equal(t, "Airflow cleared 2 task instance(s) of etl_daily.fan in run "+clearRun+"; the scheduler runs it again", msg)
+				assert.Equal(t, airflowenv.StateNone, st3, "Airflow 2 clears every failed map index")
+				assert.Contains(t, DescribeClear(f, *f.Action), "Airflow 2's API clears every failed map index of it, map index 2 included")
+			} else {
+				assert.Equal(t, "Airflow cleared 1 task instance(s) of etl_daily.fan[2] in run "+clearRun+"; the scheduler runs it again", msg)
+				assert.Equal(t, airflowenv.StateFailed, st3, "Airflow 3 clears the one map index")
+				assert.Equal(t, "clear Airflow task etl_daily.fan[2] of run "+clearRun+" (only_failed=true)", DescribeClear(f, *f.Action))
+			}
+
+			// A worker from before run ids: its run is looked up by execution date.
+			s.SetTask("etl_daily", oldRun, "load", -1, airflowenv.StateFailed)
+			f = clearFinding("w3", "", nil, v, finding.ModeApprove)
+			assert.Equal(t, "etl_daily/@2020-11-06T18:36:04.23191Z/load", clearRequest(f).Target.Name)
+			assert.Contains(t, DescribeClear(f, *f.Action), "of the run at execution date 2020-11-06T18:36:04.23191Z (looked up in Airflow")
+			msg, err = exec(f)
+			require.NoError(t, err)
+			assert.Equal(t, "Airflow cleared 1 task instance(s) of etl_daily.load in run "+oldRun+
+				" (the run at execution date 2020-11-06T18:36:04.23191Z); the scheduler runs it again", msg)
+			call := s.CallsTo("/clearTaskInstances")
+			assert.Equal(t, oldRun, call[len(call)-1].Body["dag_run_id"], "never the label-safe date as a run id")
+
+			f.Airflow.ExecutionDate, f.Action.Params["execution_date"] = "2019-01-01T00:00:00Z", "2019-01-01T00:00:00Z"
+			_, err = exec(f)
+			require.ErrorContains(t, err, "run id unknown: DAG etl_daily has no run at 2019-01-01T00:00:00Z")
 		})
 	}
-
-	t.Run("mapped task instance", func(t *testing.T) {
-		c, err := NewAirflowClient(api.srv.URL, "v1", time.Second, AirflowCredentials{Token: "tok-123"})
-		require.NoError(t, err)
-		r := clearTaskRequest()
-		r.Finding.Airflow.MapIndex = ptr(3)
-		_, err = AirflowClearTask{Client: c}.Execute(context.Background(), r)
-		require.NoError(t, err)
-		calls := api.recorded()
-		require.Equal(t, []any{[]any{"load", 3.0}}, calls[len(calls)-1].Body["task_ids"])
-	})
-
-	t.Run("task no longer failed", func(t *testing.T) {
-		c, err := NewAirflowClient(api.srv.URL, "v2", time.Second, AirflowCredentials{Token: "tok-123"})
-		require.NoError(t, err)
-		r := clearTaskRequest()
-		r.Action.Params["task_id"] = "publish"
-		msg, err := AirflowClearTask{Client: c}.Execute(context.Background(), r)
-		require.NoError(t, err)
-		require.Contains(t, msg, "Airflow cleared nothing: task etl_daily.publish")
-	})
-
-	t.Run("errors say what Airflow said and never the secrets", func(t *testing.T) {
-		c, err := NewAirflowClient(api.srv.URL, "v1", time.Second, AirflowCredentials{Username: "podmedic", Password: "wrong-pw"})
-		require.NoError(t, err)
-		_, err = AirflowClearTask{Client: c}.Execute(context.Background(), clearTaskRequest())
-		require.ErrorContains(t, err, "401 Unauthorized: Unauthorized")
-		require.NotContains(t, err.Error(), "wrong-pw")
-
-		c, err = NewAirflowClient(api.srv.URL, "v1", time.Second, AirflowCredentials{Token: "tok-123"})
-		require.NoError(t, err)
-		r := clearTaskRequest()
-		r.Action.Params["dag_id"] = "nope"
-		_, err = AirflowClearTask{Client: c}.Execute(context.Background(), r)
-		require.ErrorContains(t, err, "404 Not Found: DAG with dag_id: 'nope' not found")
-
-		creds := AirflowCredentials{Username: "u", Password: "p4ss", Token: "t0k"}
-		for _, s := range []string{fmt.Sprint(creds), fmt.Sprintf("%v %+v %#v %s", creds, creds, creds, creds)} {
-			require.NotContains(t, s, "p4ss")
-			require.NotContains(t, s, "t0k")
-		}
-	})
-
-	t.Run("bad config", func(t *testing.T) {
-		_, err := NewAirflowClient("airflow-webserver:8080", "v1", 0, AirflowCredentials{})
-		require.ErrorContains(t, err, "not an http(s) URL")
-		_, err = NewAirflowClient("http://airflow:8080", "v3", 0, AirflowCredentials{})
-		require.ErrorContains(t, err, `api_version "v3": want v1 or v2`)
-	})
 }
 
-func TestAirflowCredentialsFromEnv(t *testing.T) {
-	dir := t.TempDir()
-	pwFile := filepath.Join(dir, "password")
-	require.NoError(t, os.WriteFile(pwFile, []byte("from-file\n"), 0o600))
-	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
-
-	c, err := AirflowCredentialsFromEnv(env(map[string]string{"AIRFLOW_USERNAME": "pm", "AIRFLOW_PASSWORD_FILE": pwFile}))
-	require.NoError(t, err)
-	require.Equal(t, AirflowCredentials{Username: "pm", Password: "from-file"}, c)
-
-	c, err = AirflowCredentialsFromEnv(env(map[string]string{"AIRFLOW_TOKEN": "t"}))
-	require.NoError(t, err)
-	require.Equal(t, "t", c.Token)
-
-	c, err = AirflowCredentialsFromEnv(env(nil))
-	require.NoError(t, err)
-	require.Equal(t, AirflowCredentials{}, c)
-
-	_, err = AirflowCredentialsFromEnv(env(map[string]string{"AIRFLOW_TOKEN": "t", "AIRFLOW_TOKEN_FILE": pwFile}))
-	require.ErrorContains(t, err, "set AIRFLOW_TOKEN or AIRFLOW_TOKEN_FILE, not both")
-	_, err = AirflowCredentialsFromEnv(env(map[string]string{"AIRFLOW_USERNAME": "pm"}))
-	require.ErrorContains(t, err, "AIRFLOW_USERNAME is set but AIRFLOW_PASSWORD")
-	_, err = AirflowCredentialsFromEnv(env(map[string]string{"AIRFLOW_TOKEN_FILE": filepath.Join(dir, "missing")}))
-	require.ErrorContains(t, err, "AIRFLOW_TOKEN_FILE")
-}
-
-// TestAirflowURLWithCredentialsRefused: credentials in the URL would travel in every error
-// (Slack, audit, Events); the client refuses them and names the variables to use.
-func TestAirflowURLWithCredentialsRefused(t *testing.T) {
-	_, err := NewAirflowClient("http://admin:hunter2@airflow.example.com:8080", "v1", time.Second, AirflowCredentials{})
-	require.Error(t, err)
-	require.NotContains(t, err.Error(), "hunter2")
-	require.Contains(t, err.Error(), "AIRFLOW_USERNAME and AIRFLOW_PASSWORD, or AIRFLOW_TOKEN")
-}
-
-func TestPlainHTTPOutsideCluster(t *testing.T) {
-	for u, want := range map[string]bool{
-		"http://airflow-webserver.airflow.svc:8080":               false,
-		"http://airflow-webserver.airflow.svc.cluster.local:8080": false,
-		"http://airflow-webserver.airflow:8080":                   false,
-		"http://airflow-webserver:8080":                           false,
-		"http://127.0.0.1:8080":                                   false,
-		"http://10.0.3.7:8080":                                    false,
-		"https://airflow.example.com":                             false,
-		"http://airflow.example.com":                              true,
-		"http://203.0.113.9:8080":                                 true,
-	} {
-		require.Equal(t, want, PlainHTTPOutsideCluster(u), u)
+// TestAirflowClearCooldown: with a cooldown, two failed map indexes of one task are two
+// targets on Airflow 3 (both cleared) and one on Airflow 2 (which clears the task as a whole:
+// the second is refused by the cooldown).
+func TestAirflowClearCooldown(t *testing.T) {
+	for _, v := range []string{airflow.V1, airflow.V2} {
+		t.Run(v, func(t *testing.T) {
+			s := airflowenv.Start(t, airflowenv.WithVersion(v))
+			s.AddRun("etl_daily", clearRun, time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC))
+			s.SetTask("etl_daily", clearRun, "load", 2, airflowenv.StateFailed)
+			s.SetTask("etl_daily", clearRun, "load", 3, airflowenv.StateFailed)
+			e := newServiceEnv(t, serviceConfig{policy: Policy{Cooldown: time.Hour}, airflow: airflowClient(t, s)})
+			for _, i := range []int{2, 3} {
+				require.NoError(t, e.svc.Handle(context.Background(), clearFinding("w"+strconv.Itoa(i), clearRun, ptr(i), v, finding.ModeAuto)))
+			}
+			var results []string
+			for _, n := range e.notices.OfType(finding.NoticeFinding) {
+				if n.Outcome != nil {
+					results = append(results, n.Outcome.Result)
+				}
+			}
+			if v == airflow.V2 {
+				assert.Equal(t, []string{finding.ResultExecuted, finding.ResultExecuted}, results)
+				assert.Len(t, s.CallsTo("/clearTaskInstances"), 2)
+			} else {
+				assert.Equal(t, []string{finding.ResultExecuted}, results)
+				assert.Len(t, s.CallsTo("/clearTaskInstances"), 1, "the task was cleared as a whole")
+				assert.Equal(t, []string{EventExecuted, EventRefused}, e.events.reasons(), "the second is refused")
+				e.svc.FlushRefusals(context.Background())
+				refusals := e.notices.OfType(finding.NoticeRefusal)
+				require.Len(t, refusals, 1)
+				require.NotNil(t, refusals[0].Outcome)
+				assert.Equal(t, ReasonCooldown, refusals[0].Outcome.Reason)
+			}
+		})
 	}
+}
+
+// TestAirflowDownOutcome: Airflow unreachable when an approved clear runs: the proposal fails
+// with an outcome that says so, and the proposal (with its finding) stays in the store.
+func TestAirflowDownOutcome(t *testing.T) {
+	s := airflowenv.Start(t)
+	c := airflowClient(t, s)
+	s.Close()
+	e := newServiceEnv(t, serviceConfig{airflow: c})
+	e.svc.o.ExecTimeout = 2 * time.Second
+	f := clearFinding("w1", clearRun, nil, airflow.V1, finding.ModeApprove)
+	require.NoError(t, e.svc.Handle(context.Background(), f))
+	p := e.only()
+	got, err := e.svc.Decide(context.Background(), p.ID, "U1", true)
+	require.NoError(t, err)
+	assert.Equal(t, finding.StateFailed, got.State)
+	assert.Contains(t, got.Outcome.Message, "connection refused")
+	assert.Contains(t, got.Outcome.Message, "gave up")
+	kept := e.only()
+	assert.Equal(t, finding.StateFailed, kept.State)
+	assert.Equal(t, "w1", kept.Finding.Pod, "the finding is kept with the proposal")
 }

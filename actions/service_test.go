@@ -19,6 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/fake"
 
+	"github.com/podmedic/podmedic/airflow"
 	"github.com/podmedic/podmedic/finding"
 	"github.com/podmedic/podmedic/notifier"
 )
@@ -39,10 +40,11 @@ type serviceEnv struct {
 }
 
 type serviceConfig struct {
-	policy Policy
-	dryRun bool
-	kv     KV // default a MemoryKV
-	objs   []runtime.Object
+	policy  Policy
+	airflow *airflow.Client // airflow-clear-task's client, when set
+	dryRun  bool
+	kv      KV // default a MemoryKV
+	objs    []runtime.Object
 }
 
 func newServiceEnv(t *testing.T, cfg serviceConfig) *serviceEnv {
@@ -56,13 +58,17 @@ func newServiceEnv(t *testing.T, cfg serviceConfig) *serviceEnv {
 	count := func(x Executor) Executor { return counting{x, &e.execs} }
 	metrics := NewMetrics(e.reg)
 	log := zaptest.NewLogger(t)
+	execs := Executors{
+		finding.ActionDeletePod:          count(DeletePod{Client: e.client}),
+		finding.ActionEvictPod:           count(EvictPod{Client: e.client}),
+		finding.ActionProposeMemoryLimit: count(PatchMemoryLimit{Client: e.client}),
+	}
+	if cfg.airflow != nil {
+		execs[finding.ActionAirflowClearTask] = count(AirflowClearTask{Client: cfg.airflow})
+	}
 	g, err := NewGuard(GuardOptions{
 		Client: e.client, DryRun: cfg.dryRun, Policy: cfg.policy, KV: e.kv, Claimer: e.claims, Namespace: "podmedic",
-		Executor: Executors{
-			finding.ActionDeletePod:          count(DeletePod{Client: e.client}),
-			finding.ActionEvictPod:           count(EvictPod{Client: e.client}),
-			finding.ActionProposeMemoryLimit: count(PatchMemoryLimit{Client: e.client}),
-		},
+		Executor: execs,
 		Rechecker: RecheckerFunc(func(_ context.Context, f *finding.Finding, pod *corev1.Pod) (bool, string) {
 			if pod.Status.Phase == corev1.PodRunning {
 				return false, "the pod is Running"

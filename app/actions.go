@@ -13,6 +13,7 @@ import (
 	"k8s.io/client-go/tools/events"
 
 	"github.com/podmedic/podmedic/actions"
+	"github.com/podmedic/podmedic/airflow"
 	"github.com/podmedic/podmedic/audit"
 	"github.com/podmedic/podmedic/bus"
 	"github.com/podmedic/podmedic/config"
@@ -60,16 +61,16 @@ func newActions(ctx context.Context, o ActionsOptions, cfg *config.Config, clien
 		finding.ActionNotify:             actions.Nop,
 	}
 	if cfg.Airflow.URL != "" {
-		creds, err := actions.AirflowCredentialsFromEnv(getenv)
+		creds, err := airflow.CredentialsFromEnv(getenv)
 		if err != nil {
 			return nil, fmt.Errorf("airflow credentials: %w", err)
 		}
-		ac, err := actions.NewAirflowClient(cfg.Airflow.URL, cfg.Airflow.APIVersion, cfg.Airflow.Timeout.Duration, creds)
+		ac, err := airflow.New(cfg.Airflow.URL, cfg.Airflow.APIVersion, cfg.Airflow.Timeout.Duration, creds)
 		if err != nil {
 			return nil, err
 		}
 		execs[finding.ActionAirflowClearTask] = actions.AirflowClearTask{Client: ac}
-		if actions.PlainHTTPOutsideCluster(cfg.Airflow.URL) {
+		if airflow.PlainHTTPOutsideCluster(cfg.Airflow.URL) {
 			log.Warn("airflow.url is plain http:// to a host outside the cluster: the Airflow credentials cross the network unencrypted; use https://",
 				zap.String("url", cfg.Airflow.URL))
 		}

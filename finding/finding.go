@@ -62,11 +62,24 @@ type Owner struct {
 
 // AirflowTask identifies an Airflow task instance run by a KubernetesExecutor worker pod.
 type AirflowTask struct {
-	DagID     string `json:"dag_id"`
-	TaskID    string `json:"task_id"`
-	RunID     string `json:"run_id"`
-	TryNumber int    `json:"try_number"`
-	MapIndex  *int   `json:"map_index,omitempty"`
+	DagID  string `json:"dag_id"`
+	TaskID string `json:"task_id"`
+	// RunID is the DAG run's id; empty for workers of Airflow before 2.2, which name the
+	// run by its ExecutionDate instead.
+	RunID string `json:"run_id"`
+	// ExecutionDate is the run's logical date (RFC 3339) when the pod names no run id.
+	ExecutionDate string `json:"execution_date,omitempty"`
+	TryNumber     int    `json:"try_number"`
+	MapIndex      *int   `json:"map_index,omitempty"`
+}
+
+// Run names the task instance's DAG run: its run id, or "execution date <date>" for workers
+// that predate run ids.
+func (a *AirflowTask) Run() string {
+	if a.RunID == "" && a.ExecutionDate != "" {
+		return "execution date " + a.ExecutionDate
+	}
+	return a.RunID
 }
 
 // SparkApp identifies a Spark application a pod belongs to.

@@ -133,7 +133,7 @@ func RenderText(f *finding.Finding) string {
 		fmt.Fprintf(&b, "  owner     %s/%s\n", f.Owner.Kind, f.Owner.Name)
 	}
 	if a := f.Airflow; a != nil {
-		fmt.Fprintf(&b, "  airflow   dag %s, task %s, run %s, try %d", a.DagID, a.TaskID, a.RunID, a.TryNumber)
+		fmt.Fprintf(&b, "  airflow   dag %s, task %s, run %s, try %d", a.DagID, a.TaskID, a.Run(), a.TryNumber)
 		if a.MapIndex != nil {
 			fmt.Fprintf(&b, ", map index %d", *a.MapIndex)
 		}

@@ -57,7 +57,9 @@ func AirflowIdentity(m *metav1.ObjectMeta) *finding.AirflowTask {
 	}
 	t := &finding.AirflowTask{DagID: get("dag_id"), TaskID: get("task_id"), RunID: get("run_id")}
 	if t.RunID == "" {
-		t.RunID = get("execution_date") // Airflow 1.10 / early 2.x workers
+		// Workers of Airflow 1.10, 2.0 and 2.1 name the run by its execution date: exact in
+		// the annotation, label-safe in the label.
+		t.ExecutionDate = executionDate(m.Annotations["execution_date"], m.Labels["execution_date"])
 	}
 	if n, err := strconv.Atoi(get("try_number")); err == nil {
 		t.TryNumber = n
@@ -71,6 +73,21 @@ func AirflowIdentity(m *metav1.ObjectMeta) *finding.AirflowTask {
 		return nil
 	}
 	return t
+}
+
+// executionDate reads a worker's execution date, from its annotation (isoformat()) or, without
+// one, from its label, which Airflow makes label-safe: ':' becomes '_' and '+' '_plus_'
+// (airflow.kubernetes.pod_generator.datetime_to_label_safe_datestring). The result is RFC 3339
+// when it parses, else the value as found.
+func executionDate(annotation, label string) string {
+	v := annotation
+	if v == "" && label != "" {
+		v = strings.ReplaceAll(strings.ReplaceAll(label, "_plus_", "+"), "_", ":")
+	}
+	if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
+		return t.Format(time.RFC3339Nano)
+	}
+	return v
 }
 
 // SparkIdentity returns the Spark application a pod belongs to, or nil.

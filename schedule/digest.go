@@ -144,7 +144,7 @@ func BuildDigest(cluster string, since, until time.Time, records []audit.Record,
 					tasks[k], taskRuns[k] = map[string]int{}, map[string]bool{}
 				}
 				tasks[k][string(f.Kind)]++
-				taskRuns[k][a.RunID] = true
+				taskRuns[k][a.Run()] = true
 			}
 		case audit.Proposal:
 			var p finding.Proposal

@@ -176,6 +176,8 @@ func fields(f *finding.Finding) []*slack.TextBlockObject {
 		add("Airflow", v)
 		if a.RunID != "" {
 			add("DAG run", code(a.RunID))
+		} else if a.ExecutionDate != "" {
+			add("Execution date", code(a.ExecutionDate)+" (a worker from before run ids)")
 		}
 	}
 	if s := f.Spark; s != nil {
@@ -280,9 +282,21 @@ func ActionWords(f *finding.Finding, a *finding.Action) string {
 		}
 		return s + ": " + esc(strings.Join(parts, ", "))
 	case finding.ActionAirflowClearTask:
-		s := "clear Airflow task " + code(p["task_id"]) + " of DAG " + code(p["dag_id"])
-		if r := p["dag_run_id"]; r != "" {
-			s += " in run " + code(r)
+		s := "clear Airflow task " + code(p["task_id"])
+		mapped := f.Airflow != nil && f.Airflow.MapIndex != nil
+		switch {
+		case p["map_index"] != "":
+			s += " map_index " + code(p["map_index"])
+		case mapped:
+			// Airflow 2's API names no map index: every failed one of the task is cleared.
+			s += fmt.Sprintf(" (a mapped task: every failed map index, %d included)", *f.Airflow.MapIndex)
+		}
+		s += " of DAG " + code(p["dag_id"])
+		switch {
+		case p["dag_run_id"] != "":
+			s += " in run " + code(p["dag_run_id"])
+		case p["execution_date"] != "":
+			s += " in the run at execution date " + code(p["execution_date"]) + " (its run id is looked up in Airflow)"
 		}
 		s += " so that Airflow runs it again"
 		if p["only_failed"] == "true" {
@@ -487,6 +501,8 @@ func memberLine(m member) string {
 	if a := m.f.Airflow; a != nil {
 		if a.RunID != "" {
 			s += " run " + code(a.RunID)
+		} else if a.ExecutionDate != "" {
+			s += " execution date " + code(a.ExecutionDate)
 		}
 		s += " try " + strconv.Itoa(a.TryNumber)
 	}
