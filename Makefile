@@ -3,7 +3,7 @@ GO        ?= go
 BIN       := bin/podmedic
 PKGS      := ./...
 # Packages with concurrency run under the race detector.
-RACE_PKGS := ./airflow/... ./bus/... ./watchers/... ./rules/... ./audit/... ./app/... ./notifier/... ./actions/... ./schedule/... ./internal/memapi/... ./internal/retry/...
+RACE_PKGS := ./airflow/... ./overrides/... ./webhook/... ./bus/... ./watchers/... ./rules/... ./audit/... ./app/... ./notifier/... ./actions/... ./schedule/... ./internal/memapi/... ./internal/retry/...
 TESTBINS  := .cache/bin
 export PODMEDIC_TESTBIN_DIR := $(CURDIR)/$(TESTBINS)
 
@@ -78,6 +78,7 @@ fuzz:
 	$(GO) test ./bus -run '^$$' -fuzz '^FuzzEnvelopeDecodeFastPath$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./bus -run '^$$' -fuzz '^FuzzEnvelopeEncodeFastPath$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./notifier/slack -run '^$$' -fuzz '^FuzzInteraction$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./webhook -run '^$$' -fuzz '^FuzzDecodeReview$$' -fuzztime $(FUZZTIME)
 
 ## manifests: regenerate deploy/manifests (and the chart's copy of rules.yaml) from the chart
 manifests:

@@ -1,0 +1,277 @@
+package overrides
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Bucket is the NATS KV bucket of the overrides.
+const Bucket = "podmedic-memory-overrides"
+
+// ErrNotFound: no override with that id.
+var ErrNotFound = errors.New("no such override")
+
+// casAttempts bounds the compare-and-set retries of one change.
+const casAttempts = 10
+
+// Store keeps the overrides in a NATS KV bucket; every change is a compare-and-set on the
+// entry's revision, so replicas never overwrite each other's change.
+type Store struct {
+	kv  jetstream.KeyValue
+	now func() time.Time
+}
+
+// OpenBucket creates (or opens) the bucket. Entries outlive their expiry by a week so that
+// `overrides list` still shows what expired; History 1.
+func OpenBucket(ctx context.Context, js jetstream.JetStream, replicas int, ttl time.Duration) (jetstream.KeyValue, error) {
+	if replicas <= 0 {
+		replicas = 1
+	}
+	if ttl <= 0 {
+		ttl = DefaultTTL
+	}
+	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket: Bucket, Description: "memory overrides of Airflow tasks (podmedic)",
+		History: 1, TTL: ttl + 7*24*time.Hour, Storage: jetstream.FileStorage, Replicas: replicas, MaxBytes: 64 << 20,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create KV bucket %s: %w", Bucket, err)
+	}
+	return kv, nil
+}
+
+// NewStore returns a store on kv; now is the clock (time.Now when nil).
+func NewStore(kv jetstream.KeyValue, now func() time.Time) *Store {
+	if now == nil {
+		now = time.Now
+	}
+	return &Store{kv: kv, now: now}
+}
+
+// Put stores o, or raises the task's existing override to it (never lowering it), and returns
+// what is stored.
+func (s *Store) Put(ctx context.Context, o *Override) (*Override, error) {
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
+	for range casAttempts {
+		cur, rev, err := s.get(ctx, o.ID)
+		switch {
+		case errors.Is(err, ErrNotFound):
+			b, _ := json.Marshal(o)
+			if _, err := s.kv.Create(ctx, o.ID, b); errors.Is(err, jetstream.ErrKeyExists) {
+				continue
+			} else if err != nil {
+				return nil, fmt.Errorf("store override %s: %w", o.ID, err)
+			}
+			return o, nil
+		case err != nil:
+			return nil, err
+		}
+		next, err := raise(cur, o)
+		if err != nil {
+			return nil, err
+		}
+		b, _ := json.Marshal(next)
+		if _, err := s.kv.Update(ctx, o.ID, b, rev); isConflict(err) {
+			continue
+		} else if err != nil {
+			return nil, fmt.Errorf("store override %s: %w", o.ID, err)
+		}
+		return next, nil
+	}
+	return nil, fmt.Errorf("store override %s: changed by others %d times in a row", o.ID, casAttempts)
+}
+
+// Revoke ends an override now: the webhook stops applying it. Revoking one already revoked
+// changes nothing.
+func (s *Store) Revoke(ctx context.Context, id, by string) (*Override, error) {
+	for range casAttempts {
+		cur, rev, err := s.get(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		if !cur.RevokedAt.IsZero() {
+			return cur, nil
+		}
+		cur.RevokedAt, cur.RevokedBy, cur.UpdatedAt = s.now(), by, s.now()
+		b, _ := json.Marshal(cur)
+		if _, err := s.kv.Update(ctx, id, b, rev); isConflict(err) {
+			continue
+		} else if err != nil {
+			return nil, fmt.Errorf("revoke override %s: %w", id, err)
+		}
+		return cur, nil
+	}
+	return nil, fmt.Errorf("revoke override %s: changed by others %d times in a row", id, casAttempts)
+}
+
+// Get returns the override with id.
+func (s *Store) Get(ctx context.Context, id string) (*Override, error) {
+	o, _, err := s.get(ctx, id)
+	return o, err
+}
+
+func (s *Store) get(ctx context.Context, id string) (*Override, uint64, error) {
+	e, err := s.kv.Get(ctx, id)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, 0, fmt.Errorf("%w: %s", ErrNotFound, id)
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("read override %s: %w", id, err)
+	}
+	var o Override
+	if err := json.Unmarshal(e.Value(), &o); err != nil {
+		return nil, 0, fmt.Errorf("override %s: %w", id, err)
+	}
+	return &o, e.Revision(), nil
+}
+
+// List returns every override in the bucket (active, expired and revoked), by task.
+func (s *Store) List(ctx context.Context) ([]Override, error) {
+	lister, err := s.kv.ListKeys(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list overrides: %w", err)
+	}
+	var out []Override
+	for k := range lister.Keys() {
+		o, err := s.Get(ctx, k)
+		if errors.Is(err, ErrNotFound) {
+			continue // deleted meanwhile
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, *o)
+	}
+	sortByTask(out)
+	return out, nil
+}
+
+func sortByTask(os []Override) {
+	sort.Slice(os, func(i, j int) bool { return os[i].Task.String() < os[j].Task.String() })
+}
+
+func isConflict(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.Is(err, jetstream.ErrKeyExists) || (errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence)
+}
+
+// Cache is every replica's copy of the overrides, kept current by a watch of the bucket: the
+// webhook answers from it without a NATS round trip.
+type Cache struct {
+	mu     sync.RWMutex
+	byTask map[string]map[string]*Override // namespace/dag/task -> container -> override
+	byID   map[string]*Override
+	ready  chan struct{}
+}
+
+// NewCache returns an empty cache; Run fills it.
+func NewCache() *Cache {
+	return &Cache{byTask: map[string]map[string]*Override{}, byID: map[string]*Override{}, ready: make(chan struct{})}
+}
+
+// Ready is closed once the cache holds everything the bucket held when Run started.
+func (c *Cache) Ready() <-chan struct{} { return c.ready }
+
+// Run watches kv until ctx ends.
+func (c *Cache) Run(ctx context.Context, kv jetstream.KeyValue) error {
+	w, err := kv.WatchAll(ctx)
+	if err != nil {
+		return fmt.Errorf("watch %s: %w", Bucket, err)
+	}
+	defer func() { _ = w.Stop() }()
+	initial := true
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case e, ok := <-w.Updates():
+			if !ok {
+				return nil
+			}
+			if e == nil { // the end of the values the bucket held
+				if initial {
+					initial = false
+					close(c.ready)
+				}
+				continue
+			}
+			c.apply(e)
+		}
+	}
+}
+
+func (c *Cache) apply(e jetstream.KeyValueEntry) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if old, ok := c.byID[e.Key()]; ok {
+		delete(c.byTask[taskKey(old.Task)], old.Task.Container)
+		delete(c.byID, e.Key())
+	}
+	if e.Operation() != jetstream.KeyValuePut {
+		return
+	}
+	var o Override
+	if json.Unmarshal(e.Value(), &o) != nil || o.ID != e.Key() {
+		return
+	}
+	c.setLocked(&o)
+}
+
+// Set puts o in the cache directly (tests, and a replica that has just stored it).
+func (c *Cache) Set(o Override) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.setLocked(&o)
+}
+
+func (c *Cache) setLocked(o *Override) {
+	k := taskKey(o.Task)
+	if c.byTask[k] == nil {
+		c.byTask[k] = map[string]*Override{}
+	}
+	c.byID[o.ID], c.byTask[k][o.Task.Container] = o, o
+}
+
+func taskKey(t Task) string { return t.Namespace + "/" + t.DagID + "/" + t.TaskID }
+
+// Find returns the overrides of a task in force at now (one per container), for cluster.
+func (c *Cache) Find(cluster, namespace, dag, task string, now time.Time) []Override {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	var out []Override
+	for _, o := range c.byTask[namespace+"/"+dag+"/"+task] {
+		if o.Task.Cluster == cluster && o.Active(now) {
+			out = append(out, *o)
+		}
+	}
+	slices.SortFunc(out, func(a, b Override) int {
+		if a.Task.Container < b.Task.Container {
+			return -1
+		}
+		return 1
+	})
+	return out
+}
+
+// Active counts the overrides in force at now.
+func (c *Cache) Active(now time.Time) int {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	n := 0
+	for _, o := range c.byID {
+		if o.Active(now) {
+			n++
+		}
+	}
+	return n
+}

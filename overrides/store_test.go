@@ -1,0 +1,157 @@
+package overrides
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/podmedic/podmedic/bus"
+)
+
+var t0 = time.Date(2026, 11, 20, 3, 0, 0, 0, time.UTC)
+
+func task(container string) Task {
+	return Task{Cluster: "prod-eu", Namespace: "airflow", DagID: "etl_daily", TaskID: "load", Container: container}
+}
+
+func override(limit, request, proposal string) *Override {
+	tk := task("base")
+	return &Override{ID: tk.ID(), Task: tk, Limit: limit, Request: request, MaxLimit: "16Gi", ProposalID: proposal,
+		ApprovedBy: "U0ALICE", CreatedAt: t0, UpdatedAt: t0, ExpiresAt: t0.Add(DefaultTTL)}
+}
+
+// openStore opens the bucket on a real (embedded) NATS server.
+func openStore(t *testing.T) (*Store, *bus.Bus) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	b, err := bus.Open(ctx, bus.Options{DataDir: t.TempDir(), Name: "overrides-test", Logger: zaptest.NewLogger(t)})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = b.Close() })
+	kv, err := OpenBucket(ctx, b.JetStream(), 1, 0)
+	require.NoError(t, err)
+	return NewStore(kv, func() time.Time { return t0.Add(time.Hour) }), b
+}
+
+// TestPutRaisesNeverLowers: a second raise of the same task updates its override (the same
+// id), keeps the higher values, and records the later proposal.
+func TestPutRaisesNeverLowers(t *testing.T) {
+	s, _ := openStore(t)
+	ctx := context.Background()
+	got, err := s.Put(ctx, override("3Gi", "2Gi", "p-1"))
+	require.NoError(t, err)
+	assert.Equal(t, "3Gi", got.Limit)
+
+	higher := override("4Gi", "3Gi", "p-2")
+	higher.UpdatedAt = t0.Add(time.Hour)
+	got, err = s.Put(ctx, higher)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"4Gi", "3Gi", "p-2"}, []string{got.Limit, got.Request, got.ProposalID})
+	assert.Equal(t, t0, got.CreatedAt, "created once")
+
+	smaller := override("2Gi", "1Gi", "p-3")
+	smaller.UpdatedAt = t0.Add(2 * time.Hour)
+	got, err = s.Put(ctx, smaller)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"4Gi", "3Gi"}, []string{got.Limit, got.Request}, "never lowered")
+
+	all, err := s.List(ctx)
+	require.NoError(t, err)
+	require.Len(t, all, 1)
+	assert.Equal(t, task("base").ID(), all[0].ID)
+}
+
+// TestPutRefusesWhatCannotApply: no task, an id that is not the task's, a request above the
+// limit, a limit above max_limit.
+func TestPutRefusesWhatCannotApply(t *testing.T) {
+	s, _ := openStore(t)
+	for _, c := range []struct {
+		mutate func(*Override)
+		want   string
+	}{
+		{func(o *Override) { o.Task.DagID = "" }, "dag_id"},
+		{func(o *Override) { o.ID = "o-0000" }, "is not the task's"},
+		{func(o *Override) { o.Request = "5Gi" }, "request 5Gi above limit 3Gi"},
+		{func(o *Override) { o.Limit = "32Gi" }, "limit 32Gi above max_limit 16Gi"},
+		{func(o *Override) { o.Limit = "lots" }, `limit "lots"`},
+	} {
+		o := override("3Gi", "2Gi", "p-1")
+		c.mutate(o)
+		_, err := s.Put(context.Background(), o)
+		require.ErrorContains(t, err, c.want)
+	}
+	all, err := s.List(context.Background())
+	require.NoError(t, err)
+	assert.Empty(t, all, "nothing stored")
+}
+
+// TestConcurrentPuts: replicas raising the same override at once never lose a raise (the
+// highest wins).
+func TestConcurrentPuts(t *testing.T) {
+	s, _ := openStore(t)
+	var wg sync.WaitGroup
+	for i, l := range []string{"3Gi", "5Gi", "4Gi", "6Gi", "2Gi", "3500Mi"} {
+		wg.Go(func() {
+			o := override(l, "1Gi", "p-"+string(rune('a'+i)))
+			_, err := s.Put(context.Background(), o)
+			assert.NoError(t, err)
+		})
+	}
+	wg.Wait()
+	got, err := s.Get(context.Background(), task("base").ID())
+	require.NoError(t, err)
+	assert.Equal(t, "6Gi", got.Limit)
+}
+
+// TestCacheFollowsTheBucket: a cache watching the bucket sees what another replica's store
+// puts and revokes, and answers for the cluster, task and time asked.
+func TestCacheFollowsTheBucket(t *testing.T) {
+	s, b := openStore(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	_, err := s.Put(ctx, override("3Gi", "2Gi", "p-1"))
+	require.NoError(t, err)
+
+	kv, err := OpenBucket(ctx, b.JetStream(), 1, 0)
+	require.NoError(t, err)
+	c := NewCache()
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx, kv) }()
+	<-c.Ready()
+	now := t0.Add(time.Hour)
+	got := c.Find("prod-eu", "airflow", "etl_daily", "load", now)
+	require.Len(t, got, 1, "present when the cache started")
+	assert.Equal(t, "3Gi", got[0].Limit)
+	assert.Empty(t, c.Find("prod-us", "airflow", "etl_daily", "load", now), "another cluster")
+	assert.Empty(t, c.Find("prod-eu", "airflow", "etl_daily", "extract", now), "another task")
+	assert.Empty(t, c.Find("prod-eu", "airflow", "etl_daily", "load", t0.Add(DefaultTTL+time.Second)), "expired")
+
+	side := override("1Gi", "512Mi", "p-2")
+	side.Task.Container = "sidecar"
+	side.ID = side.Task.ID()
+	_, err = s.Put(ctx, side)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return len(c.Find("prod-eu", "airflow", "etl_daily", "load", now)) == 2 },
+		5*time.Second, 10*time.Millisecond, "a second container's override arrives")
+
+	_, err = s.Revoke(ctx, task("base").ID(), "U0BOB")
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return len(c.Find("prod-eu", "airflow", "etl_daily", "load", now)) == 1 },
+		5*time.Second, 10*time.Millisecond, "revoked: not applied any more")
+	assert.Equal(t, 1, c.Active(now))
+	o, err := s.Get(ctx, task("base").ID())
+	require.NoError(t, err)
+	assert.Equal(t, "revoked", o.State(now))
+	assert.Equal(t, "U0BOB", o.RevokedBy)
+
+	_, err = s.Revoke(ctx, "o-nope", "U0BOB")
+	assert.True(t, errors.Is(err, ErrNotFound))
+	cancel()
+	require.NoError(t, <-done)
+}
