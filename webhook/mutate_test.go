@@ -183,9 +183,9 @@ func TestMalformedReview(t *testing.T) {
 	for body, want := range map[string]string{
 		`not json`: "not an AdmissionReview: invalid character",
 		`{"apiVersion":"admission.k8s.io/v1beta1","kind":"AdmissionReview","request":{"uid":"x"}}`: `not an admission.k8s.io/v1 AdmissionReview (apiVersion "admission.k8s.io/v1beta1"`,
-		`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}`:                             "AdmissionReview without a request",
-		`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{}}`:                "request without a uid",
-		`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":[1]}`:               "not an AdmissionReview: json: cannot unmarshal array",
+		`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}`:                            "AdmissionReview without a request",
+		`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{}}`:               "request without a uid",
+		`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":[1]}`:              "not an AdmissionReview: json: cannot unmarshal array",
 	} {
 		code, msg := post("application/json", body)
 		assert.Equal(t, http.StatusBadRequest, code, body)
