@@ -92,6 +92,9 @@ type GuardOptions struct {
 	Claimer Claimer
 	// Rechecker re-evaluates a pod's finding before acting on it; nil assumes it holds.
 	Rechecker Rechecker
+	// Overrides: memory proposals of Airflow tasks' worker pods are executed as memory
+	// overrides (the executor is a MemoryLimit with an Override), not recorded as advice.
+	Overrides bool
 	// Namespace is podmedic's own namespace, always protected; default OwnNamespace(
 	// ServiceAccountDir): $POD_NAMESPACE, else the service account's namespace file.
 	Namespace string
@@ -123,6 +126,7 @@ type Guard struct {
 	budgets   *Budgets
 	claimer   Claimer
 	recheck   Rechecker
+	overrides bool
 	protected []string
 	events    events.EventRecorder
 	now       func() time.Time
@@ -150,7 +154,7 @@ func NewGuard(o GuardOptions) (*Guard, error) {
 	}
 	g := &Guard{
 		client: o.Client, exec: o.Executor, result: finding.ResultExecuted, kv: o.KV,
-		claimer: o.Claimer, recheck: o.Rechecker, events: o.Events, now: o.Now, metrics: o.Metrics, log: o.Logger,
+		claimer: o.Claimer, recheck: o.Rechecker, overrides: o.Overrides, events: o.Events, now: o.Now, metrics: o.Metrics, log: o.Logger,
 	}
 	g.SetPolicy(o.Policy)
 	if g.exec == nil {
@@ -177,6 +181,14 @@ func (g *Guard) Policy() Policy { return *g.policy.Load() }
 
 // DryRun reports whether the guard records instead of executing.
 func (g *Guard) DryRun() bool { return g.result == finding.ResultDryRun }
+
+// Advisory reports whether a request's action is advice only: a memory proposal for a target
+// podmedic neither patches nor overrides (a plain Job, a bare pod that is not an Airflow
+// task's); approving it records the decision.
+func (g *Guard) Advisory(r *Request) bool {
+	return r.Action.Type == finding.ActionProposeMemoryLimit && !Patchable(r.Target) &&
+		!(g.overrides && Overridable(r.Finding, r.Target))
+}
 
 // Protected reports whether the guard never acts in namespace ns.
 func (g *Guard) Protected(ns string) bool { return slices.Contains(g.protected, ns) }
@@ -352,8 +364,13 @@ func (g *Guard) verify(ctx context.Context, r *Request) error {
 		}
 		return g.holds(ctx, r, pod)
 	case finding.ActionProposeMemoryLimit:
-		if !Patchable(r.Target) {
+		if g.Advisory(r) {
 			return refuse(ErrNoExecutor, ReasonNoExecutor, "%s is advisory: podmedic does not patch %s", r.ID, r.Target)
+		}
+		if !Patchable(r.Target) {
+			// A memory override of an Airflow task: it is for the task's next tries, whose
+			// pods do not exist yet; the OOM-killed pod may be gone or replaced already.
+			return nil
 		}
 		return verifyWorkload(ctx, g.client, r)
 	case finding.ActionAirflowClearTask:

@@ -241,16 +241,14 @@ func (s *Service) plan(ctx context.Context, r *Request, pin bool) error {
 }
 
 // advisory reports whether the request only advises (a memory limit podmedic cannot patch).
-func advisory(r *Request) bool {
-	return r.Action.Type == finding.ActionProposeMemoryLimit && !Patchable(r.Target)
-}
+func (s *Service) advisory(r *Request) bool { return s.guard.Advisory(r) }
 
 // auto takes the action now and records it.
 func (s *Service) auto(ctx context.Context, r *Request) error {
 	now := s.now()
 	p := &finding.Proposal{ID: r.ID, Finding: *r.Finding, Action: r.Action, CreatedAt: now, ExpiresAt: now,
 		Target: r.Target, DecidedBy: AutoDecider, DecidedAt: now}
-	if advisory(r) {
+	if s.advisory(r) {
 		if err := s.guard.Admit(ctx, r, true); err != nil {
 			return s.refused(ctx, r, err)
 		}
@@ -317,7 +315,7 @@ func (s *Service) propose(ctx context.Context, r *Request) error {
 	now := s.now()
 	p := &finding.Proposal{ID: r.ID, Finding: *r.Finding, Action: r.Action, State: finding.StatePending,
 		CreatedAt: now, ExpiresAt: now.Add(s.proposalTTL()), Target: r.Target}
-	if advisory(r) {
+	if s.advisory(r) {
 		p.Advice = MemoryAdvice(r.Finding, r.Action, r.Target)
 	}
 	if err := s.store.Create(ctx, p); err != nil {
@@ -428,7 +426,7 @@ func (s *Service) execute(ctx context.Context, p *finding.Proposal) *finding.Pro
 	r := &Request{ID: p.ID, Finding: &p.Finding, Action: p.Action, Target: p.Target, ApprovedBy: p.DecidedBy}
 	var out finding.Outcome
 	state, event := finding.StateExecuted, ""
-	if advisory(r) {
+	if s.advisory(r) {
 		out, event = *recorded(r, s.now()), EventExecuted
 	} else {
 		// A human approved and waits for the outcome: while nothing could be attempted (the

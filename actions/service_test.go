@@ -42,9 +42,11 @@ type serviceEnv struct {
 type serviceConfig struct {
 	policy  Policy
 	airflow *airflow.Client // airflow-clear-task's client, when set
-	dryRun  bool
-	kv      KV // default a MemoryKV
-	objs    []runtime.Object
+	// overrides: memory proposals of Airflow tasks store memory overrides here.
+	overrides OverrideStore
+	dryRun    bool
+	kv        KV // default a MemoryKV
+	objs      []runtime.Object
 }
 
 func newServiceEnv(t *testing.T, cfg serviceConfig) *serviceEnv {
@@ -63,12 +65,16 @@ func newServiceEnv(t *testing.T, cfg serviceConfig) *serviceEnv {
 		finding.ActionEvictPod:           count(EvictPod{Client: e.client}),
 		finding.ActionProposeMemoryLimit: count(PatchMemoryLimit{Client: e.client}),
 	}
+	if cfg.overrides != nil {
+		execs[finding.ActionProposeMemoryLimit] = count(MemoryLimit{Patch: PatchMemoryLimit{Client: e.client},
+			Override: &MemoryOverride{Store: cfg.overrides, Cluster: "prod-eu", Now: e.clock.now}})
+	}
 	if cfg.airflow != nil {
 		execs[finding.ActionAirflowClearTask] = count(AirflowClearTask{Client: cfg.airflow})
 	}
 	g, err := NewGuard(GuardOptions{
 		Client: e.client, DryRun: cfg.dryRun, Policy: cfg.policy, KV: e.kv, Claimer: e.claims, Namespace: "podmedic",
-		Executor: execs,
+		Executor: execs, Overrides: cfg.overrides != nil,
 		Rechecker: RecheckerFunc(func(_ context.Context, f *finding.Finding, pod *corev1.Pod) (bool, string) {
 			if pod.Status.Phase == corev1.PodRunning {
 				return false, "the pod is Running"

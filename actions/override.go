@@ -1,0 +1,133 @@
+package actions
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/podmedic/podmedic/finding"
+	"github.com/podmedic/podmedic/overrides"
+)
+
+// OverrideStore stores memory overrides (overrides.Store implements it).
+type OverrideStore interface {
+	Put(ctx context.Context, o *overrides.Override) (*overrides.Override, error)
+}
+
+// Overridable reports whether a memory proposal is for an Airflow task's worker pod (a bare
+// pod no template patch can reach): approved, it becomes a memory override that the admission
+// webhook applies to the pods of the task's next tries.
+func Overridable(f *finding.Finding, t finding.Target) bool {
+	return t.Kind == "Pod" && f != nil && f.Airflow != nil && f.Airflow.DagID != "" && f.Airflow.TaskID != ""
+}
+
+// MemoryOverride stores the memory override of an approved memory proposal for an Airflow
+// task: (cluster, namespace, dag_id, task_id, container) -> the proposal's limit and request,
+// for TTL.
+type MemoryOverride struct {
+	Store   OverrideStore
+	Cluster string
+	TTL     time.Duration // default overrides.DefaultTTL
+	Now     func() time.Time
+}
+
+func (m MemoryOverride) ttl() time.Duration {
+	if m.TTL > 0 {
+		return m.TTL
+	}
+	return overrides.DefaultTTL
+}
+
+// override is the override r makes.
+func (m MemoryOverride) override(r *Request) (*overrides.Override, error) {
+	f := r.Finding
+	if !Overridable(f, r.Target) {
+		return nil, fmt.Errorf("%s is not an Airflow task's worker pod: no memory override", r.Target)
+	}
+	name, limit, request, err := memoryParams(r.Action)
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	if m.Now != nil {
+		now = m.Now()
+	}
+	tk := overrides.Task{Cluster: m.Cluster, Namespace: f.Namespace, DagID: f.Airflow.DagID, TaskID: f.Airflow.TaskID, Container: name}
+	o := &overrides.Override{ID: tk.ID(), Task: tk, Limit: limit.String(), ProposalID: r.ID, ApprovedBy: r.ApprovedBy,
+		CreatedAt: now, UpdatedAt: now, ExpiresAt: now.Add(m.ttl())}
+	if !request.IsZero() {
+		o.Request = request.String()
+	}
+	return o, nil
+}
+
+// Execute implements Executor.
+func (m MemoryOverride) Execute(ctx context.Context, r *Request) (string, error) {
+	o, err := m.override(r)
+	if err != nil {
+		return "", err
+	}
+	stored, err := m.Store.Put(ctx, o)
+	if err != nil {
+		return "", err
+	}
+	s := fmt.Sprintf("memory override %s: the next tries of Airflow task %s.%s run container %s with limit %s",
+		stored.ID, stored.Task.DagID, stored.Task.TaskID, stored.Task.Container, stored.Limit)
+	if stored.Request != "" {
+		s += ", request " + stored.Request
+	}
+	s += " until " + stored.ExpiresAt.UTC().Format(time.DateOnly)
+	if stored.Limit != o.Limit {
+		s += fmt.Sprintf(" (kept: an earlier override asks for more than %s)", o.Limit)
+	}
+	return s, nil
+}
+
+// Describe implements Describer.
+func (m MemoryOverride) Describe(r *Request) string {
+	o, err := m.override(r)
+	if err != nil {
+		return err.Error()
+	}
+	s := fmt.Sprintf("store a memory override: the next tries of Airflow task %s.%s run container %s with limit %s",
+		o.Task.DagID, o.Task.TaskID, o.Task.Container, o.Limit)
+	if o.Request != "" {
+		s += ", request " + o.Request
+	}
+	return s + fmt.Sprintf(" for %s (applied to new pods by the admission webhook)", shortDuration(m.ttl()))
+}
+
+func shortDuration(d time.Duration) string {
+	if d%(24*time.Hour) == 0 {
+		return fmt.Sprintf("%dd", d/(24*time.Hour))
+	}
+	return d.String()
+}
+
+// MemoryLimit executes propose-memory-limit: a patch of the owning workload's pod template,
+// or, for an Airflow task's worker pod, a memory override (when Override is set).
+type MemoryLimit struct {
+	Patch    PatchMemoryLimit
+	Override *MemoryOverride
+}
+
+var (
+	_ Executor  = MemoryLimit{}
+	_ Describer = MemoryLimit{}
+)
+
+// Execute implements Executor.
+func (m MemoryLimit) Execute(ctx context.Context, r *Request) (string, error) {
+	if !Patchable(r.Target) && m.Override != nil && Overridable(r.Finding, r.Target) {
+		return m.Override.Execute(ctx, r)
+	}
+	return m.Patch.Execute(ctx, r)
+}
+
+// Describe implements Describer.
+func (m MemoryLimit) Describe(r *Request) string {
+	if !Patchable(r.Target) && m.Override != nil && Overridable(r.Finding, r.Target) {
+		return m.Override.Describe(r)
+	}
+	return m.Patch.Describe(r)
+}
