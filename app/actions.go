@@ -35,6 +35,9 @@ type ActionsOptions struct {
 	// RefusalQuiet and RefusalWindow: refusals are reported once per rule and reason per
 	// window, after quiet without a new one. Defaults 5s and 1h.
 	RefusalQuiet, RefusalWindow time.Duration
+	// Overrides, when set, stores memory overrides: approved memory proposals of Airflow
+	// tasks become overrides the admission webhook applies (set when the webhook serves).
+	Overrides actions.OverrideStore
 }
 
 // actionsStage is the running actions stage and what it needs stopped at the end.
@@ -87,11 +90,15 @@ func newActions(ctx context.Context, o ActionsOptions, cfg *config.Config, clien
 		recorder = nil // a dry run writes nothing to the cluster, Events included
 	}
 
+	if o.Overrides != nil {
+		execs[finding.ActionProposeMemoryLimit] = actions.MemoryLimit{Patch: actions.PatchMemoryLimit{Client: client},
+			Override: &actions.MemoryOverride{Store: o.Overrides, Cluster: cfg.Cluster, TTL: cfg.Overrides.TTL.Duration, Now: live.Now}}
+	}
 	kv := actions.JetStreamKV{KV: b.Proposals()}
 	metrics := actions.NewMetrics(reg)
 	guard, err := actions.NewGuard(actions.GuardOptions{
 		Client: client, Executor: execs, DryRun: cfg.DryRun, Policy: actions.PolicyOf(cfg), KV: kv, Claimer: b,
-		Rechecker: live, Namespace: o.Namespace, Events: recorder, Now: live.Now,
+		Rechecker: live, Namespace: o.Namespace, Events: recorder, Now: live.Now, Overrides: o.Overrides != nil,
 		Metrics: metrics, Logger: log.Named("guard"),
 	})
 	if err != nil {

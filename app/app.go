@@ -70,6 +70,8 @@ type Options struct {
 	// ConfigPath is the rules.yaml Config was loaded from; when set, podmedic reloads it on
 	// SIGHUP and when its content changes.
 	ConfigPath string
+	// Webhook serves the admission webhook that applies memory overrides (off without Addr).
+	Webhook WebhookOptions
 	// InboxAddr serves the local inbox (approve/deny proposals) when Slack is not configured;
 	// it must be a loopback address. Empty disables it.
 	InboxAddr string
@@ -211,6 +213,17 @@ func Run(ctx context.Context, o Options) error {
 	}
 	n := ns.chain
 	live := rules.NewLive(engine, w, o.Now)
+	var wh *webhookStage
+	if o.Webhook.Addr != "" {
+		ownNS := o.Actions.Namespace
+		if ownNS == "" {
+			ownNS = actions.OwnNamespace("")
+		}
+		if wh, err = newWebhook(ctx, o.Webhook, cfg, client, b, o.NATSReplicas, ownNS, log.Named("webhook")); err != nil {
+			return err
+		}
+		o.Actions.Overrides = wh.store
+	}
 	act, err := newActions(ctx, o.Actions, cfg, client, b, live, n, log.Named("actions"), metrics)
 	if err != nil {
 		return err
@@ -241,6 +254,9 @@ func Run(ctx context.Context, o Options) error {
 	g.Go(func() error { return sch.run(gctx) })
 	if err := ns.run(gctx, g, o, act.svc, log); err != nil {
 		return err
+	}
+	if wh != nil {
+		wh.serve(gctx, g, cfg.Cluster, act.svc.Guard().Protected, o.HTTPTimeouts, log.Named("webhook"))
 	}
 	if o.ConfigPath != "" {
 		rl, err := newReloader(o.ConfigPath, cfg, reg, func(c *config.Config) error {

@@ -26,6 +26,8 @@ type Config struct {
 	Cooldown Duration `yaml:"cooldown,omitempty" json:"cooldown,omitempty"`
 	// Proposals configures approval proposals.
 	Proposals ProposalsConfig `yaml:"proposals,omitempty" json:"proposals,omitempty"`
+	// Overrides configures memory overrides (approved memory raises of Airflow tasks).
+	Overrides OverridesConfig `yaml:"overrides,omitempty" json:"overrides,omitempty"`
 	// NATS sets the limits of the embedded NATS server's JetStream store.
 	NATS NATSConfig `yaml:"nats,omitempty" json:"nats,omitempty"`
 	// Slack connects the notifier to Slack. Tokens come from the environment, never from here.
@@ -101,6 +103,13 @@ type Budgets struct {
 // ProposalsConfig configures approval proposals.
 type ProposalsConfig struct {
 	// TTL after which an undecided proposal expires. Default 30m.
+	TTL Duration `yaml:"ttl,omitempty" json:"ttl,omitempty"`
+}
+
+// OverridesConfig configures memory overrides.
+type OverridesConfig struct {
+	// TTL of an override: how long the next tries of its task run with the raised memory.
+	// Default 30d.
 	TTL Duration `yaml:"ttl,omitempty" json:"ttl,omitempty"`
 }
 

@@ -984,6 +984,7 @@ const (
 	DefaultCluster        = "default"
 	DefaultCooldown       = 30 * time.Minute
 	DefaultProposalTTL    = 30 * time.Minute
+	DefaultOverrideTTL    = 30 * 24 * time.Hour
 	DefaultNATSMaxMemory  = "64Mi"
 	DefaultNATSMaxStore   = "1Gi"
 	DefaultSlackAPIURL    = "https://slack.com/api/"
@@ -1015,6 +1016,9 @@ func applyDefaults(c *Config, src *source) {
 	}
 	if !src.set("proposals.ttl") {
 		c.Proposals.TTL = Duration{DefaultProposalTTL}
+	}
+	if !src.set("overrides.ttl") {
+		c.Overrides.TTL = Duration{DefaultOverrideTTL}
 	}
 	if !src.set("nats.max_memory") {
 		c.NATS.MaxMemory = MustQuantity(DefaultNATSMaxMemory)

@@ -82,6 +82,9 @@ func (v *validator) config(c *Config) {
 	if c.Proposals.TTL.Duration <= 0 {
 		v.errorf("proposals.ttl", "must be greater than 0")
 	}
+	if d := c.Overrides.TTL.Duration; d < time.Hour || d > 366*24*time.Hour {
+		v.errorf("overrides.ttl", "must be between 1h and 366d: how long the next tries of a task run with an approved memory raise")
+	}
 	if c.NATS.MaxMemory.Sign() <= 0 {
 		v.errorf("nats.max_memory", "must be greater than 0")
 	}

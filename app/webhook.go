@@ -1,0 +1,111 @@
+package app
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"net"
+	"net/http"
+
+	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/podmedic/podmedic/bus"
+	"github.com/podmedic/podmedic/config"
+	"github.com/podmedic/podmedic/internal/httpserve"
+	"github.com/podmedic/podmedic/overrides"
+	"github.com/podmedic/podmedic/webhook"
+)
+
+// WebhookOptions configure the admission webhook that applies memory overrides.
+type WebhookOptions struct {
+	// Addr serves POST /mutate/pods over HTTPS (e.g. :8443); empty: no webhook, and memory
+	// proposals of Airflow tasks stay advisory.
+	Addr string
+	// Secret (in podmedic's own namespace) holds the webhook's CA and serving certificate;
+	// Config is the MutatingWebhookConfiguration whose caBundle podmedic keeps. The chart
+	// creates both; podmedic fills them.
+	Secret, Config string
+	// Hosts are the DNS names and IP addresses the serving certificate is for (the Service's
+	// name, e.g. podmedic.podmedic.svc).
+	Hosts []string
+}
+
+// Defaults of WebhookOptions.
+const (
+	DefaultWebhookSecret = "podmedic-webhook-tls"
+	DefaultWebhookConfig = "podmedic"
+)
+
+// webhookStage serves the admission webhook from the overrides the actions stage stores.
+type webhookStage struct {
+	o     WebhookOptions
+	store *overrides.Store
+	cache *overrides.Cache
+	watch func(ctx context.Context) error // the cache's watch of the bucket
+	certs *webhook.Certs
+	ln    net.Listener
+	srv   *http.Server
+}
+
+// newWebhook opens the overrides bucket and listens for admissions (a bad address fails the
+// start); serve adds the handler once the guard, whose protected namespaces it honours,
+// exists.
+func newWebhook(ctx context.Context, o WebhookOptions, cfg *config.Config, client kubernetes.Interface, b *bus.Bus, replicas int,
+	namespace string, log *zap.Logger) (*webhookStage, error) {
+	if namespace == "" {
+		return nil, fmt.Errorf("webhook: podmedic's own namespace is unknown (set POD_NAMESPACE): its Secret %s lives there", o.Secret)
+	}
+	if o.Secret == "" {
+		o.Secret = DefaultWebhookSecret
+	}
+	if o.Config == "" {
+		o.Config = DefaultWebhookConfig
+	}
+	kv, err := overrides.OpenBucket(ctx, b.JetStream(), replicas, cfg.Overrides.TTL.Duration)
+	if err != nil {
+		return nil, err
+	}
+	w := &webhookStage{o: o, store: overrides.NewStore(kv, nil), cache: overrides.NewCache()}
+	w.watch = func(ctx context.Context) error { return w.cache.Run(ctx, kv) }
+	var dns []string
+	var ips []net.IP
+	for _, h := range o.Hosts {
+		if ip := net.ParseIP(h); ip != nil {
+			ips = append(ips, ip)
+		} else {
+			dns = append(dns, h)
+		}
+	}
+	if len(dns) == 0 && len(ips) == 0 {
+		dns = []string{"podmedic." + namespace + ".svc"}
+	}
+	w.certs, err = webhook.NewCerts(webhook.CertOptions{Client: client, Namespace: namespace, Secret: o.Secret, Config: o.Config,
+		DNSNames: dns, IPs: ips, Logger: log.Named("certs")})
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", o.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("webhook: listen on %s: %w", o.Addr, err)
+	}
+	w.ln = ln
+	return w, nil
+}
+
+// serve runs the cache's watch, the certificate keeper and the HTTPS server under g.
+func (w *webhookStage) serve(gctx context.Context, g *errgroup.Group, cluster string, protected func(string) bool,
+	timeouts httpserve.Timeouts, log *zap.Logger) {
+	m := webhook.New(webhook.Options{Cluster: cluster, Overrides: w.cache, Protected: protected, Logger: log})
+	mux := http.NewServeMux()
+	mux.Handle("POST /mutate/pods", m)
+	srv := timeouts.Server(mux)
+	srv.TLSConfig = &tls.Config{GetCertificate: w.certs.GetCertificate, MinVersion: tls.VersionTLS12}
+	ln := tls.NewListener(w.ln, srv.TLSConfig)
+	g.Go(func() error { return w.watch(gctx) })
+	g.Go(func() error { w.certs.Run(gctx, 0); return nil })
+	g.Go(func() error { return httpserve.Serve(gctx, srv, ln) })
+	log.Info("admission webhook: memory overrides applied at POST /mutate/pods", zap.String("addr", w.ln.Addr().String()),
+		zap.String("secret", w.o.Secret), zap.String("configuration", w.o.Config))
+}

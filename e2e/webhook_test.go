@@ -1,0 +1,147 @@
+package e2e
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/podmedic/podmedic/internal/testenv/slackenv"
+	"github.com/podmedic/podmedic/overrides"
+)
+
+// webhookConfig is the chart's MutatingWebhookConfiguration, pointed at 127.0.0.1 (the API
+// server calls podmedic's URL) and, in this shared API server, at one namespace only; its
+// caBundle starts empty, as the chart creates it.
+func webhookConfig(name, addr, namespace string) *admissionregistrationv1.MutatingWebhookConfiguration {
+	url := "https://" + addr + "/mutate/pods"
+	ignore, none := admissionregistrationv1.Ignore, admissionregistrationv1.SideEffectClassNone
+	timeout := int32(2)
+	return &admissionregistrationv1.MutatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: name},
+		Webhooks: []admissionregistrationv1.MutatingWebhook{{
+			Name: "pods.podmedic.io", ClientConfig: admissionregistrationv1.WebhookClientConfig{URL: &url},
+			Rules: []admissionregistrationv1.RuleWithOperations{{Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create},
+				Rule: admissionregistrationv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"pods"}}}},
+			FailurePolicy: &ignore, SideEffects: &none, TimeoutSeconds: &timeout, AdmissionReviewVersions: []string{"v1"},
+			ObjectSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"kubernetes_executor": "True"}},
+			NamespaceSelector: &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{
+				Key: "kubernetes.io/metadata.name", Operator: metav1.LabelSelectorOpIn, Values: []string{namespace}}}},
+		}}}
+}
+
+func memoryOfPod(t *testing.T, c kubernetes.Interface, ns, name string) (limit, request string, annotation string) {
+	t.Helper()
+	p, err := c.CoreV1().Pods(ns).Get(context.Background(), name, metav1.GetOptions{})
+	require.NoError(t, err)
+	r := p.Spec.Containers[0].Resources
+	l, q := r.Limits[corev1.ResourceMemory], r.Requests[corev1.ResourceMemory]
+	return l.String(), q.String(), p.Annotations[overrides.AnnotationOverride]
+}
+
+// TestMemoryOverrideAppliedToTheNextTry: an Airflow worker OOMs; the memory proposal is
+// approved in Slack and becomes an override; the API server calls podmedic's webhook (whose
+// certificate and caBundle podmedic issued from the chart's empty Secret and configuration)
+// and the next try's pod, created with the original 2Gi, is stored with the raised memory and
+// the override's annotation. Another task's pod is unchanged; with podmedic stopped, pods are
+// still created (failurePolicy Ignore).
+func TestMemoryOverrideAppliedToTheNextTry(t *testing.T) {
+	env := cluster(t)
+	c := env.Client
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	const bot, app = "xoxb-e2e-bot-token-7f3a", "xapp-1-e2e-app-token-9c2b"
+	sl := slackenv.Start(t, slackenv.WithBotToken(bot), slackenv.WithAppToken(app))
+	suffix := strings.ReplaceAll(time.Now().Format("150405.000"), ".", "")
+	own := namespace(t, env, "podmedic-"+suffix)
+	ns := namespace(t, env, "airflow-wh-"+suffix)
+	_, err := c.CoreV1().Secrets(own).Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "podmedic-webhook-tls"}}, metav1.CreateOptions{})
+	require.NoError(t, err)
+	addr := freeAddr(t)
+	cfgName := "podmedic-" + suffix
+	_, err = c.AdmissionregistrationV1().MutatingWebhookConfigurations().Create(ctx, webhookConfig(cfgName, addr, ns), metav1.CreateOptions{})
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		_ = c.AdmissionregistrationV1().MutatingWebhookConfigurations().Delete(context.Background(), cfgName, metav1.DeleteOptions{})
+	})
+
+	rules := writeRules(t, ns, `version: 1
+cluster: e2e
+namespaces: {include: [{{ns}}]}
+slack:
+  api_url: `+sl.URL()+`
+  default_channel: "#data-oncall"
+  socket_mode: true
+  approvers: {users: [U0ALICE]}
+rules:
+  - name: oom
+    detect: {kind: OOMKilled}
+    action: {type: propose-memory-limit, mode: approve}
+`)
+	pm := startPodmedicEnv(t, env, t.TempDir(), []string{"SLACK_BOT_TOKEN=" + bot, "SLACK_APP_TOKEN=" + app, "POD_NAMESPACE=" + own},
+		"--config", rules, "--webhook-addr", addr, "--webhook-host", "127.0.0.1", "--webhook-config", cfgName)
+	require.NoError(t, sl.WaitConnected(ctx), "Socket Mode connected")
+	require.Eventually(t, func() bool {
+		cfg, err := c.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, cfgName, metav1.GetOptions{})
+		return err == nil && len(cfg.Webhooks[0].ClientConfig.CABundle) > 0
+	}, 30*time.Second, 100*time.Millisecond, "podmedic did not fill the caBundle\n%s", pm.logs())
+
+	started := time.Now().Add(-3 * time.Minute)
+	w := createPod(t, c, airflowWorker(ns, "etl-daily-load-try1", "etl_daily", "load"))
+	writeStatus(t, c, w, oomKilled(started))
+	var msg slackenv.Message
+	require.NoError(t, sl.Wait(ctx, func(s *slackenv.Server) bool {
+		for _, m := range s.Messages() {
+			if m.ThreadTS == "" && strings.Contains(string(m.Blocks), "etl-daily-load-try1") && strings.Contains(string(m.Blocks), "podmedic.approve") {
+				msg = m
+				return true
+			}
+		}
+		return false
+	}), "no memory proposal in Slack")
+	envID, err := sl.SendInteractive(slackenv.Click{UserID: "U0ALICE", Channel: msg.Channel, MessageTS: msg.TS,
+		ActionID: "podmedic.approve", Value: buttonValue(t, msg.Blocks, "podmedic.approve")}.Payload())
+	require.NoError(t, err)
+	_, err = sl.WaitAck(ctx, envID)
+	require.NoError(t, err)
+	require.NoError(t, sl.Wait(ctx, func(s *slackenv.Server) bool {
+		m, ok := s.Message(msg.Channel, msg.TS)
+		return ok && strings.Contains(string(m.Blocks), "memory override")
+	}), "the message does not say the override was stored")
+
+	// The scheduler's next try: same task, the original 2Gi. The webhook's cache may take a
+	// moment to see the override: retry the creation until it is raised (each a new pod).
+	var limit, request, ann string
+	var tries int
+	require.Eventually(t, func() bool {
+		tries++
+		p := airflowWorker(ns, "etl-daily-load-try2-"+string(rune('a'+tries)), "etl_daily", "load")
+		p.Labels["try_number"], p.Annotations["try_number"] = "2", "2"
+		createPod(t, c, p)
+		limit, request, ann = memoryOfPod(t, c, ns, p.Name)
+		return ann != ""
+	}, 15*time.Second, 500*time.Millisecond, "the next try's pod was not raised\n%s", pm.logs())
+	assert.Equal(t, "3Gi", limit)
+	assert.NotEqual(t, "1536Mi", request, "the request is raised too")
+	id := overrides.Task{Cluster: "e2e", Namespace: ns, DagID: "etl_daily", TaskID: "load", Container: "base"}.ID()
+	assert.Equal(t, id, ann)
+	t.Logf("next try admitted with limit %s, request %s, override %s (after %d creation(s))", limit, request, ann, tries)
+
+	other := createPod(t, c, airflowWorker(ns, "etl-daily-extract-try2", "etl_daily", "extract"))
+	limit, _, ann = memoryOfPod(t, c, ns, other.Name)
+	assert.Equal(t, "2Gi", limit, "another task's pod is unchanged")
+	assert.Empty(t, ann)
+
+	pm.stop()
+	start := time.Now()
+	down := createPod(t, c, airflowWorker(ns, "etl-daily-load-try3", "etl_daily", "load"))
+	limit, _, _ = memoryOfPod(t, c, ns, down.Name)
+	assert.Equal(t, "2Gi", limit, "podmedic stopped: the pod is created unchanged")
+	t.Logf("with podmedic stopped the pod was created in %s (failurePolicy Ignore)", time.Since(start).Round(time.Millisecond))
+}
