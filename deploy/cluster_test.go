@@ -488,7 +488,7 @@ func runWithChartRBAC(t *testing.T, namespaced bool) {
 		}
 	}
 	t.Cleanup(func() {
-		for _, name := range []string{release, release + "-actions"} {
+		for _, name := range []string{release, release + "-actions", release + "-webhook"} {
 			_ = env.Client.RbacV1().ClusterRoleBindings().Delete(context.Background(), name, metav1.DeleteOptions{})
 			_ = env.Client.RbacV1().ClusterRoles().Delete(context.Background(), name, metav1.DeleteOptions{})
 		}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -213,12 +214,33 @@ func TestHelmTemplate(t *testing.T) {
 			require.Equal(t, "/healthz", c.LivenessProbe.HTTPGet.Path)
 			require.Equal(t, "/readyz", c.ReadinessProbe.HTTPGet.Path)
 			require.Equal(t, "/healthz", c.StartupProbe.HTTPGet.Path)
-			require.Equal(t, []corev1.ContainerPort{{Name: "http", ContainerPort: 8080, Protocol: corev1.ProtocolTCP}}, c.Ports)
+			require.Equal(t, []corev1.ContainerPort{{Name: "http", ContainerPort: 8080, Protocol: corev1.ProtocolTCP},
+				{Name: "webhook", ContainerPort: 8443, Protocol: corev1.ProtocolTCP}}, c.Ports)
 			svcs := byKind(objs, "Service")
 			require.Len(t, svcs, 1)
 			svc := typed[corev1.Service](t, svcs[0])
 			require.Equal(t, "http", svc.Spec.Ports[0].TargetPort.StrVal)
 			require.Equal(t, d.Spec.Selector.MatchLabels, svc.Spec.Selector)
+
+			// The admission webhook: the Service's 443 to the pod's webhook port; the
+			// configuration fails open, waits at most 2 s, sees only new KubernetesExecutor
+			// workers outside the protected namespaces, and leaves its caBundle to podmedic.
+			require.Equal(t, "webhook", svc.Spec.Ports[1].TargetPort.StrVal)
+			require.EqualValues(t, 443, svc.Spec.Ports[1].Port)
+			require.Contains(t, c.Args, "--webhook-addr=:8443")
+			require.Contains(t, c.Args, "--webhook-secret="+release+"-webhook-tls")
+			whs := byKind(objs, "MutatingWebhookConfiguration")
+			require.Len(t, whs, 1)
+			wh := typed[admissionregistrationv1.MutatingWebhookConfiguration](t, whs[0]).Webhooks[0]
+			require.Equal(t, admissionregistrationv1.Ignore, *wh.FailurePolicy)
+			require.EqualValues(t, 2, *wh.TimeoutSeconds)
+			require.Equal(t, admissionregistrationv1.SideEffectClassNone, *wh.SideEffects)
+			require.Equal(t, []admissionregistrationv1.OperationType{admissionregistrationv1.Create}, wh.Rules[0].Operations)
+			require.Equal(t, []string{"pods"}, wh.Rules[0].Resources)
+			require.Equal(t, map[string]string{"kubernetes_executor": "True"}, wh.ObjectSelector.MatchLabels)
+			require.Subset(t, wh.NamespaceSelector.MatchExpressions[0].Values, []string{namespace, "kube-system"})
+			require.Empty(t, wh.ClientConfig.CABundle, "podmedic fills the caBundle")
+			require.Equal(t, "/mutate/pods", *wh.ClientConfig.Service.Path)
 
 			// POD_NAMESPACE from the downward API: actions never touch podmedic's own namespace.
 			env := map[string]corev1.EnvVar{}
@@ -231,7 +253,14 @@ func TestHelmTemplate(t *testing.T) {
 				require.NotContains(t, []string{"SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "SLACK_SIGNING_SECRET",
 					"AIRFLOW_PASSWORD", "AIRFLOW_TOKEN", "AIRFLOW_USERNAME"}, e.Name, "a secret as a plain variable")
 			}
-			require.Zero(t, len(byKind(objs, "Secret")), "the chart must not create Secrets")
+			// One Secret, created empty: podmedic fills it with the webhook's own CA and
+			// certificate. The chart never carries a credential.
+			secrets := byKind(objs, "Secret")
+			require.Len(t, secrets, 1, "the chart creates no Secret but the webhook's empty one")
+			sec := typed[corev1.Secret](t, secrets[0])
+			require.Equal(t, release+"-webhook-tls", sec.Name)
+			require.Empty(t, sec.Data)
+			require.Empty(t, sec.StringData)
 
 			args := strings.Join(c.Args, " ")
 			require.True(t, strings.HasPrefix(args, "run --config=/etc/podmedic/rules/rules.yaml --http-addr=:8080"), args)
@@ -422,8 +451,11 @@ func rbacCheck(t testing.TB, objs []*unstructured.Unstructured) (perms, problems
 			}
 			for _, res := range r.Resources {
 				base, _, _ := strings.Cut(res, "/")
-				if base == "secrets" {
-					bad("secrets access in %s", where)
+				// The webhook's TLS Secret and its own MutatingWebhookConfiguration, by name
+				// only, get and update only; any other access to them is refused.
+				if named, ok := byNameOnly[base]; ok && (!slices.Equal(r.ResourceNames, []string{named}) ||
+					slices.ContainsFunc(r.Verbs, func(v string) bool { return v != "get" && v != "update" })) {
+					bad("%s access beyond get/update of %s in %s", base, named, where)
 				}
 				if slices.Contains([]string{"roles", "clusterroles", "rolebindings", "clusterrolebindings",
 					"serviceaccounts", "configmaps", "nodes", "namespaces"}, base) {
@@ -472,6 +504,10 @@ func rbacCheck(t testing.TB, objs []*unstructured.Unstructured) (perms, problems
 	return perms, problems
 }
 
+// byNameOnly are the resources podmedic may reach by one name only: the webhook's TLS Secret
+// and its MutatingWebhookConfiguration.
+var byNameOnly = map[string]string{"secrets": release + "-webhook-tls", "mutatingwebhookconfigurations": release}
+
 // TestRBACCheckCatches: the check itself finds wildcards, Secrets and foreign bindings.
 func TestRBACCheckCatches(t *testing.T) {
 	objs := objects(t, []byte(`
@@ -493,7 +529,7 @@ subjects: [{kind: ServiceAccount, name: podmedic, namespace: podmedic}]
 	_, problems := rbacCheck(t, objs)
 	joined := strings.Join(problems, "\n")
 	require.Len(t, problems, 5, joined)
-	for _, want := range []string{`wildcard "*" in ClusterRole podmedic`, "secrets access", "binds ClusterRole cluster-admin"} {
+	for _, want := range []string{`wildcard "*" in ClusterRole podmedic`, "secrets access beyond get/update of podmedic-webhook-tls", "binds ClusterRole cluster-admin"} {
 		require.Contains(t, joined, want)
 	}
 }
@@ -509,16 +545,26 @@ func TestRBACLeastPrivilege(t *testing.T) {
 		"/pods get", "/pods list", "/pods watch",
 		"events.k8s.io/events create", "events.k8s.io/events patch",
 	}
+	// The webhook's TLS (on by default): its Secret and configuration, by name.
+	webhook := []string{"/secrets get", "/secrets update",
+		"admissionregistration.k8s.io/mutatingwebhookconfigurations get", "admissionregistration.k8s.io/mutatingwebhookconfigurations update"}
+	leases := []string{"coordination.k8s.io/leases get", "coordination.k8s.io/leases create", "coordination.k8s.io/leases update"}
+	with := func(parts ...[]string) []string {
+		out := slices.Clone(always)
+		for _, p := range parts {
+			out = append(out, p...)
+		}
+		return out
+	}
 	want := map[string][]string{
-		"default":    append(slices.Clone(always), "/pods delete", "/pods/log get", "coordination.k8s.io/leases get", "coordination.k8s.io/leases create", "coordination.k8s.io/leases update"),
-		"namespaced": append(slices.Clone(always), "/pods delete", "/pods/log get", "coordination.k8s.io/leases get", "coordination.k8s.io/leases create", "coordination.k8s.io/leases update"),
-		"ha":         append(slices.Clone(always), "/pods delete", "/pods/log get", "coordination.k8s.io/leases get", "coordination.k8s.io/leases create", "coordination.k8s.io/leases update"),
-		"no-actions": always,
-		"all": append(slices.Clone(always), "/pods delete", "/pods/log get", "/pods/eviction create",
+		"default":    with([]string{"/pods delete", "/pods/log get"}, leases, webhook),
+		"namespaced": with([]string{"/pods delete", "/pods/log get"}, leases, webhook),
+		"ha":         with([]string{"/pods delete", "/pods/log get"}, leases, webhook),
+		"no-actions": with(webhook),
+		"all": with([]string{"/pods delete", "/pods/log get", "/pods/eviction create",
 			"apps/deployments get", "apps/deployments patch", "apps/statefulsets get", "apps/statefulsets patch",
 			"apps/daemonsets get", "apps/daemonsets patch", "apps/replicasets get", "apps/replicasets patch",
-			"batch/cronjobs get", "batch/cronjobs patch", "batch/jobs get",
-			"coordination.k8s.io/leases get", "coordination.k8s.io/leases create", "coordination.k8s.io/leases update"),
+			"batch/cronjobs get", "batch/cronjobs patch", "batch/jobs get"}, leases, webhook),
 	}
 	for _, r := range renderings {
 		t.Run(r.name, func(t *testing.T) {
@@ -534,13 +580,16 @@ func TestRBACLeastPrivilege(t *testing.T) {
 				for _, o := range objs {
 					switch o.GetKind() {
 					case "ClusterRoleBinding":
-						t.Errorf("ClusterRoleBinding %s with watchNamespaces set", o.GetName())
+						// Only the webhook's: its configuration is cluster-scoped (one, by name).
+						if o.GetName() != release+"-webhook" {
+							t.Errorf("ClusterRoleBinding %s with watchNamespaces set", o.GetName())
+						}
 					case "RoleBinding":
 						where = append(where, o.GetName()+"@"+o.GetNamespace())
 					}
 				}
 				assert.ElementsMatch(t, []string{"podmedic@airflow", "podmedic@spark-jobs", "podmedic-actions@airflow",
-					"podmedic-actions@spark-jobs", "podmedic-leader-election@podmedic"}, where)
+					"podmedic-actions@spark-jobs", "podmedic-leader-election@podmedic", "podmedic-webhook-tls@podmedic"}, where)
 				args := deployment(t, objs).Spec.Template.Spec.Containers[0].Args
 				assert.Subset(t, args, []string{"--namespace=airflow", "--namespace=spark-jobs"})
 			}
@@ -561,8 +610,9 @@ func TestRBACLeastPrivilege(t *testing.T) {
 			{"actions.patchWorkloads=true", "apps/deployments get, apps/deployments patch, apps/replicasets get, apps/replicasets patch, apps/statefulsets get, apps/statefulsets patch, apps/daemonsets get, apps/daemonsets patch, batch/cronjobs get, batch/cronjobs patch, batch/jobs get"},
 			{"leaderElection.enabled=true", "coordination.k8s.io/leases create, coordination.k8s.io/leases get, coordination.k8s.io/leases update"},
 			{"actions.airflowClear=true", ""},
+			{"webhook.enabled=true", strings.Join(webhook, ", ")},
 		} {
-			base := "actions.deletePods=false,actions.evictPods=false,actions.patchWorkloads=false,actions.airflowClear=false,leaderElection.enabled=false"
+			base := "actions.deletePods=false,actions.evictPods=false,actions.patchWorkloads=false,actions.airflowClear=false,leaderElection.enabled=false,webhook.enabled=false"
 			got := rbacRules(t, objects(t, template(t, "--set", base+","+c.set)))
 			w := slices.Clone(always)
 			w = append(w, "/pods/log get")
