@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/podmedic/podmedic/airflow"
 	"github.com/podmedic/podmedic/finding"
 	"github.com/podmedic/podmedic/overrides"
 )
@@ -29,6 +30,9 @@ type MemoryOverride struct {
 	Cluster string
 	TTL     time.Duration // default overrides.DefaultTTL
 	Now     func() time.Time
+	// Airflow, when set, makes the task run again: its state is read from Airflow's API and
+	// a failed task is cleared (the next try then runs with the override).
+	Airflow *airflow.Client
 }
 
 func (m MemoryOverride) ttl() time.Duration {
@@ -80,7 +84,51 @@ func (m MemoryOverride) Execute(ctx context.Context, r *Request) (string, error)
 	if stored.Limit != o.Limit {
 		s += fmt.Sprintf(" (kept: an earlier override asks for more than %s)", o.Limit)
 	}
+	if m.Airflow != nil {
+		s += "; " + m.rerun(ctx, r)
+	}
 	return s, nil
+}
+
+// rerun makes the task run again with the override, by its state in Airflow: a failed task is
+// cleared; one that will retry (or runs) gets the override at its next try; a task that
+// succeeded meanwhile needs nothing. It says what it found and did; a failure to read or
+// clear is said too (the override stays).
+func (m MemoryOverride) rerun(ctx context.Context, r *Request) string {
+	t := r.Finding.Airflow
+	params, err := airflow.ClearParams(t, m.Airflow.Version(), true)
+	if err != nil {
+		return "the task's run is unknown (" + err.Error() + "): clear the task if Airflow does not retry it"
+	}
+	run := params["dag_run_id"]
+	if run == "" {
+		at, perr := time.Parse(time.RFC3339Nano, params["execution_date"])
+		if perr != nil {
+			return fmt.Sprintf("the task's run is unknown (execution date %q): clear the task if Airflow does not retry it", params["execution_date"])
+		}
+		if run, err = m.Airflow.RunAt(ctx, t.DagID, at); err != nil {
+			return "the task's run is unknown (" + err.Error() + "): clear the task if Airflow does not retry it"
+		}
+		params["dag_run_id"] = run
+	}
+	ti, err := m.Airflow.GetTaskInstance(ctx, t.DagID, run, t.TaskID, t.MapIndex)
+	if err != nil {
+		return "the task's state is unknown (" + err.Error() + "): clear the task if Airflow does not retry it"
+	}
+	switch st := ti.StateName(); st {
+	case "failed", "upstream_failed":
+		clear := &Request{ID: r.ID, Finding: r.Finding, ApprovedBy: r.ApprovedBy,
+			Action: finding.Action{Type: finding.ActionAirflowClearTask, Mode: r.Action.Mode, Params: params}}
+		msg, err := AirflowClearTask{Client: m.Airflow}.Execute(ctx, clear)
+		if err != nil {
+			return "the task failed and clearing it failed (" + err.Error() + "): clear it by hand"
+		}
+		return "the task had failed: " + msg
+	case "success":
+		return "the task succeeded meanwhile: the override applies to its later runs"
+	default:
+		return "the task is " + st + ": its next try gets the override"
+	}
 }
 
 // Describe implements Describer.

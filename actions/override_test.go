@@ -2,6 +2,7 @@ package actions
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -9,8 +10,10 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap/zaptest"
 
+	"github.com/podmedic/podmedic/airflow"
 	"github.com/podmedic/podmedic/bus"
 	"github.com/podmedic/podmedic/finding"
+	"github.com/podmedic/podmedic/internal/testenv/airflowenv"
 	"github.com/podmedic/podmedic/overrides"
 )
 
@@ -73,4 +76,37 @@ func TestServiceMemoryOverrideDryRun(t *testing.T) {
 	all, err := store.List(ctx)
 	require.NoError(t, err)
 	assert.Empty(t, all, "nothing stored in a dry run")
+}
+
+// TestServiceMemoryOverrideRerunsTheTask: approving the override also makes the task run
+// again, by its state in Airflow: a failed task is cleared (its next try gets the override), a
+// task up for retry needs nothing more, a task that succeeded meanwhile is left alone.
+func TestServiceMemoryOverrideRerunsTheTask(t *testing.T) {
+	for _, c := range []struct{ state, want string }{
+		{airflowenv.StateFailed, "; the task had failed: Airflow cleared 1 task instance(s) of etl_daily.load in run r1; the scheduler runs it again"},
+		{airflowenv.StateUpForRetry, "; the task is up_for_retry: its next try gets the override"},
+		{airflowenv.StateSuccess, "; the task succeeded meanwhile: the override applies to its later runs"},
+	} {
+		t.Run(c.state, func(t *testing.T) {
+			ctx := context.Background()
+			af := airflowenv.Start(t, airflowenv.WithVersion(airflow.V2))
+			af.AddRun("etl_daily", "r1", time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC))
+			af.SetTask("etl_daily", "r1", "load", -1, c.state)
+			e := newServiceEnv(t, serviceConfig{overrides: overrideStore(t), airflow: airflowClient(t, af)})
+			require.NoError(t, e.svc.Handle(ctx, airflowOOM(e, finding.ModeApprove)))
+			got, err := e.svc.Decide(ctx, e.only().ID, "U0ALICE", true)
+			require.NoError(t, err)
+			require.Equal(t, finding.StateExecuted, got.State)
+			assert.True(t, strings.HasPrefix(got.Outcome.Message, "memory override o-"), got.Outcome.Message)
+			assert.True(t, strings.HasSuffix(got.Outcome.Message, c.want), got.Outcome.Message)
+			cleared := len(af.CallsTo("/clearTaskInstances"))
+			if c.state == airflowenv.StateFailed {
+				assert.Equal(t, 1, cleared)
+				st, _ := af.TaskState("etl_daily", "r1", "load", -1)
+				assert.Equal(t, airflowenv.StateNone, st)
+			} else {
+				assert.Zero(t, cleared, "nothing to clear")
+			}
+		})
+	}
 }

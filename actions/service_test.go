@@ -67,7 +67,7 @@ func newServiceEnv(t *testing.T, cfg serviceConfig) *serviceEnv {
 	}
 	if cfg.overrides != nil {
 		execs[finding.ActionProposeMemoryLimit] = count(MemoryLimit{Patch: PatchMemoryLimit{Client: e.client},
-			Override: &MemoryOverride{Store: cfg.overrides, Cluster: "prod-eu", Now: e.clock.now}})
+			Override: &MemoryOverride{Store: cfg.overrides, Cluster: "prod-eu", Now: e.clock.now, Airflow: cfg.airflow}})
 	}
 	if cfg.airflow != nil {
 		execs[finding.ActionAirflowClearTask] = count(AirflowClearTask{Client: cfg.airflow})

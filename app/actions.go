@@ -63,12 +63,13 @@ func newActions(ctx context.Context, o ActionsOptions, cfg *config.Config, clien
 		finding.ActionProposeMemoryLimit: actions.PatchMemoryLimit{Client: client},
 		finding.ActionNotify:             actions.Nop,
 	}
+	var ac *airflow.Client
 	if cfg.Airflow.URL != "" {
 		creds, err := airflow.CredentialsFromEnv(getenv)
 		if err != nil {
 			return nil, fmt.Errorf("airflow credentials: %w", err)
 		}
-		ac, err := airflow.New(cfg.Airflow.URL, cfg.Airflow.APIVersion, cfg.Airflow.Timeout.Duration, creds)
+		ac, err = airflow.New(cfg.Airflow.URL, cfg.Airflow.APIVersion, cfg.Airflow.Timeout.Duration, creds)
 		if err != nil {
 			return nil, err
 		}
@@ -92,7 +93,7 @@ func newActions(ctx context.Context, o ActionsOptions, cfg *config.Config, clien
 
 	if o.Overrides != nil {
 		execs[finding.ActionProposeMemoryLimit] = actions.MemoryLimit{Patch: actions.PatchMemoryLimit{Client: client},
-			Override: &actions.MemoryOverride{Store: o.Overrides, Cluster: cfg.Cluster, TTL: cfg.Overrides.TTL.Duration, Now: live.Now}}
+			Override: &actions.MemoryOverride{Store: o.Overrides, Cluster: cfg.Cluster, TTL: cfg.Overrides.TTL.Duration, Now: live.Now, Airflow: ac}}
 	}
 	kv := actions.JetStreamKV{KV: b.Proposals()}
 	metrics := actions.NewMetrics(reg)

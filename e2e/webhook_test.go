@@ -13,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/podmedic/podmedic/internal/testenv/airflowenv"
 	"github.com/podmedic/podmedic/internal/testenv/slackenv"
 	"github.com/podmedic/podmedic/overrides"
 )
@@ -46,7 +47,8 @@ func memoryOfPod(t *testing.T, c kubernetes.Interface, ns, name string) (limit, 
 }
 
 // TestMemoryOverrideAppliedToTheNextTry: an Airflow worker OOMs; the memory proposal is
-// approved in Slack and becomes an override; the API server calls podmedic's webhook (whose
+// approved in Slack and becomes an override, and the failed task is cleared in Airflow (the
+// v2 stand-in records it); the API server calls podmedic's webhook (whose
 // certificate and caBundle podmedic issued from the chart's empty Secret and configuration)
 // and the next try's pod, created with the original 2Gi, is stored with the raised memory and
 // the override's annotation. Another task's pod is unchanged; with podmedic stopped, pods are
@@ -58,6 +60,10 @@ func TestMemoryOverrideAppliedToTheNextTry(t *testing.T) {
 	defer cancel()
 	const bot, app = "xoxb-e2e-bot-token-7f3a", "xapp-1-e2e-app-token-9c2b"
 	sl := slackenv.Start(t, slackenv.WithBotToken(bot), slackenv.WithAppToken(app))
+	af := airflowenv.Start(t, airflowenv.WithVersion(airflowenv.V2))
+	const run = "scheduled__2026-11-20T00:00:00+00:00" // airflowWorker's
+	af.AddRun("etl_daily", run, time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC))
+	af.SetTask("etl_daily", run, "load", -1, airflowenv.StateFailed)
 	suffix := strings.ReplaceAll(time.Now().Format("150405.000"), ".", "")
 	own := namespace(t, env, "podmedic-"+suffix)
 	ns := namespace(t, env, "airflow-wh-"+suffix)
@@ -74,6 +80,9 @@ func TestMemoryOverrideAppliedToTheNextTry(t *testing.T) {
 	rules := writeRules(t, ns, `version: 1
 cluster: e2e
 namespaces: {include: [{{ns}}]}
+airflow:
+  url: `+af.URL()+`
+  api_version: v2
 slack:
   api_url: `+sl.URL()+`
   default_channel: "#data-oncall"
@@ -84,7 +93,8 @@ rules:
     detect: {kind: OOMKilled}
     action: {type: propose-memory-limit, mode: approve}
 `)
-	pm := startPodmedicEnv(t, env, t.TempDir(), []string{"SLACK_BOT_TOKEN=" + bot, "SLACK_APP_TOKEN=" + app, "POD_NAMESPACE=" + own},
+	pm := startPodmedicEnv(t, env, t.TempDir(), []string{"SLACK_BOT_TOKEN=" + bot, "SLACK_APP_TOKEN=" + app, "POD_NAMESPACE=" + own,
+		"AIRFLOW_USERNAME=" + airflowenv.DefaultUser, "AIRFLOW_PASSWORD=" + airflowenv.DefaultPassword},
 		"--config", rules, "--webhook-addr", addr, "--webhook-host", "127.0.0.1", "--webhook-config", cfgName)
 	require.NoError(t, sl.WaitConnected(ctx), "Socket Mode connected")
 	require.Eventually(t, func() bool {
@@ -114,6 +124,10 @@ rules:
 		m, ok := s.Message(msg.Channel, msg.TS)
 		return ok && strings.Contains(string(m.Blocks), "memory override")
 	}), "the message does not say the override was stored")
+	// The task had failed: the approval also cleared it, so Airflow schedules the next try.
+	require.Len(t, af.CallsTo("/clearTaskInstances"), 1, "the failed task was cleared")
+	st, _ := af.TaskState("etl_daily", run, "load", -1)
+	assert.Equal(t, airflowenv.StateNone, st)
 
 	// The scheduler's next try: same task, the original 2Gi. The webhook's cache may take a
 	// moment to see the override: retry the creation until it is raised (each a new pod).

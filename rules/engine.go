@@ -10,6 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 
+	"github.com/podmedic/podmedic/airflow"
 	"github.com/podmedic/podmedic/config"
 	"github.com/podmedic/podmedic/finding"
 )
@@ -232,28 +233,13 @@ func (e *Engine) complete(f *finding.Finding, cr compiledRule, in Input) {
 			f.Evidence = append(f.Evidence, "no Airflow task to clear: the pod carries no dag_id/task_id")
 			return
 		}
-		switch {
-		case f.Airflow.RunID != "":
-			a.Params["dag_run_id"] = f.Airflow.RunID
-		case f.Airflow.ExecutionDate != "":
-			a.Params["execution_date"] = f.Airflow.ExecutionDate // the run is looked up by it
-		default:
-			f.Evidence = append(f.Evidence, "no Airflow task to clear: the pod names neither a run_id nor an execution_date")
+		onlyFailed := r.Action.Params.OnlyFailed == nil || *r.Action.Params.OnlyFailed
+		params, err := airflow.ClearParams(f.Airflow, e.cfg.Airflow.APIVersion, onlyFailed)
+		if err != nil {
+			f.Evidence = append(f.Evidence, err.Error())
 			return
 		}
-		a.Params["dag_id"] = f.Airflow.DagID
-		a.Params["task_id"] = f.Airflow.TaskID
-		onlyFailed := r.Action.Params.OnlyFailed == nil || *r.Action.Params.OnlyFailed
-		if mi := f.Airflow.MapIndex; mi != nil {
-			if e.cfg.Airflow.APIVersion == "v2" {
-				a.Params["map_index"] = strconv.Itoa(*mi) // Airflow 3 clears one map index
-			} else {
-				// Airflow 2's API takes task ids only, which select every map index: clear
-				// the failed ones only, whatever the rule says.
-				onlyFailed = true
-			}
-		}
-		a.Params["only_failed"] = strconv.FormatBool(onlyFailed)
+		a.Params = params
 	}
 	f.Action = a
 }
