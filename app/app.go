@@ -40,6 +40,9 @@ type Options struct {
 	NATSURL string
 	// NATSReplicas of the streams and buckets on an external NATS cluster (3 for HA). Default 1.
 	NATSReplicas int
+	// NATSListen exposes the embedded NATS server to clients at this address (e.g.
+	// 127.0.0.1:4222, for `podmedic overrides`); empty: in-process only.
+	NATSListen string
 	DataDir      string
 	// DryRun overrides rules.yaml's dry_run when true.
 	DryRun bool
@@ -186,7 +189,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 	hostname, _ := os.Hostname()
 	b, err := bus.Open(ctx, bus.Options{
-		URL: o.NATSURL, DataDir: dataDir, Name: "podmedic-" + hostname, Replicas: o.NATSReplicas,
+		URL: o.NATSURL, DataDir: dataDir, ListenAddr: o.NATSListen, Name: "podmedic-" + hostname, Replicas: o.NATSReplicas,
 		MaxMemory: cfg.NATS.MaxMemory.Value(), MaxStore: cfg.NATS.MaxStore.Value(),
 		Logger: log.Named("bus"), Metrics: bus.NewMetrics(metrics),
 	})
@@ -219,7 +222,7 @@ func Run(ctx context.Context, o Options) error {
 		if ownNS == "" {
 			ownNS = actions.OwnNamespace("")
 		}
-		if wh, err = newWebhook(ctx, o.Webhook, cfg, client, b, o.NATSReplicas, ownNS, log.Named("webhook")); err != nil {
+		if wh, err = newWebhook(ctx, o.Webhook, cfg, client, b, o.NATSReplicas, ownNS, metrics, log.Named("webhook")); err != nil {
 			return err
 		}
 		o.Actions.Overrides = wh.store

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"time"
 
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
@@ -16,6 +17,7 @@ import (
 	"github.com/podmedic/podmedic/internal/httpserve"
 	"github.com/podmedic/podmedic/overrides"
 	"github.com/podmedic/podmedic/webhook"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // WebhookOptions configure the admission webhook that applies memory overrides.
@@ -46,14 +48,14 @@ type webhookStage struct {
 	watch func(ctx context.Context) error // the cache's watch of the bucket
 	certs *webhook.Certs
 	ln    net.Listener
-	srv   *http.Server
+	reg   prometheus.Registerer
 }
 
 // newWebhook opens the overrides bucket and listens for admissions (a bad address fails the
 // start); serve adds the handler once the guard, whose protected namespaces it honours,
 // exists.
 func newWebhook(ctx context.Context, o WebhookOptions, cfg *config.Config, client kubernetes.Interface, b *bus.Bus, replicas int,
-	namespace string, log *zap.Logger) (*webhookStage, error) {
+	namespace string, reg prometheus.Registerer, log *zap.Logger) (*webhookStage, error) {
 	if namespace == "" {
 		return nil, fmt.Errorf("webhook: podmedic's own namespace is unknown (set POD_NAMESPACE): its Secret %s lives there", o.Secret)
 	}
@@ -67,7 +69,7 @@ func newWebhook(ctx context.Context, o WebhookOptions, cfg *config.Config, clien
 	if err != nil {
 		return nil, err
 	}
-	w := &webhookStage{o: o, store: overrides.NewStore(kv, nil), cache: overrides.NewCache()}
+	w := &webhookStage{o: o, store: overrides.NewStore(kv, nil), cache: overrides.NewCache(), reg: reg}
 	w.watch = func(ctx context.Context) error { return w.cache.Run(ctx, kv) }
 	var dns []string
 	var ips []net.IP
@@ -104,6 +106,12 @@ func (w *webhookStage) serve(gctx context.Context, g *errgroup.Group, cluster st
 	srv.TLSConfig = &tls.Config{GetCertificate: w.certs.GetCertificate, MinVersion: tls.VersionTLS12}
 	ln := tls.NewListener(w.ln, srv.TLSConfig)
 	g.Go(func() error { return w.watch(gctx) })
+	if w.reg != nil {
+		w.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "podmedic_memory_overrides",
+			Help: "Memory overrides in force (not expired, not revoked), as this replica's webhook sees them.",
+		}, func() float64 { return float64(w.cache.Active(time.Now())) }))
+	}
 	g.Go(func() error { w.certs.Run(gctx, 0); return nil })
 	g.Go(func() error { return httpserve.Serve(gctx, srv, ln) })
 	log.Info("admission webhook: memory overrides applied at POST /mutate/pods", zap.String("addr", w.ln.Addr().String()),

@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -69,7 +71,7 @@ func TestMemoryOverrideAppliedToTheNextTry(t *testing.T) {
 	ns := namespace(t, env, "airflow-wh-"+suffix)
 	_, err := c.CoreV1().Secrets(own).Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "podmedic-webhook-tls"}}, metav1.CreateOptions{})
 	require.NoError(t, err)
-	addr := freeAddr(t)
+	addr, natsAddr := freeAddr(t), freeAddr(t)
 	cfgName := "podmedic-" + suffix
 	_, err = c.AdmissionregistrationV1().MutatingWebhookConfigurations().Create(ctx, webhookConfig(cfgName, addr, ns), metav1.CreateOptions{})
 	require.NoError(t, err)
@@ -95,7 +97,7 @@ rules:
 `)
 	pm := startPodmedicEnv(t, env, t.TempDir(), []string{"SLACK_BOT_TOKEN=" + bot, "SLACK_APP_TOKEN=" + app, "POD_NAMESPACE=" + own,
 		"AIRFLOW_USERNAME=" + airflowenv.DefaultUser, "AIRFLOW_PASSWORD=" + airflowenv.DefaultPassword},
-		"--config", rules, "--webhook-addr", addr, "--webhook-host", "127.0.0.1", "--webhook-config", cfgName)
+		"--config", rules, "--webhook-addr", addr, "--webhook-host", "127.0.0.1", "--webhook-config", cfgName, "--nats-listen", natsAddr)
 	require.NoError(t, sl.WaitConnected(ctx), "Socket Mode connected")
 	require.Eventually(t, func() bool {
 		cfg, err := c.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, cfgName, metav1.GetOptions{})
@@ -151,6 +153,28 @@ rules:
 	limit, _, ann = memoryOfPod(t, c, ns, other.Name)
 	assert.Equal(t, "2Gi", limit, "another task's pod is unchanged")
 	assert.Empty(t, ann)
+
+	// `podmedic overrides list` shows it; `revoke` ends it: the next pod keeps its 2Gi.
+	cli := func(args ...string) string {
+		out, err := exec.Command(suite.bin, append([]string{"overrides"}, append(args, "--nats-url", "nats://"+natsAddr)...)...).CombinedOutput()
+		require.NoError(t, err, "%s", out)
+		return string(out)
+	}
+	var listed []overrides.Override
+	require.NoError(t, json.Unmarshal([]byte(cli("list", "--output", "json")), &listed))
+	require.Len(t, listed, 1)
+	assert.Equal(t, []string{id, "3Gi", "U0ALICE", "active"}, []string{listed[0].ID, listed[0].Limit, listed[0].ApprovedBy, listed[0].State(time.Now())})
+	assert.Equal(t, 1.0, pm.metric("podmedic_memory_overrides"))
+	assert.Contains(t, cli("revoke", id, "--by", "U0BOB"), "override "+id+" of etl_daily.load (container base) revoked by U0BOB")
+	assert.Contains(t, cli("list"), id+"  revoked")
+	require.Eventually(t, func() bool {
+		tries++
+		p := airflowWorker(ns, "etl-daily-load-try4-"+string(rune('a'+tries)), "etl_daily", "load")
+		createPod(t, c, p)
+		limit, _, ann = memoryOfPod(t, c, ns, p.Name)
+		return ann == "" && limit == "2Gi"
+	}, 15*time.Second, 500*time.Millisecond, "a pod created after the revoke is still raised")
+	assert.Equal(t, 0.0, pm.metric("podmedic_memory_overrides"), "none in force after the revoke")
 
 	pm.stop()
 	start := time.Now()

@@ -62,7 +62,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	root.SetErr(stderr)
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	root.PersistentFlags().StringVar(&g.logFormat, "log-format", "json", "log format: json or console")
-	root.AddCommand(newRunCmd(g), newCheckCmd(), newReplayCmd(), newDemoCmd(g), newVersionCmd(), newDigestCmd())
+	root.AddCommand(newRunCmd(g), newCheckCmd(), newReplayCmd(), newDemoCmd(g), newVersionCmd(), newDigestCmd(), newOverridesCmd())
 	return root
 }
 

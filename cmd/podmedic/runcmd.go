@@ -42,6 +42,7 @@ func newRunCmd(g *globalFlags) *cobra.Command {
 	f.StringVar(&o.Context, "context", "", "kubeconfig context to use")
 	f.StringSliceVarP(&namespaces, "namespace", "n", nil, "watch only these namespaces (repeatable or comma separated; overrides namespaces.include)")
 	f.StringVar(&o.NATSURL, "nats-url", "", "external NATS server URL(s), comma separated (default: embedded server)")
+	f.StringVar(&o.NATSListen, "nats-listen", "", "expose the embedded NATS server to clients here, e.g. 127.0.0.1:4222 (for `podmedic overrides`; empty: in-process only)")
 	f.IntVar(&o.NATSReplicas, "nats-replicas", 1, "replicas of podmedic's streams and KV buckets on an external NATS cluster (3 for HA)")
 	f.StringVar(&o.DataDir, "data-dir", "data", "directory of the embedded NATS server's JetStream store")
 	f.BoolVar(&o.DryRun, "dry-run", false, "propose and report every action, execute none (overrides rules.yaml)")
