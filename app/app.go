@@ -43,7 +43,7 @@ type Options struct {
 	// NATSListen exposes the embedded NATS server to clients at this address (e.g.
 	// 127.0.0.1:4222, for `podmedic overrides`); empty: in-process only.
 	NATSListen string
-	DataDir      string
+	DataDir    string
 	// DryRun overrides rules.yaml's dry_run when true.
 	DryRun bool
 	// HTTPAddr serves /healthz, /readyz and /metrics; empty disables the server.
