@@ -10,6 +10,9 @@ import (
 
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/podmedic/podmedic/bus"
@@ -96,10 +99,12 @@ func newWebhook(ctx context.Context, o WebhookOptions, cfg *config.Config, clien
 	return w, nil
 }
 
-// serve runs the cache's watch, the certificate keeper and the HTTPS server under g.
-func (w *webhookStage) serve(gctx context.Context, g *errgroup.Group, cluster string, protected func(string) bool,
-	timeouts httpserve.Timeouts, log *zap.Logger) {
-	m := webhook.New(webhook.Options{Cluster: cluster, Overrides: w.cache, Protected: protected, Logger: log})
+// serve runs the cache's watch, the certificate keeper, the informers of the namespaces'
+// LimitRanges and ResourceQuotas and (once they have synced) the HTTPS server under g.
+func (w *webhookStage) serve(gctx context.Context, g *errgroup.Group, client kubernetes.Interface, cluster string, namespaces []string,
+	protected func(string) bool, timeouts httpserve.Timeouts, log *zap.Logger) {
+	b, sync := namespaceBounds(gctx, client, namespaces)
+	m := webhook.New(webhook.Options{Cluster: cluster, Overrides: w.cache, Protected: protected, Bounds: b, Logger: log})
 	mux := http.NewServeMux()
 	mux.Handle("POST /mutate/pods", m)
 	srv := timeouts.Server(mux)
@@ -113,7 +118,68 @@ func (w *webhookStage) serve(gctx context.Context, g *errgroup.Group, cluster st
 		}, func() float64 { return float64(w.cache.Active(time.Now())) }))
 	}
 	g.Go(func() error { w.certs.Run(gctx, 0); return nil })
-	g.Go(func() error { return httpserve.Serve(gctx, srv, ln) })
+	g.Go(func() error {
+		// Until the LimitRanges and ResourceQuotas are known, admissions wait (and the API
+		// server, after timeoutSeconds, admits the pod unchanged: failurePolicy Ignore).
+		if !sync(gctx) {
+			return nil
+		}
+		return httpserve.Serve(gctx, srv, ln)
+	})
 	log.Info("admission webhook: memory overrides applied at POST /mutate/pods", zap.String("addr", w.ln.Addr().String()),
 		zap.String("secret", w.o.Secret), zap.String("configuration", w.o.Config))
+}
+
+// namespaceBounds watches the LimitRanges and ResourceQuotas of the namespaces (all when none)
+// and returns them as webhook.Bounds, with a func that waits for the first list.
+func namespaceBounds(ctx context.Context, client kubernetes.Interface, namespaces []string) (webhook.Bounds, func(context.Context) bool) {
+	if len(namespaces) == 0 {
+		namespaces = []string{metav1.NamespaceAll}
+	}
+	byNS := map[string]webhook.ListerBounds{}
+	var factories []informers.SharedInformerFactory
+	for _, ns := range namespaces {
+		f := informers.NewSharedInformerFactoryWithOptions(client, 0, informers.WithNamespace(ns))
+		byNS[ns] = webhook.ListerBounds{LimitRanges: f.Core().V1().LimitRanges().Lister(), Quotas: f.Core().V1().ResourceQuotas().Lister()}
+		factories = append(factories, f)
+	}
+	for _, f := range factories {
+		f.Start(ctx.Done())
+	}
+	sync := func(ctx context.Context) bool {
+		for _, f := range factories {
+			for _, ok := range f.WaitForCacheSync(ctx.Done()) {
+				if !ok {
+					return false
+				}
+			}
+		}
+		return true
+	}
+	return boundsByNamespace(byNS), sync
+}
+
+// boundsByNamespace picks the namespace's informers (or the cluster-wide ones).
+type boundsByNamespace map[string]webhook.ListerBounds
+
+func (b boundsByNamespace) pick(ns string) (webhook.ListerBounds, bool) {
+	if lb, ok := b[ns]; ok {
+		return lb, true
+	}
+	lb, ok := b[metav1.NamespaceAll]
+	return lb, ok
+}
+
+func (b boundsByNamespace) MaxMemory(ns string) (container, pod resource.Quantity) {
+	if lb, ok := b.pick(ns); ok {
+		return lb.MaxMemory(ns)
+	}
+	return container, pod
+}
+
+func (b boundsByNamespace) QuotaLeft(ns string) (limits, requests resource.Quantity, limited, requested bool) {
+	if lb, ok := b.pick(ns); ok {
+		return lb.QuotaLeft(ns)
+	}
+	return limits, requests, false, false
 }

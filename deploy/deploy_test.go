@@ -547,7 +547,8 @@ func TestRBACLeastPrivilege(t *testing.T) {
 	}
 	// The webhook's TLS (on by default): its Secret and configuration, by name.
 	webhook := []string{"/secrets get", "/secrets update",
-		"admissionregistration.k8s.io/mutatingwebhookconfigurations get", "admissionregistration.k8s.io/mutatingwebhookconfigurations update"}
+		"admissionregistration.k8s.io/mutatingwebhookconfigurations get", "admissionregistration.k8s.io/mutatingwebhookconfigurations update",
+		"/limitranges get", "/limitranges list", "/limitranges watch", "/resourcequotas get", "/resourcequotas list", "/resourcequotas watch"}
 	leases := []string{"coordination.k8s.io/leases get", "coordination.k8s.io/leases create", "coordination.k8s.io/leases update"}
 	with := func(parts ...[]string) []string {
 		out := slices.Clone(always)

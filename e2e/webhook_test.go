@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
@@ -70,6 +71,12 @@ func TestMemoryOverrideAppliedToTheNextTry(t *testing.T) {
 	own := namespace(t, env, "podmedic-"+suffix)
 	ns := namespace(t, env, "airflow-wh-"+suffix)
 	_, err := c.CoreV1().Secrets(own).Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "podmedic-webhook-tls"}}, metav1.CreateOptions{})
+	require.NoError(t, err)
+	// The namespace's LimitRange allows containers at most 2560Mi: the raise to 3Gi is capped
+	// there (a 3Gi pod would be refused by the API server, and the task would not start).
+	_, err = c.CoreV1().LimitRanges(ns).Create(ctx, &corev1.LimitRange{ObjectMeta: metav1.ObjectMeta{Name: "memory-max"},
+		Spec: corev1.LimitRangeSpec{Limits: []corev1.LimitRangeItem{{Type: corev1.LimitTypeContainer,
+			Max: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("2560Mi")}}}}}, metav1.CreateOptions{})
 	require.NoError(t, err)
 	addr, natsAddr := freeAddr(t), freeAddr(t)
 	cfgName := "podmedic-" + suffix
@@ -143,8 +150,8 @@ rules:
 		limit, request, ann = memoryOfPod(t, c, ns, p.Name)
 		return ann != ""
 	}, 15*time.Second, 500*time.Millisecond, "the next try's pod was not raised\n%s", pm.logs())
-	assert.Equal(t, "3Gi", limit)
-	assert.NotEqual(t, "1536Mi", request, "the request is raised too")
+	assert.Equal(t, "2560Mi", limit, "3Gi approved, capped at the LimitRange's maximum")
+	assert.Equal(t, "2Gi", request, "the request is raised too")
 	id := overrides.Task{Cluster: "e2e", Namespace: ns, DagID: "etl_daily", TaskID: "load", Container: "base"}.ID()
 	assert.Equal(t, id, ann)
 	t.Logf("next try admitted with limit %s, request %s, override %s (after %d creation(s))", limit, request, ann, tries)

@@ -22,6 +22,7 @@ import (
 	"gomodules.xyz/jsonpatch/v2"
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/podmedic/podmedic/overrides"
@@ -38,6 +39,8 @@ type Options struct {
 	Overrides Lookup
 	// Protected reports the namespaces podmedic never changes anything in.
 	Protected func(namespace string) bool
+	// Bounds are the namespaces' LimitRanges and ResourceQuotas (nil: none are checked).
+	Bounds Bounds
 	Now       func() time.Time
 	Logger    *zap.Logger
 }
@@ -142,7 +145,14 @@ func (m *Mutator) Admit(req *admissionv1.AdmissionRequest) *admissionv1.Admissio
 	patch, applied, why := m.mutate(ns, &pod)
 	log := m.o.Logger.With(zap.String("namespace", ns), zap.String("pod", podName(&pod, req)))
 	if patch == nil {
-		if why != "" {
+		switch {
+		case strings.HasPrefix(why, "refused:"):
+			// An override that would make the API server refuse the pod is not applied:
+			// the task starts with what it asks for, and the audit log says why.
+			reason := strings.TrimSpace(strings.TrimPrefix(why, "refused:"))
+			resp.AuditAnnotations = map[string]string{"memory-override-skipped": reason}
+			log.Warn("webhook: memory override not applied", zap.String("why", reason))
+		case why != "":
 			log.Debug("webhook: pod admitted unchanged", zap.String("why", why))
 		}
 		return resp
@@ -191,14 +201,21 @@ func (m *Mutator) mutate(ns string, pod *corev1.Pod) ([]jsonpatch.Operation, []s
 		return nil, nil, err.Error()
 	}
 	mod := pod.DeepCopy()
+	var containerMax, podMax resource.Quantity
+	if m.o.Bounds != nil {
+		containerMax, podMax = m.o.Bounds.MaxMemory(ns)
+	}
 	var applied []string
 	for _, o := range ovs {
-		if raiseContainer(mod, &o) {
+		if raiseContainer(mod, &o, containerMax) {
 			applied = append(applied, o.ID)
 		}
 	}
 	if len(applied) == 0 {
 		return nil, nil, "the pod already asks for as much"
+	}
+	if why := m.refusedByBounds(ns, mod, podMax); why != "" {
+		return nil, nil, "refused: " + why
 	}
 	if mod.Annotations == nil {
 		mod.Annotations = map[string]string{}
@@ -215,16 +232,50 @@ func (m *Mutator) mutate(ns string, pod *corev1.Pod) ([]jsonpatch.Operation, []s
 	return ops, applied, ""
 }
 
+// refusedByBounds says why the API server would refuse the raised pod: a LimitRange's pod
+// maximum, or a ResourceQuota without room for its memory ("" when it would not).
+func (m *Mutator) refusedByBounds(ns string, pod *corev1.Pod, podMax resource.Quantity) string {
+	if m.o.Bounds == nil {
+		return ""
+	}
+	var limits, requests resource.Quantity
+	for _, c := range pod.Spec.Containers {
+		if l, ok := c.Resources.Limits[corev1.ResourceMemory]; ok {
+			limits.Add(l)
+		}
+		if r, ok := c.Resources.Requests[corev1.ResourceMemory]; ok {
+			requests.Add(r)
+		} else if l, ok := c.Resources.Limits[corev1.ResourceMemory]; ok {
+			requests.Add(l) // a request defaults to the limit
+		}
+	}
+	if !podMax.IsZero() && limits.Cmp(podMax) > 0 {
+		return fmt.Sprintf("the raised pod's memory limits (%s) exceed the namespace's LimitRange pod maximum (%s)", limits.String(), podMax.String())
+	}
+	lLeft, rLeft, limited, requested := m.o.Bounds.QuotaLeft(ns)
+	if limited && limits.Cmp(lLeft) > 0 {
+		return fmt.Sprintf("a ResourceQuota has %s of limits.memory left; the raised pod needs %s", lLeft.String(), limits.String())
+	}
+	if requested && requests.Cmp(rLeft) > 0 {
+		return fmt.Sprintf("a ResourceQuota has %s of requests.memory left; the raised pod needs %s", rLeft.String(), requests.String())
+	}
+	return ""
+}
+
 // raiseContainer raises the memory limit and request of o's container to o's values, capped
-// at o's max_limit and never lowered; a request is never left above the limit. It reports
-// whether anything changed.
-func raiseContainer(pod *corev1.Pod, o *overrides.Override) bool {
+// at o's max_limit and at the namespace's LimitRange container maximum (containerMax, zero:
+// none) and never lowered; a request is never left above the limit. It reports whether
+// anything changed.
+func raiseContainer(pod *corev1.Pod, o *overrides.Override, containerMax resource.Quantity) bool {
 	limit, request, maxLimit, err := o.Quantities()
 	if err != nil {
 		return false
 	}
 	if !maxLimit.IsZero() && limit.Cmp(maxLimit) > 0 {
 		limit = maxLimit
+	}
+	if !containerMax.IsZero() && limit.Cmp(containerMax) > 0 {
+		limit = containerMax
 	}
 	for i := range pod.Spec.Containers {
 		c := &pod.Spec.Containers[i]
