@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -41,8 +42,8 @@ type Options struct {
 	Protected func(namespace string) bool
 	// Bounds are the namespaces' LimitRanges and ResourceQuotas (nil: none are checked).
 	Bounds Bounds
-	Now       func() time.Time
-	Logger    *zap.Logger
+	Now    func() time.Time
+	Logger *zap.Logger
 }
 
 // Mutator serves POST /mutate/pods.
@@ -229,6 +230,9 @@ func (m *Mutator) mutate(ns string, pod *corev1.Pod) ([]jsonpatch.Operation, []s
 	if err != nil {
 		return nil, nil, err.Error()
 	}
+	// CreatePatch walks maps in no particular order: sort, so the same pod always gets the
+	// same patch (a dry run and the real admission, every replica).
+	slices.SortFunc(ops, func(a, b jsonpatch.Operation) int { return strings.Compare(a.Path, b.Path) })
 	return ops, applied, ""
 }
 
