@@ -19,6 +19,7 @@ import (
 	"github.com/podmedic/podmedic/config"
 	"github.com/podmedic/podmedic/finding"
 	"github.com/podmedic/podmedic/notifier"
+	"github.com/podmedic/podmedic/overrides"
 	"github.com/podmedic/podmedic/rules"
 )
 
@@ -37,13 +38,14 @@ type ActionsOptions struct {
 	RefusalQuiet, RefusalWindow time.Duration
 	// Overrides, when set, stores memory overrides: approved memory proposals of Airflow
 	// tasks become overrides the admission webhook applies (set when the webhook serves).
-	Overrides actions.OverrideStore
+	Overrides *overrides.Store
 }
 
 // actionsStage is the running actions stage and what it needs stopped at the end.
 type actionsStage struct {
 	svc         *actions.Service
 	store       actions.ProposalStore // the service's
+	overrides   *overrides.Store      // nil without the webhook
 	broadcaster events.EventBroadcaster
 }
 
@@ -118,7 +120,7 @@ func newActions(ctx context.Context, o ActionsOptions, cfg *config.Config, clien
 		broadcaster.Shutdown()
 		return nil, err
 	}
-	return &actionsStage{svc: svc, store: store, broadcaster: broadcaster}, nil
+	return &actionsStage{svc: svc, store: store, overrides: o.Overrides, broadcaster: broadcaster}, nil
 }
 
 // applyActions puts a reloaded rules.yaml's budgets, cooldowns and proposal TTL in force.

@@ -60,12 +60,16 @@ func newSchedules(o Options, cfg *config.Config, reg *rules.Registry, client kub
 	if err != nil {
 		return nil, err
 	}
+	digester := &schedule.Digester{Source: audit.Reader{JS: b.JetStream()}, Proposals: act.svc}
+	if act.overrides != nil {
+		digester.Overrides = act.overrides
+	}
 	s, err := schedule.New(schedule.Options{
 		Config: cfg,
 		Sweeper: &schedule.Sweeper{Rules: live.Engine, Registry: reg, View: live.View, Pods: apiPods{client}, Client: client,
 			Guard: act.svc.Guard(), Service: act.svc, Store: act.store, Audit: b,
 			AuditSubject: audit.Subject(cfg.Cluster, audit.Proposal), Now: live.Now, Logger: log.Named("sweep")},
-		Digester: &schedule.Digester{Source: audit.Reader{JS: b.JetStream()}, Proposals: act.svc},
+		Digester: digester,
 		Notifier: n, Claimer: b, Audit: b, ReportSubject: audit.Subject(cfg.Cluster, audit.Schedule),
 		Elector: el, Logger: log, Metrics: metrics,
 	})

@@ -11,6 +11,7 @@ import (
 	"github.com/podmedic/podmedic/actions"
 	"github.com/podmedic/podmedic/audit"
 	"github.com/podmedic/podmedic/finding"
+	"github.com/podmedic/podmedic/overrides"
 )
 
 // ProposalLister lists the proposals in the store now (the actions Service's Proposals, or
@@ -38,8 +39,42 @@ type Digest struct {
 	Expired []ProposalLine `json:"expired"`
 	// Sweeps summarises the scheduled sweeps' runs in the window.
 	Sweeps []SweepCount `json:"sweeps"`
+	// Overrides are the memory overrides in force at the end of the window, those expiring
+	// within 3 days first (nil when podmedic keeps none).
+	Overrides []OverrideLine `json:"overrides,omitempty"`
 
 	top int
+}
+
+// OverrideLine is one memory override in force.
+type OverrideLine struct {
+	ID        string    `json:"id"`
+	Namespace string    `json:"namespace"`
+	DagID     string    `json:"dag_id"`
+	TaskID    string    `json:"task_id"`
+	Container string    `json:"container"`
+	Limit     string    `json:"limit"`
+	Request   string    `json:"request,omitempty"`
+	ExpiresAt time.Time `json:"expires_at"`
+	Expiring  bool      `json:"expiring"` // within 3 days of the digest's end
+}
+
+// expiringWithin is when an override counts as expiring soon in the digest.
+const expiringWithin = 3 * 24 * time.Hour
+
+// overrideLines are the overrides in force at until, the soonest to expire first.
+func overrideLines(os []overrides.Override, until time.Time) []OverrideLine {
+	out := []OverrideLine{}
+	for _, o := range os {
+		if !o.Active(until) {
+			continue
+		}
+		out = append(out, OverrideLine{ID: o.ID, Namespace: o.Task.Namespace, DagID: o.Task.DagID, TaskID: o.Task.TaskID,
+			Container: o.Task.Container, Limit: o.Limit, Request: o.Request, ExpiresAt: o.ExpiresAt,
+			Expiring: o.ExpiresAt.Sub(until) <= expiringWithin})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ExpiresAt.Before(out[j].ExpiresAt) })
+	return out
 }
 
 // NameCount is a count by name (a namespace, a kind, a refusal reason).
@@ -407,6 +442,28 @@ func (d *Digest) Text() string {
 	fmt.Fprintf(&b, "Expired without a decision: %d\n", len(d.Expired))
 	proposals(&b, d.Expired, d.top, "expired", func(p ProposalLine) time.Time { return p.ExpiresAt })
 
+	if d.Overrides != nil {
+		expiring := 0
+		for _, o := range d.Overrides {
+			if o.Expiring {
+				expiring++
+			}
+		}
+		fmt.Fprintf(&b, "\nMemory overrides in force: %d (%d expire within 3 days)\n", len(d.Overrides), expiring)
+		for i, o := range d.Overrides {
+			if d.top > 0 && i == d.top {
+				fmt.Fprintf(&b, "  … and %d more (podmedic overrides list)\n", len(d.Overrides)-i)
+				break
+			}
+			req := ""
+			if o.Request != "" {
+				req = ", request " + o.Request
+			}
+			fmt.Fprintf(&b, "  %s/%s.%s %s: limit %s%s until %s (%s)\n", o.Namespace, o.DagID, o.TaskID, o.Container, o.Limit, req,
+				o.ExpiresAt.UTC().Format("2006-01-02"), o.ID)
+		}
+	}
+
 	if len(d.Sweeps) > 0 {
 		fmt.Fprintf(&b, "\nSweeps\n")
 		for _, s := range d.Sweeps {
@@ -444,6 +501,12 @@ func counts(cs []NameCount) string {
 type Digester struct {
 	Source    audit.Source
 	Proposals ProposalLister // may be nil: pending approvals are then read from the stream
+	Overrides OverrideLister // may be nil: no memory overrides section
+}
+
+// OverrideLister lists the memory overrides (overrides.Store).
+type OverrideLister interface {
+	List(ctx context.Context) ([]overrides.Override, error)
 }
 
 // Build reads the window [until-window, until) of cluster's audit records and summarises it.
@@ -462,5 +525,19 @@ func (g *Digester) Build(ctx context.Context, cluster string, until time.Time, w
 			ps = []finding.Proposal{}
 		}
 	}
-	return BuildDigest(cluster, since, until, recs, ps, top), nil
+	d := BuildDigest(cluster, since, until, recs, ps, top)
+	if g.Overrides != nil {
+		os, err := g.Overrides.List(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("list memory overrides: %w", err)
+		}
+		var mine []overrides.Override
+		for _, o := range os {
+			if cluster == "" || o.Task.Cluster == cluster {
+				mine = append(mine, o)
+			}
+		}
+		d.Overrides = overrideLines(mine, until)
+	}
+	return d, nil
 }

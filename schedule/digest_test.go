@@ -16,6 +16,7 @@ import (
 	"github.com/podmedic/podmedic/actions"
 	"github.com/podmedic/podmedic/audit"
 	"github.com/podmedic/podmedic/finding"
+	"github.com/podmedic/podmedic/overrides"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")
@@ -175,4 +176,41 @@ func golden(t *testing.T, name, got string) {
 	want, err := os.ReadFile(path)
 	require.NoError(t, err, "run go test -run %s -update", t.Name())
 	assert.Equal(t, string(want), got)
+}
+
+type fakeOverrides []overrides.Override
+
+func (f fakeOverrides) List(context.Context) ([]overrides.Override, error) { return f, nil }
+
+// TestDigestListsOverrides: the digest lists the memory overrides in force for its cluster,
+// the soonest to expire first and flagged when within 3 days; expired, revoked and other
+// clusters' are left out.
+func TestDigestListsOverrides(t *testing.T) {
+	ov := func(cluster, task, limit string, expires time.Time, revoked bool) overrides.Override {
+		tk := overrides.Task{Cluster: cluster, Namespace: "airflow", DagID: "etl_daily", TaskID: task, Container: "base"}
+		o := overrides.Override{ID: tk.ID(), Task: tk, Limit: limit, Request: "2Gi", ExpiresAt: expires}
+		if revoked {
+			o.RevokedAt = t0.Add(-time.Hour)
+		}
+		return o
+	}
+	list := fakeOverrides{
+		ov("prod-eu-1", "load", "3Gi", t0.Add(20*24*time.Hour), false),
+		ov("prod-eu-1", "aggregate", "6Gi", t0.Add(2*24*time.Hour), false),
+		ov("prod-eu-1", "extract", "4Gi", t0.Add(-time.Hour), false),
+		ov("prod-eu-1", "publish", "4Gi", t0.Add(time.Hour), true),
+		ov("prod-us-1", "load", "8Gi", t0.Add(time.Hour), false),
+	}
+	d, err := (&Digester{Source: &fakeSource{}, Overrides: list}).Build(context.Background(), "prod-eu-1", t0, 24*time.Hour, 10)
+	require.NoError(t, err)
+	require.Len(t, d.Overrides, 2)
+	assert.Equal(t, []string{"aggregate", "load"}, []string{d.Overrides[0].TaskID, d.Overrides[1].TaskID})
+	assert.Equal(t, []bool{true, false}, []bool{d.Overrides[0].Expiring, d.Overrides[1].Expiring})
+	text := d.Text()
+	assert.Contains(t, text, "Memory overrides in force: 2 (1 expire within 3 days)")
+	assert.Contains(t, text, "airflow/etl_daily.aggregate base: limit 6Gi, request 2Gi until "+t0.Add(2*24*time.Hour).Format("2006-01-02"))
+
+	none, err := (&Digester{Source: &fakeSource{}}).Build(context.Background(), "prod-eu-1", t0, 24*time.Hour, 10)
+	require.NoError(t, err)
+	assert.NotContains(t, none.Text(), "Memory overrides", "no section without overrides")
 }
