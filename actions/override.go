@@ -2,6 +2,7 @@ package actions
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -72,6 +73,10 @@ func (m MemoryOverride) Execute(ctx context.Context, r *Request) (string, error)
 		return "", err
 	}
 	stored, err := m.Store.Put(ctx, o)
+	auditNote := ""
+	if errors.Is(err, overrides.ErrAudit) && stored != nil {
+		auditNote, err = " ("+err.Error()+")", nil // stored: the action is taken
+	}
 	if err != nil {
 		return "", err
 	}
@@ -84,6 +89,7 @@ func (m MemoryOverride) Execute(ctx context.Context, r *Request) (string, error)
 	if stored.Limit != o.Limit {
 		s += fmt.Sprintf(" (kept: an earlier override asks for more than %s)", o.Limit)
 	}
+	s += auditNote
 	if m.Airflow != nil {
 		s += "; " + m.rerun(ctx, r)
 	}

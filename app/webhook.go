@@ -72,7 +72,7 @@ func newWebhook(ctx context.Context, o WebhookOptions, cfg *config.Config, clien
 	if err != nil {
 		return nil, err
 	}
-	w := &webhookStage{o: o, store: overrides.NewStore(kv, nil), cache: overrides.NewCache(), reg: reg}
+	w := &webhookStage{o: o, store: overrides.NewStore(kv, nil).WithAudit(b), cache: overrides.NewCache(), reg: reg}
 	w.watch = func(ctx context.Context) error { return w.cache.Run(ctx, kv) }
 	var dns []string
 	var ips []net.IP

@@ -23,6 +23,8 @@ const (
 	Schedule Type = "schedule"
 	// Refusal: a refusal notice of the actions stage (a Refusal).
 	Refusal Type = "refusal"
+	// Override: a change of a memory override (the overrides package's Change).
+	Override Type = "override"
 )
 
 // Subject is the subject records of type t are written on: podmedic.audit.<cluster>.<t>, or
@@ -67,7 +69,7 @@ func ParseSubject(subject string) (cluster string, t Type, ok bool) {
 		return "", "", false
 	}
 	switch t := Type(parts[3]); t {
-	case Proposal, Schedule, Refusal:
+	case Proposal, Schedule, Refusal, Override:
 		return parts[2], t, true
 	}
 	return "", "", false

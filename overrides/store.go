@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/podmedic/podmedic/audit"
 )
 
 // Bucket is the NATS KV bucket of the overrides.
@@ -25,8 +27,45 @@ const casAttempts = 10
 // Store keeps the overrides in a NATS KV bucket; every change is a compare-and-set on the
 // entry's revision, so replicas never overwrite each other's change.
 type Store struct {
-	kv  jetstream.KeyValue
-	now func() time.Time
+	kv    jetstream.KeyValue
+	now   func() time.Time
+	audit Publisher
+}
+
+// Publisher writes audit records (bus.Bus implements it).
+type Publisher interface {
+	PublishJSON(ctx context.Context, subject, msgID string, v any) error
+}
+
+// Change is the audit record of a change of an override, on podmedic.audit.<cluster>.override.
+type Change struct {
+	// Change is stored (a new override), raised (an existing one updated by a later
+	// approval) or revoked.
+	Change   string   `json:"change"`
+	Override Override `json:"override"`
+}
+
+// WithAudit makes the store write a Change record of every change it makes with p. The KV
+// entry is the truth; a record that cannot be written is reported by the change's caller
+// only as an error of the record (the change itself stands).
+func (s *Store) WithAudit(p Publisher) *Store {
+	c := *s
+	c.audit = p
+	return &c
+}
+
+// ErrAudit wraps a failure to write the audit record of a change that was made.
+var ErrAudit = errors.New("override changed, but its audit record was not written")
+
+func (s *Store) record(ctx context.Context, change string, o *Override) error {
+	if s.audit == nil {
+		return nil
+	}
+	id := fmt.Sprintf("override.%s.%s.%d", o.ID, change, o.UpdatedAt.UnixNano())
+	if err := s.audit.PublishJSON(ctx, audit.Subject(o.Task.Cluster, audit.Override), id, Change{Change: change, Override: *o}); err != nil {
+		return fmt.Errorf("%w: %v", ErrAudit, err)
+	}
+	return nil
 }
 
 // OpenBucket creates (or opens) the bucket. Entries outlive their expiry by a week so that
@@ -72,7 +111,7 @@ func (s *Store) Put(ctx context.Context, o *Override) (*Override, error) {
 			} else if err != nil {
 				return nil, fmt.Errorf("store override %s: %w", o.ID, err)
 			}
-			return o, nil
+			return o, s.record(ctx, "stored", o)
 		case err != nil:
 			return nil, err
 		}
@@ -86,7 +125,7 @@ func (s *Store) Put(ctx context.Context, o *Override) (*Override, error) {
 		} else if err != nil {
 			return nil, fmt.Errorf("store override %s: %w", o.ID, err)
 		}
-		return next, nil
+		return next, s.record(ctx, "raised", next)
 	}
 	return nil, fmt.Errorf("store override %s: changed by others %d times in a row", o.ID, casAttempts)
 }
@@ -109,7 +148,7 @@ func (s *Store) Revoke(ctx context.Context, id, by string) (*Override, error) {
 		} else if err != nil {
 			return nil, fmt.Errorf("revoke override %s: %w", id, err)
 		}
-		return cur, nil
+		return cur, s.record(ctx, "revoked", cur)
 	}
 	return nil, fmt.Errorf("revoke override %s: changed by others %d times in a row", id, casAttempts)
 }

@@ -155,3 +155,46 @@ func TestCacheFollowsTheBucket(t *testing.T) {
 	cancel()
 	require.NoError(t, <-done)
 }
+
+type recorder struct {
+	subjects, changes []string
+	fail              bool
+}
+
+func (r *recorder) PublishJSON(_ context.Context, subject, _ string, v any) error {
+	if r.fail {
+		return errors.New("stream unavailable")
+	}
+	r.subjects = append(r.subjects, subject)
+	r.changes = append(r.changes, v.(Change).Change+" "+v.(Change).Override.Limit)
+	return nil
+}
+
+// TestChangesAreAudited: every change writes its record on the cluster's audit subject; a
+// record that cannot be written is an ErrAudit, and the change stands.
+func TestChangesAreAudited(t *testing.T) {
+	plain, _ := openStore(t)
+	rec := &recorder{}
+	s := plain.WithAudit(rec)
+	ctx := context.Background()
+	_, err := s.Put(ctx, override("3Gi", "2Gi", "p-1"))
+	require.NoError(t, err)
+	higher := override("4Gi", "2Gi", "p-2")
+	higher.UpdatedAt = t0.Add(time.Minute)
+	_, err = s.Put(ctx, higher)
+	require.NoError(t, err)
+	_, err = s.Revoke(ctx, task("base").ID(), "U0BOB")
+	require.NoError(t, err)
+	assert.Equal(t, []string{"stored 3Gi", "raised 4Gi", "revoked 4Gi"}, rec.changes)
+	assert.Equal(t, "podmedic.audit.prod-eu.override", rec.subjects[0])
+
+	rec.fail = true
+	again := override("5Gi", "2Gi", "p-3")
+	again.UpdatedAt = t0.Add(2 * time.Minute)
+	got, err := s.Put(ctx, again)
+	require.ErrorIs(t, err, ErrAudit)
+	require.NotNil(t, got)
+	stored, err := plain.Get(ctx, task("base").ID())
+	require.NoError(t, err)
+	assert.Equal(t, "5Gi", stored.Limit, "the change stands")
+}

@@ -86,6 +86,10 @@ func newOverridesCmd() *cobra.Command {
 			}
 			return withStore(cmd.Context(), natsURL, func(ctx context.Context, s *overrides.Store) error {
 				o, err := s.Revoke(ctx, args[0], by)
+				if errors.Is(err, overrides.ErrAudit) && o != nil {
+					fmt.Fprintln(cmd.ErrOrStderr(), "warning:", err) // revoked; only the record is missing
+					err = nil
+				}
 				if errors.Is(err, overrides.ErrNotFound) {
 					return fmt.Errorf("%w (podmedic overrides list shows the ids)", err)
 				}
@@ -131,5 +135,21 @@ func withStore(ctx context.Context, url string, f func(context.Context, *overrid
 	if err != nil {
 		return fmt.Errorf("open %s: %w", overrides.Bucket, err)
 	}
-	return f(ctx, overrides.NewStore(kv, nil))
+	return f(ctx, overrides.NewStore(kv, nil).WithAudit(jsPublisher{js}))
+}
+
+// jsPublisher writes audit records with a plain JetStream context (the CLI opens no bus).
+type jsPublisher struct{ js jetstream.JetStream }
+
+func (p jsPublisher) PublishJSON(ctx context.Context, subject, msgID string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	var opts []jetstream.PublishOpt
+	if msgID != "" {
+		opts = append(opts, jetstream.WithMsgID(msgID))
+	}
+	_, err = p.js.Publish(ctx, subject, b, opts...)
+	return err
 }
