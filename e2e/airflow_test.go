@@ -65,25 +65,10 @@ rules:
 			ExitCode: 1, Reason: "Error", StartedAt: metav1.Time{Time: now.Add(-6 * time.Minute)}, FinishedAt: metav1.Time{Time: now.Add(-time.Minute)}}}}}
 	})
 
-	var msg slackenv.Message
-	require.NoError(t, sl.Wait(ctx, func(s *slackenv.Server) bool {
-		for _, m := range s.Messages() {
-			if m.ThreadTS == "" && strings.Contains(string(m.Blocks), "etl-publish-2-failed") && strings.Contains(string(m.Blocks), "podmedic.approve") {
-				msg = m
-				return true
-			}
-		}
-		return false
-	}), "no proposal message in Slack")
+	msg := waitProposal(ctx, t, sl, "etl-publish-2-failed")
 	assert.Contains(t, string(msg.Blocks), "map_index", "the proposal names the map index it clears")
-	id := buttonValue(t, msg.Blocks, "podmedic.approve")
 	require.Empty(t, af.CallsTo("/clearTaskInstances"), "nothing cleared before the approval")
-
-	envID, err := sl.SendInteractive(slackenv.Click{UserID: "U0ALICE", Channel: msg.Channel, MessageTS: msg.TS,
-		ActionID: "podmedic.approve", Value: id}.Payload())
-	require.NoError(t, err)
-	_, err = sl.WaitAck(ctx, envID)
-	require.NoError(t, err)
+	approve(ctx, t, sl, msg, "U0ALICE")
 	require.Eventually(t, func() bool { return len(af.CallsTo("/clearTaskInstances")) == 1 }, 30*time.Second, 100*time.Millisecond,
 		"the approved clear did not reach Airflow")
 

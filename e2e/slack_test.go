@@ -48,25 +48,11 @@ rules:
 	createStuckWorker(t, c, ns, "spark-submit-stuck")
 
 	// The proposal arrives in the channel with its buttons.
-	var msg slackenv.Message
-	require.NoError(t, sl.Wait(ctx, func(s *slackenv.Server) bool {
-		for _, m := range s.Messages() {
-			if m.ThreadTS == "" && strings.Contains(string(m.Blocks), "spark-submit-stuck") && strings.Contains(string(m.Blocks), "podmedic.approve") {
-				msg = m
-				return true
-			}
-		}
-		return false
-	}), "no proposal message in Slack")
-	id := buttonValue(t, msg.Blocks, "podmedic.approve")
+	msg := waitProposal(ctx, t, sl, "spark-submit-stuck")
 	require.Equal(t, sl.ChannelID("#data-oncall"), msg.Channel)
 
 	// Mallory may not approve: acked, told so, nothing happens.
-	envID, err := sl.SendInteractive(slackenv.Click{UserID: "U0MALLORY", Channel: msg.Channel, MessageTS: msg.TS,
-		ActionID: "podmedic.approve", Value: id}.Payload())
-	require.NoError(t, err)
-	_, err = sl.WaitAck(ctx, envID)
-	require.NoError(t, err)
+	approve(ctx, t, sl, msg, "U0MALLORY")
 	require.NoError(t, sl.Wait(ctx, func(s *slackenv.Server) bool {
 		for _, call := range s.CallsTo("chat.postEphemeral") {
 			if call.User == "U0MALLORY" && call.OK() {
@@ -75,15 +61,11 @@ rules:
 		}
 		return false
 	}), "the unlisted user was not told")
-	_, err = c.CoreV1().Pods(ns).Get(context.Background(), "spark-submit-stuck", metav1.GetOptions{})
+	_, err := c.CoreV1().Pods(ns).Get(context.Background(), "spark-submit-stuck", metav1.GetOptions{})
 	require.NoError(t, err, "nothing happened on an unlisted user's click")
 
 	// Alice approves over Socket Mode: the pod is deleted and the message says so.
-	envID, err = sl.SendInteractive(slackenv.Click{UserID: "U0ALICE", Channel: msg.Channel, MessageTS: msg.TS,
-		ActionID: "podmedic.approve", Value: id}.Payload())
-	require.NoError(t, err)
-	_, err = sl.WaitAck(ctx, envID)
-	require.NoError(t, err)
+	approve(ctx, t, sl, msg, "U0ALICE")
 	require.Eventually(t, func() bool {
 		_, err := c.CoreV1().Pods(ns).Get(context.Background(), "spark-submit-stuck", metav1.GetOptions{})
 		return apierrors.IsNotFound(err)
@@ -99,6 +81,33 @@ rules:
 	logs := pm.logs()
 	require.NotContains(t, logs, bot, "the bot token was logged")
 	require.NotContains(t, logs, app, "the app token was logged")
+}
+
+// waitProposal waits for the top-level message with Approve/Deny buttons that names pod.
+func waitProposal(ctx context.Context, t *testing.T, sl *slackenv.Server, pod string) slackenv.Message {
+	t.Helper()
+	var msg slackenv.Message
+	require.NoError(t, sl.Wait(ctx, func(s *slackenv.Server) bool {
+		for _, m := range s.Messages() {
+			if m.ThreadTS == "" && strings.Contains(string(m.Blocks), pod) && strings.Contains(string(m.Blocks), "podmedic.approve") {
+				msg = m
+				return true
+			}
+		}
+		return false
+	}), "no proposal message about %s in Slack", pod)
+	return msg
+}
+
+// approve clicks the message's Approve button as user, over Socket Mode, and waits for
+// podmedic's acknowledgement.
+func approve(ctx context.Context, t *testing.T, sl *slackenv.Server, msg slackenv.Message, user string) {
+	t.Helper()
+	envID, err := sl.SendInteractive(slackenv.Click{UserID: user, Channel: msg.Channel, MessageTS: msg.TS,
+		ActionID: "podmedic.approve", Value: buttonValue(t, msg.Blocks, "podmedic.approve")}.Payload())
+	require.NoError(t, err)
+	_, err = sl.WaitAck(ctx, envID)
+	require.NoError(t, err)
 }
 
 // buttonValue returns the value of the button with this action id in a Block Kit message.
