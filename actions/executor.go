@@ -109,3 +109,17 @@ func (r *Recording) Calls() []Request {
 
 // Nop is the executor of notify: nothing to change.
 var Nop = ExecutorFunc(func(context.Context, *Request) (string, error) { return "nothing to do", nil })
+
+// Referrer is an executor whose action leaves something behind that a later decision may undo
+// (a memory override): Ref names it for r, "" when r leaves nothing.
+type Referrer interface {
+	Ref(r *Request) string
+}
+
+// Ref implements Referrer: the executor of r's action type's Ref.
+func (es Executors) Ref(r *Request) string {
+	if rf, ok := es[r.Action.Type].(Referrer); ok {
+		return rf.Ref(r)
+	}
+	return ""
+}

@@ -217,6 +217,9 @@ func (g *Guard) Do(ctx context.Context, r *Request) (finding.Outcome, error) {
 	default:
 		g.metrics.action(r.Action.Type, g.result)
 		g.event(r, corev1.EventTypeNormal, EventExecuted, "%s", msg)
+		if rf, ok := g.exec.(Referrer); ok && g.result == finding.ResultExecuted {
+			out.Override = rf.Ref(r)
+		}
 	}
 	g.log.Info("action", zap.String("id", r.ID), zap.String("type", string(r.Action.Type)),
 		zap.String("target", r.Target.String()), zap.String("result", out.Result), zap.String("message", out.Message),

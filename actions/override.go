@@ -185,3 +185,15 @@ func (m MemoryLimit) Describe(r *Request) string {
 	}
 	return m.Patch.Describe(r)
 }
+
+// Ref implements Referrer: the id of the override an overridable request stores.
+func (m MemoryLimit) Ref(r *Request) string {
+	if Patchable(r.Target) || m.Override == nil || !Overridable(r.Finding, r.Target) {
+		return ""
+	}
+	o, err := m.Override.override(r)
+	if err != nil {
+		return ""
+	}
+	return o.ID
+}

@@ -61,6 +61,19 @@ func TestServiceMemoryOverride(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, []string{"3Gi", "2Gi", p.ID, "U0ALICE"}, []string{o.Limit, o.Request, o.ProposalID, o.ApprovedBy})
 	assert.Contains(t, e.events.reasons(), EventExecuted)
+	assert.Equal(t, id, got.Outcome.Override, "the outcome names the override, for a Revoke button")
+
+	msg, err := e.svc.RevokeOverride(ctx, id, "U0BOB")
+	require.NoError(t, err)
+	assert.Equal(t, "override "+id+" of etl_daily.load (container base) revoked: pods created from now on get the memory their task asks for", msg)
+	o, err = store.Get(ctx, id)
+	require.NoError(t, err)
+	assert.Equal(t, "U0BOB", o.RevokedBy)
+	msg, err = e.svc.RevokeOverride(ctx, id, "U0CAROL")
+	require.NoError(t, err)
+	assert.Contains(t, msg, "was revoked already, by U0BOB")
+	_, err = e.svc.RevokeOverride(ctx, "o-nope", "U0BOB")
+	assert.ErrorIs(t, err, overrides.ErrNotFound)
 }
 
 // TestServiceMemoryOverrideDryRun: a dry run stores nothing and says what it would store.

@@ -19,6 +19,7 @@ import (
 	"github.com/podmedic/podmedic/audit"
 	"github.com/podmedic/podmedic/finding"
 	"github.com/podmedic/podmedic/internal/retry"
+	"github.com/podmedic/podmedic/overrides"
 )
 
 // Notifier delivers notices of the actions stage (new findings with their proposal or
@@ -65,6 +66,8 @@ type ServiceOptions struct {
 	Claimer Claimer
 	// Notifier receives findings, decisions and refusals.
 	Notifier Notifier
+	// Overrides revokes memory overrides (RevokeOverride); nil when there are none.
+	Overrides OverrideRevoker
 	// Audit and AuditSubject record every proposal transition, with Nats-Msg-Id
 	// "<proposal id>/<state>" (podmedic.audit.<cluster>.proposal).
 	Audit        AuditPublisher
@@ -643,4 +646,34 @@ func (s *Service) audit(ctx context.Context, p *finding.Proposal) {
 
 func (s *Service) notify(ctx context.Context, n *finding.Notice) error {
 	return s.o.Notifier.Notify(ctx, n)
+}
+
+// OverrideRevoker ends memory overrides (overrides.Store).
+type OverrideRevoker interface {
+	Revoke(ctx context.Context, id, by string) (*overrides.Override, error)
+}
+
+// RevokeOverride implements notifier.Revoker: it ends a memory override now, so pods created
+// from then on get the memory their task asks for. Revoking one already revoked says so.
+func (s *Service) RevokeOverride(ctx context.Context, id, user string) (string, error) {
+	if user == "" {
+		return "", errors.New("a revocation needs the name of who revokes")
+	}
+	if s.o.Overrides == nil {
+		return "", errors.New("memory overrides are off in this podmedic (no --webhook-addr)")
+	}
+	o, err := s.o.Overrides.Revoke(ctx, id, user)
+	if errors.Is(err, overrides.ErrAudit) && o != nil {
+		s.log.Warn("override revoked; its audit record was not written", zap.String("override", id), zap.Error(err))
+		err = nil
+	}
+	if err != nil {
+		return "", err
+	}
+	if o.RevokedBy != user {
+		return fmt.Sprintf("override %s was revoked already, by %s at %s", o.ID, o.RevokedBy, o.RevokedAt.UTC().Format(time.RFC3339)), nil
+	}
+	s.log.Info("memory override revoked", zap.String("override", o.ID), zap.String("by", user))
+	return fmt.Sprintf("override %s of %s.%s (container %s) revoked: pods created from now on get the memory their task asks for",
+		o.ID, o.Task.DagID, o.Task.TaskID, o.Task.Container), nil
 }

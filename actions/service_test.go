@@ -84,8 +84,12 @@ func newServiceEnv(t *testing.T, cfg serviceConfig) *serviceEnv {
 		Events: e.events, Now: e.clock.now, Metrics: metrics, Logger: log,
 	})
 	require.NoError(t, err)
+	var revoker OverrideRevoker
+	if r, ok := cfg.overrides.(OverrideRevoker); ok {
+		revoker = r
+	}
 	e.svc, err = NewService(ServiceOptions{
-		Guard: g, Client: e.client, Store: KVProposalStore{KV: e.kv}, Claimer: e.claims, Notifier: e.notices,
+		Guard: g, Client: e.client, Store: KVProposalStore{KV: e.kv}, Claimer: e.claims, Notifier: e.notices, Overrides: revoker,
 		Audit: e.audit, AuditSubject: "podmedic.audit.test.proposal", RefusalSubject: "podmedic.audit.test.refusal", Events: e.events, Now: e.clock.now,
 		Metrics: metrics, Logger: log,
 	})
@@ -105,6 +109,13 @@ func (c counting) Execute(ctx context.Context, r *Request) (string, error) {
 }
 
 func (c counting) Describe(r *Request) string { return c.Executor.(Describer).Describe(r) }
+
+func (c counting) Ref(r *Request) string {
+	if rf, ok := c.Executor.(Referrer); ok {
+		return rf.Ref(r)
+	}
+	return ""
+}
 
 func (e *serviceEnv) createPod(p *corev1.Pod) *corev1.Pod {
 	e.t.Helper()

@@ -109,8 +109,12 @@ func newActions(ctx context.Context, o ActionsOptions, cfg *config.Config, clien
 		return nil, err
 	}
 	store := actions.KVProposalStore{KV: kv}
+	var revoker actions.OverrideRevoker // not a typed nil
+	if o.Overrides != nil {
+		revoker = o.Overrides
+	}
 	svc, err := actions.NewService(actions.ServiceOptions{
-		Guard: guard, Client: client, Store: store, Claimer: b, Notifier: n,
+		Guard: guard, Client: client, Store: store, Claimer: b, Notifier: n, Overrides: revoker,
 		Audit: b, AuditSubject: audit.Subject(cfg.Cluster, audit.Proposal),
 		RefusalSubject: audit.Subject(cfg.Cluster, audit.Refusal), Events: recorder,
 		TTL: cfg.Proposals.TTL.Duration, Interval: o.Interval, RefusalQuiet: o.RefusalQuiet, RefusalWindow: o.RefusalWindow,

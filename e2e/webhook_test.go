@@ -114,25 +114,21 @@ rules:
 	started := time.Now().Add(-3 * time.Minute)
 	w := createPod(t, c, airflowWorker(ns, "etl-daily-load-try1", "etl_daily", "load"))
 	writeStatus(t, c, w, oomKilled(started))
-	var msg slackenv.Message
-	require.NoError(t, sl.Wait(ctx, func(s *slackenv.Server) bool {
-		for _, m := range s.Messages() {
-			if m.ThreadTS == "" && strings.Contains(string(m.Blocks), "etl-daily-load-try1") && strings.Contains(string(m.Blocks), "podmedic.approve") {
-				msg = m
-				return true
-			}
-		}
-		return false
-	}), "no memory proposal in Slack")
-	envID, err := sl.SendInteractive(slackenv.Click{UserID: "U0ALICE", Channel: msg.Channel, MessageTS: msg.TS,
-		ActionID: "podmedic.approve", Value: buttonValue(t, msg.Blocks, "podmedic.approve")}.Payload())
-	require.NoError(t, err)
-	_, err = sl.WaitAck(ctx, envID)
-	require.NoError(t, err)
+	msg := waitProposal(ctx, t, sl, "etl-daily-load-try1")
+	approve(ctx, t, sl, msg, "U0ALICE")
 	require.NoError(t, sl.Wait(ctx, func(s *slackenv.Server) bool {
 		m, ok := s.Message(msg.Channel, msg.TS)
 		return ok && strings.Contains(string(m.Blocks), "memory override")
 	}), "the message does not say the override was stored")
+	// The thread reply that records the outcome offers to revoke the override.
+	require.NoError(t, sl.Wait(ctx, func(s *slackenv.Server) bool {
+		for _, r := range s.Replies(msg.Channel, msg.TS) {
+			if strings.Contains(string(r.Blocks), "podmedic.revoke") {
+				return true
+			}
+		}
+		return false
+	}), "no Revoke button in the outcome's thread reply")
 	// The task had failed: the approval also cleared it, so Airflow schedules the next try.
 	require.Len(t, af.CallsTo("/clearTaskInstances"), 1, "the failed task was cleared")
 	st, _ := af.TaskState("etl_daily", run, "load", -1)

@@ -95,8 +95,11 @@ type Outcome struct {
 	// 5 actions of rule init-stuck in the last 10m0s".
 	Message string `json:"message"`
 	// Reason is why the action was refused (Result refused), e.g. budget or cooldown.
-	Reason Reason    `json:"reason,omitempty"`
-	At     time.Time `json:"at"`
+	Reason Reason `json:"reason,omitempty"`
+	// Override is the memory override the action stored (Result executed), which a later
+	// decision may revoke.
+	Override string    `json:"override,omitempty"`
+	At       time.Time `json:"at"`
 }
 
 // Reason names a kind of refusal by the guard: a metric label, the key under which refusals

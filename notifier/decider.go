@@ -26,3 +26,9 @@ func (f DeciderFunc) Decide(ctx context.Context, id, user string, approve bool) 
 type ProposalLister interface {
 	Proposals(ctx context.Context) ([]finding.Proposal, error)
 }
+
+// Revoker ends a memory override that an approval stored (the actions stage). user is who
+// revokes; the answer says what was revoked.
+type Revoker interface {
+	RevokeOverride(ctx context.Context, id, user string) (string, error)
+}

@@ -23,6 +23,7 @@ import (
 
 	"github.com/podmedic/podmedic/finding"
 	"github.com/podmedic/podmedic/internal/retry"
+	"github.com/podmedic/podmedic/notifier"
 )
 
 // Replay and duplicate-click windows.
@@ -174,7 +175,7 @@ func (n *Notifier) onCallback(cb *slack.InteractionCallback) {
 		channel = cb.Container.ChannelID
 	}
 	for _, a := range cb.ActionCallback.BlockActions {
-		if a.ActionID != ActionApprove && a.ActionID != ActionDeny {
+		if a.ActionID != ActionApprove && a.ActionID != ActionDeny && a.ActionID != ActionRevoke {
 			continue
 		}
 		id := a.Value
@@ -194,7 +195,8 @@ func (n *Notifier) onCallback(cb *slack.InteractionCallback) {
 		if team == "" {
 			team = cb.Team.ID
 		}
-		click := click{channel: channel, user: cb.User.ID, id: id, team: team, approve: a.ActionID == ActionApprove}
+		click := click{channel: channel, user: cb.User.ID, id: id, team: team, approve: a.ActionID == ActionApprove,
+			revoke: a.ActionID == ActionRevoke, thread: threadOf(cb)}
 		n.goAsync(func(ctx context.Context) { n.decide(ctx, click) })
 	}
 }
@@ -204,6 +206,23 @@ type click struct {
 	// team is the workspace of the user who clicked (user.team_id; team.id without it).
 	team    string
 	approve bool
+	// revoke: the click revokes the override id; thread is the ts of the message's thread
+	// (where the revocation is recorded).
+	revoke bool
+	thread string
+}
+
+// threadOf is the ts of the thread a clicked message is in (its own ts for a root).
+func threadOf(cb *slack.InteractionCallback) string {
+	switch {
+	case cb.Container.ThreadTs != "":
+		return cb.Container.ThreadTs
+	case cb.Message.ThreadTimestamp != "":
+		return cb.Message.ThreadTimestamp
+	case cb.Container.MessageTs != "":
+		return cb.Container.MessageTs
+	}
+	return cb.Message.Timestamp
 }
 
 // fromOurWorkspace reports whether a click came from a member of a workspace that may decide:
@@ -265,6 +284,9 @@ func (n *Notifier) goAsync(f func(ctx context.Context)) {
 // decide applies a click: approvers only, then the Decider, then the message shows the result.
 func (n *Notifier) decide(ctx context.Context, c click) {
 	verb := map[bool]string{true: "approve", false: "deny"}[c.approve]
+	if c.revoke {
+		verb = "revoke"
+	}
 	log := n.o.log.With(zap.String("proposal", c.id), zap.String("user", c.user), zap.String("decision", verb))
 	if ok, err := n.fromOurWorkspace(ctx, c); !ok {
 		n.m.interactions.WithLabelValues("forbidden").Inc()
@@ -296,6 +318,10 @@ func (n *Notifier) decide(ctx context.Context, c click) {
 	n.mu.Lock()
 	decider := n.decider
 	n.mu.Unlock()
+	if c.revoke {
+		n.revokeOverride(ctx, c, decider, log)
+		return
+	}
 	if decider == nil {
 		n.m.interactions.WithLabelValues("disabled").Inc()
 		n.ephemeral(ctx, c.channel, c.user, "Approvals are not enabled in this podmedic. Nothing was done.")
@@ -317,6 +343,36 @@ func (n *Notifier) decide(ctx context.Context, c click) {
 	log.Info("slack: decision taken", zap.String("state", string(p.State)))
 	if p != nil {
 		n.applyDecision(p)
+	}
+}
+
+// revokeOverride applies a Revoke click: the override ends, the user is told, and the thread
+// records who revoked it.
+func (n *Notifier) revokeOverride(ctx context.Context, c click, d notifier.Decider, log *zap.Logger) {
+	r, ok := d.(notifier.Revoker)
+	if !ok {
+		n.m.interactions.WithLabelValues("disabled").Inc()
+		n.ephemeral(ctx, c.channel, c.user, "Overrides cannot be revoked from Slack in this podmedic. Nothing was done.")
+		return
+	}
+	msg, err := r.RevokeOverride(ctx, c.id, c.user)
+	if err != nil {
+		n.m.interactions.WithLabelValues("refused").Inc()
+		log.Info("slack: revocation refused", zap.Error(err))
+		n.ephemeral(ctx, c.channel, c.user, fmt.Sprintf("Could not revoke override %s: %s", c.id, esc(err.Error())))
+		return
+	}
+	n.m.interactions.WithLabelValues("revoked").Inc()
+	log.Info("slack: override revoked", zap.String("override", c.id))
+	text := fmt.Sprintf(":leftwards_arrow_with_hook: Revoked by <@%s>: %s", c.user, esc(msg))
+	if c.channel == "" || c.thread == "" {
+		n.ephemeral(ctx, c.channel, c.user, text)
+		return
+	}
+	if _, _, err := n.api.PostMessageContext(ctx, c.channel, slack.MsgOptionText(text, false), slack.MsgOptionTS(c.thread)); err != nil {
+		n.countError("chat.postMessage", err)
+		log.Warn("slack: the revocation's thread reply failed; telling the user instead", zap.Error(err))
+		n.ephemeral(ctx, c.channel, c.user, text)
 	}
 }
 

@@ -2,9 +2,11 @@ package slack
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -363,4 +365,108 @@ func TestClicksRefusedWithoutApproversOrFromAnotherWorkspace(t *testing.T) {
 
 	click(listed, ref, "U0ALICE", "", "5.3")
 	require.NoError(t, env.Wait(within(t, 10*time.Second), func(*slackenv.Server) bool { return len(dec.Calls()) == 1 }))
+}
+
+// revokingStage decides like decidingStage, stores an override on approval, and revokes it.
+type revokingStage struct {
+	*fakeDecider
+	mu      sync.Mutex
+	revoked []string
+}
+
+func (r *revokingStage) RevokeOverride(_ context.Context, id, user string) (string, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.revoked = append(r.revoked, id+" "+user)
+	return "override " + id + " of etl_daily.load (container base) revoked", nil
+}
+
+func (r *revokingStage) Revoked() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.revoked...)
+}
+
+// TestRevokeOverride: the thread reply of an approved memory override carries a Revoke
+// button; an approver's click revokes it and the thread says who did; anyone else is refused.
+func TestRevokeOverride(t *testing.T) {
+	env := slackenv.Start(t)
+	fx := fixtures()
+	nt := noticeFor(fx[finding.OOMKilled])
+	base := decidingStage(map[string]*finding.Proposal{nt.Proposal.ID: nt.Proposal})
+	stage := &revokingStage{fakeDecider: &fakeDecider{fn: func(id, user string, approve bool) (*finding.Proposal, error) {
+		p, err := base.fn(id, user, approve)
+		if p != nil && p.Outcome != nil {
+			p.Outcome.Message, p.Outcome.Override = "memory override o-1a2b3c4d5e6f7a8b: the next tries of Airflow task etl_daily.load run container base with limit 3Gi", "o-1a2b3c4d5e6f7a8b"
+		}
+		return p, err
+	}}}
+	cfg := testConfig(env)
+	cfg.SocketMode = true
+	cfg.Approvers = Approvers{Users: []string{"U0ALICE", "U0BOB"}}
+	h := startDeciding(t, env, cfg, stage, WithChannelInterval(0))
+	require.NoError(t, env.WaitConnected(within(t, 10*time.Second)))
+	ref := posted(t, h, nt)
+
+	send := func(user, action, value, ts string) {
+		thread := ""
+		if ts != ref.TS {
+			thread = ref.TS // a reply in the proposal's thread
+		}
+		id, err := env.SendInteractive(slackenv.Click{UserID: user, Channel: ref.Channel, MessageTS: ts, ThreadTS: thread,
+			ActionID: action, Value: value, ActionTS: "1767229300." + user + action}.Payload())
+		require.NoError(t, err)
+		_, err = env.WaitAck(within(t, 5*time.Second), id)
+		require.NoError(t, err)
+	}
+	send("U0ALICE", ActionApprove, nt.Proposal.ID, ref.TS)
+	var reply slackenv.Message
+	require.NoError(t, env.Wait(within(t, 10*time.Second), func(s *slackenv.Server) bool {
+		for _, r := range s.Replies(ref.Channel, ref.TS) {
+			if strings.Contains(string(r.Blocks), ActionRevoke) {
+				reply = r
+				return true
+			}
+		}
+		return false
+	}), "no Revoke button in the thread")
+	assert.Equal(t, "o-1a2b3c4d5e6f7a8b", buttonOf(t, reply.Blocks, ActionRevoke))
+
+	send("U0MALLORY", ActionRevoke, "o-1a2b3c4d5e6f7a8b", reply.TS)
+	require.NoError(t, env.Wait(within(t, 10*time.Second), func(s *slackenv.Server) bool { return len(ephemeralTo(s, "U0MALLORY")) == 1 }))
+	assert.Contains(t, ephemeralTo(env, "U0MALLORY")[0].Text, "You are not allowed to revoke this")
+	assert.Empty(t, stage.Revoked())
+
+	send("U0BOB", ActionRevoke, "o-1a2b3c4d5e6f7a8b", reply.TS)
+	require.NoError(t, env.Wait(within(t, 10*time.Second), func(s *slackenv.Server) bool {
+		for _, r := range s.Replies(ref.Channel, ref.TS) {
+			if strings.Contains(r.Text, "Revoked by <@U0BOB>: override o-1a2b3c4d5e6f7a8b") {
+				return true
+			}
+		}
+		return false
+	}), "the thread does not say who revoked it")
+	assert.Equal(t, []string{"o-1a2b3c4d5e6f7a8b U0BOB"}, stage.Revoked())
+	assert.Equal(t, 1.0, testutil.ToFloat64(h.n.m.interactions.WithLabelValues("revoked")))
+}
+
+// buttonOf returns the value of the button with this action id in a message's blocks.
+func buttonOf(t *testing.T, blocks json.RawMessage, actionID string) string {
+	t.Helper()
+	var bs []struct {
+		Elements []struct {
+			ActionID string `json:"action_id"`
+			Value    string `json:"value"`
+		} `json:"elements"`
+	}
+	require.NoError(t, json.Unmarshal(blocks, &bs))
+	for _, b := range bs {
+		for _, e := range b.Elements {
+			if e.ActionID == actionID {
+				return e.Value
+			}
+		}
+	}
+	t.Fatalf("no %s button in %s", actionID, blocks)
+	return ""
 }

@@ -24,11 +24,11 @@ func newMetrics(reg prometheus.Registerer, queue func() float64) *metrics {
 		}, []string{"method", "code"}),
 		interactions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "podmedic_slack_interactions_total",
-			Help: "Approve/Deny clicks and interaction requests by result (approved, denied, refused, forbidden, error, disabled, duplicate, replay, bad_signature, bad_request).",
+			Help: "Approve/Deny clicks and interaction requests by result (approved, denied, revoked, refused, forbidden, error, disabled, duplicate, replay, bad_signature, bad_request).",
 		}, []string{"result"}),
 	}
 	// Every result exists from the start, so dashboards and alerts see zeros rather than nothing.
-	for _, r := range []string{"approved", "denied", "refused", "forbidden", "error", "disabled", "duplicate", "replay", "bad_signature", "bad_request"} {
+	for _, r := range []string{"approved", "denied", "revoked", "refused", "forbidden", "error", "disabled", "duplicate", "replay", "bad_signature", "bad_request"} {
 		m.interactions.WithLabelValues(r)
 	}
 	if reg != nil {

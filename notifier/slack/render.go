@@ -17,6 +17,8 @@ import (
 const (
 	ActionApprove = "podmedic.approve"
 	ActionDeny    = "podmedic.deny"
+	// ActionRevoke ends the memory override an approval stored (its value is the override's id).
+	ActionRevoke = "podmedic.revoke"
 )
 
 // Slack's limits on block text, kept with a margin.
@@ -624,6 +626,14 @@ func renderDecisionReply(p *finding.Proposal) rendered {
 		}
 	}
 	blocks = append(blocks, slack.NewContextBlock("", mrkdwn(strings.Join(ctx, " · "))))
+	if o := p.Outcome; o != nil && o.Override != "" && o.Result == finding.ResultExecuted {
+		// The override applies to the task's next tries for its TTL: one click ends it.
+		revoke := slack.NewButtonBlockElement(ActionRevoke, o.Override, plain("Revoke override")).WithStyle(slack.StyleDanger)
+		revoke = revoke.WithConfirm(slack.NewConfirmationBlockObject(plain("Revoke the override?"),
+			mrkdwn("New pods of this task will get the memory the DAG asks for again ("+code(o.Override)+")."),
+			plain("Revoke"), plain("Cancel")).WithStyle(slack.StyleDanger))
+		blocks = append(blocks, slack.NewActionBlock("revoke-"+o.Override, revoke))
+	}
 	return rendered{Blocks: blocks, Text: stripMrkdwn(line)}
 }
 

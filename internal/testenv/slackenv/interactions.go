@@ -20,9 +20,12 @@ type Click struct {
 	// Channel is the channel id of the message, MessageTS its timestamp.
 	Channel   string
 	MessageTS string
-	ActionID  string // e.g. podmedic.approve
-	Value     string // the button's value
-	BlockID   string // default Value
+	// ThreadTS is the ts of the thread the clicked message is a reply in ("" for a root):
+	// Slack sends it as container.thread_ts and message.thread_ts.
+	ThreadTS string
+	ActionID string // e.g. podmedic.approve
+	Value    string // the button's value
+	BlockID  string // default Value
 	// ActionTS and TriggerID tell clicks apart; defaults are derived from the other fields.
 	ActionTS  string
 	TriggerID string
@@ -66,6 +69,10 @@ func (c Click) Payload() []byte {
 			"text": map[string]any{"type": "plain_text", "text": c.ActionID}, "action_ts": c.ActionTS,
 		}},
 		"state": map[string]any{"values": map[string]any{}},
+	}
+	if c.ThreadTS != "" {
+		p["container"].(map[string]any)["thread_ts"] = c.ThreadTS
+		p["message"].(map[string]any)["thread_ts"] = c.ThreadTS
 	}
 	b, _ := json.Marshal(p)
 	return b
