@@ -51,22 +51,31 @@ func (c clearParams) taskName() string {
 	return s
 }
 
+// resolveRun fills the run id from the execution date when the pod named none (a worker of
+// Airflow before 2.2) and says how the run was found ("" when the pod named it).
+func (c *clearParams) resolveRun(ctx context.Context, client *airflow.Client) (via string, err error) {
+	if c.run != "" {
+		return "", nil
+	}
+	if c.executionDate == "" {
+		return "", errors.New("run id unknown: the worker pod names neither a run id nor an execution date")
+	}
+	at, err := time.Parse(time.RFC3339Nano, c.executionDate)
+	if err != nil {
+		return "", fmt.Errorf("run id unknown: execution date %q is not a time", c.executionDate)
+	}
+	if c.run, err = client.RunAt(ctx, c.dag, at); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf(" (the run at execution date %s)", c.executionDate), nil
+}
+
 // Execute implements Executor.
 func (a AirflowClearTask) Execute(ctx context.Context, r *Request) (string, error) {
 	c := readClearParams(r.Action)
-	via := ""
-	if c.run == "" {
-		if c.executionDate == "" {
-			return "", errors.New("run id unknown: the worker pod names neither a run id nor an execution date")
-		}
-		at, err := time.Parse(time.RFC3339Nano, c.executionDate)
-		if err != nil {
-			return "", fmt.Errorf("run id unknown: execution date %q is not a time", c.executionDate)
-		}
-		if c.run, err = a.Client.RunAt(ctx, c.dag, at); err != nil {
-			return "", err
-		}
-		via = fmt.Sprintf(" (the run at execution date %s)", c.executionDate)
+	via, err := c.resolveRun(ctx, a.Client)
+	if err != nil {
+		return "", err
 	}
 	cleared, err := a.Client.ClearTaskInstances(ctx, airflow.ClearRequest{DagID: c.dag, DagRunID: c.run, TaskID: c.task,
 		MapIndex: c.mapIndex, OnlyFailed: c.onlyFailed})

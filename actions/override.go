@@ -106,26 +106,19 @@ func (m MemoryOverride) rerun(ctx context.Context, r *Request) string {
 	if err != nil {
 		return "the task's run is unknown (" + err.Error() + "): clear the task if Airflow does not retry it"
 	}
-	run := params["dag_run_id"]
-	if run == "" {
-		at, perr := time.Parse(time.RFC3339Nano, params["execution_date"])
-		if perr != nil {
-			return fmt.Sprintf("the task's run is unknown (execution date %q): clear the task if Airflow does not retry it", params["execution_date"])
-		}
-		if run, err = m.Airflow.RunAt(ctx, t.DagID, at); err != nil {
-			return "the task's run is unknown (" + err.Error() + "): clear the task if Airflow does not retry it"
-		}
-		params["dag_run_id"] = run
+	clear := finding.Action{Type: finding.ActionAirflowClearTask, Mode: r.Action.Mode, Params: params}
+	c := readClearParams(clear)
+	if _, err := c.resolveRun(ctx, m.Airflow); err != nil {
+		return "the task's run is unknown (" + err.Error() + "): clear the task if Airflow does not retry it"
 	}
-	ti, err := m.Airflow.GetTaskInstance(ctx, t.DagID, run, t.TaskID, t.MapIndex)
+	params["dag_run_id"] = c.run // looked up once, not again by the clear
+	ti, err := m.Airflow.GetTaskInstance(ctx, t.DagID, c.run, t.TaskID, t.MapIndex)
 	if err != nil {
 		return "the task's state is unknown (" + err.Error() + "): clear the task if Airflow does not retry it"
 	}
 	switch st := ti.StateName(); st {
 	case "failed", "upstream_failed":
-		clear := &Request{ID: r.ID, Finding: r.Finding, ApprovedBy: r.ApprovedBy,
-			Action: finding.Action{Type: finding.ActionAirflowClearTask, Mode: r.Action.Mode, Params: params}}
-		msg, err := AirflowClearTask{Client: m.Airflow}.Execute(ctx, clear)
+		msg, err := AirflowClearTask{Client: m.Airflow}.Execute(ctx, &Request{ID: r.ID, Finding: r.Finding, ApprovedBy: r.ApprovedBy, Action: clear})
 		if err != nil {
 			return "the task failed and clearing it failed (" + err.Error() + "): clear it by hand"
 		}

@@ -181,15 +181,10 @@ func (c *Client) once(ctx context.Context, r request, endpoint string, payload [
 	if payload != nil {
 		body = bytes.NewReader(payload)
 	}
-	req, err := http.NewRequestWithContext(ctx, r.method, u, body)
+	req, err := newRequest(ctx, r.method, u, body)
 	if err != nil {
 		return 0, err
 	}
-	if payload != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	req.Header.Set("Accept", "application/json")
-	req.Header.Set("User-Agent", "podmedic")
 	var token string
 	switch {
 	case c.creds.Token != "":
@@ -232,6 +227,21 @@ func (c *Client) once(ctx context.Context, r request, endpoint string, payload [
 		}
 	}
 	return retryAfter(resp.Header.Get("Retry-After")), &APIError{Method: r.method, Endpoint: endpoint, Status: resp.StatusCode, Detail: detail}
+}
+
+// newRequest is a request to Airflow's API with the headers every call sends (a JSON body
+// when body is not nil).
+func newRequest(ctx context.Context, method, url string, body io.Reader) (*http.Request, error) {
+	req, err := http.NewRequestWithContext(ctx, method, url, body)
+	if err != nil {
+		return nil, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", "podmedic")
+	return req, nil
 }
 
 // retryAfter reads a Retry-After header in seconds (the form Airflow's proxies send); 0 when

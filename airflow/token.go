@@ -79,13 +79,10 @@ func (s *tokenSource) fetch(ctx context.Context) (string, error) {
 	c := s.c
 	body, _ := json.Marshal(map[string]string{"username": c.creds.Username, "password": c.creds.Password})
 	endpoint := c.base + "/auth/token"
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, bytes.NewReader(body))
+	req, err := newRequest(ctx, http.MethodPost, endpoint, bytes.NewReader(body))
 	if err != nil {
 		return "", err
 	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Accept", "application/json")
-	req.Header.Set("User-Agent", "podmedic")
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return "", fmt.Errorf("airflow POST %s: %w", endpoint, redactURLError(err))

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -174,25 +175,31 @@ func (s *Store) get(ctx context.Context, id string) (*Override, uint64, error) {
 	return &o, e.Revision(), nil
 }
 
-// List returns every override in the bucket (active, expired and revoked), by task.
+// List returns every override in the bucket (active, expired and revoked), by task. It reads
+// them in one pass of a watch (one subscription, not a Get per key).
 func (s *Store) List(ctx context.Context) ([]Override, error) {
-	lister, err := s.kv.ListKeys(ctx)
+	w, err := s.kv.WatchAll(ctx, jetstream.IgnoreDeletes())
 	if err != nil {
 		return nil, fmt.Errorf("list overrides: %w", err)
 	}
+	defer func() { _ = w.Stop() }()
 	var out []Override
-	for k := range lister.Keys() {
-		o, err := s.Get(ctx, k)
-		if errors.Is(err, ErrNotFound) {
-			continue // deleted meanwhile
+	for {
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("list overrides: %w", context.Cause(ctx))
+		case e, ok := <-w.Updates():
+			if !ok || e == nil { // nil: the end of what the bucket holds
+				sortByTask(out)
+				return out, nil
+			}
+			var o Override
+			if err := json.Unmarshal(e.Value(), &o); err != nil {
+				return nil, fmt.Errorf("override %s: %w", e.Key(), err)
+			}
+			out = append(out, o)
 		}
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, *o)
 	}
-	sortByTask(out)
-	return out, nil
 }
 
 func sortByTask(os []Override) {
@@ -293,12 +300,7 @@ func (c *Cache) Find(cluster, namespace, dag, task string, now time.Time) []Over
 			out = append(out, *o)
 		}
 	}
-	slices.SortFunc(out, func(a, b Override) int {
-		if a.Task.Container < b.Task.Container {
-			return -1
-		}
-		return 1
-	})
+	slices.SortFunc(out, func(a, b Override) int { return strings.Compare(a.Task.Container, b.Task.Container) })
 	return out
 }
 

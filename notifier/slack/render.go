@@ -67,8 +67,6 @@ func clock(t time.Time) string {
 	return fmt.Sprintf("<!date^%d^{time}|%s>", t.Unix(), t.UTC().Format("15:04 UTC"))
 }
 
-func plainClock(t time.Time) string { return t.UTC().Format("15:04 UTC") }
-
 var slackUserID = regexp.MustCompile(`^[UW][A-Z0-9]{2,}$`)
 
 // who renders who decided: a Slack mention, an inbox user, or podmedic itself.
