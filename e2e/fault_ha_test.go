@@ -22,7 +22,8 @@ import (
 // cluster (streams and buckets R3, --nats-replicas 3) with an auto-mode rule that deletes
 // Spark/Airflow workers stuck in Init. In the middle of a storm of 1,000 stuck pods one replica
 // is killed (SIGKILL) and so is the NATS node that leads the observation stream. Every failure
-// gives one finding (over the three replicas' output) and at most one deletion.
+// gives one finding (over the three replicas' output; a finding the killed replica reported just
+// before it died may be reported again once by a survivor) and at most one deletion.
 func TestFaultReplicasAndNATSNodeKilled(t *testing.T) {
 	const pods = 1000
 	begin := time.Now()
@@ -68,6 +69,23 @@ rules:
 	t.Logf("%d failures with a finding %s after the storm", n, time.Since(stormEnd).Round(time.Millisecond))
 	time.Sleep(5 * time.Second) // late duplicates would show now
 	tl := countFindings(uids, findingCount(finding.InitStuck, replicas...))
+	// A finding the killed replica reported in its last milliseconds — after its notice, before
+	// it could settle the claim — is reported again by the replica that gets the observation
+	// back: notices are at least once, never lost (README "Design"). So a duplicate is allowed
+	// only as one copy from the killed replica and one from a survivor, and no more of them than
+	// the killed replica had workers (16) handling observations.
+	survivors := findingCount(finding.InitStuck, replicas[1:]...)
+	killed := findingCount(finding.InitStuck, replicas[0])
+	resumed := 0
+	for u, n := range survivors {
+		require.LessOrEqual(t, n, 1, "finding %s reported twice by the surviving replicas", u)
+		if killed[u] > 0 {
+			require.Equal(t, 1, killed[u], "finding %s reported twice by the killed replica", u)
+			resumed++
+		}
+	}
+	require.Equal(t, resumed, tl.duplicated, "failures reported twice (first: %v)", tl.duplicatedUIDs)
+	require.LessOrEqual(t, resumed, 16, "more findings reported again than the killed replica had in hand")
 
 	// Actions, counted three ways per pod: the deletions the replicas' guards logged (the
 	// killed replica's log up to its death included), podmedic's PodmedicExecuted Events, and
@@ -127,7 +145,6 @@ rules:
 	summary(t, begin, "%s; pods deleted %d, deletions logged %d (%v per replica), pods acted on twice %d (Events: %d, twice %d), reported executed %d; killed replica 0 and nats-server %s",
 		tl, deleting, acted, perReplica, actedTwice, evTotal, evTwice, prTotal, nats.nodes[killedNATS].name)
 	require.Zero(t, tl.missing, "failures without a finding")
-	require.Zero(t, tl.duplicated, "failures reported twice")
 	require.Zero(t, tl.extra)
 	require.Zero(t, actedTwice, "pods acted on twice")
 	require.Zero(t, evTwice, "pods acted on twice (Events)")
