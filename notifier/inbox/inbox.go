@@ -82,13 +82,15 @@ func New(o Options) (*Server, error) {
 }
 
 // Handler returns the inbox's routes: GET / (the page), GET /api/proposals (JSON),
-// POST /proposals/{id}/approve and /proposals/{id}/deny. Every request, GETs included, must
-// name a loopback host (see loopbackOnly).
+// POST /proposals/{id}/approve and /proposals/{id}/deny, and POST /overrides/{id}/revoke
+// (when the Decider also revokes memory overrides, notifier.Revoker). Every request, GETs
+// included, must name a loopback host (see loopbackOnly).
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", s.page)
 	mux.HandleFunc("GET /api/proposals", s.api)
 	mux.HandleFunc("POST /proposals/{id}/{decision}", s.decide)
+	mux.HandleFunc("POST /overrides/{id}/revoke", s.revoke)
 	return s.loopbackOnly(mux)
 }
 
@@ -131,6 +133,8 @@ type view struct {
 	Token, User      string
 	Flash, Error     string
 	Now              time.Time
+	// Revokes: the page offers to revoke the memory overrides approvals stored.
+	Revokes bool
 }
 
 func (s *Server) page(w http.ResponseWriter, r *http.Request) {
@@ -139,7 +143,8 @@ func (s *Server) page(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "cannot list proposals: "+err.Error(), http.StatusServiceUnavailable)
 		return
 	}
-	v := view{Token: s.token, User: s.user, Flash: r.URL.Query().Get("ok"), Error: r.URL.Query().Get("error"), Now: s.now()}
+	_, revokes := s.decider.(notifier.Revoker)
+	v := view{Token: s.token, User: s.user, Flash: r.URL.Query().Get("ok"), Error: r.URL.Query().Get("error"), Now: s.now(), Revokes: revokes}
 	for _, p := range all {
 		if p.State == finding.StatePending {
 			v.Pending = append(v.Pending, p)
@@ -181,7 +186,7 @@ func (s *Server) decide(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), decideTimeout)
 	defer cancel()
 	p, err := s.decider.Decide(ctx, id, s.user, decision == "approve")
 	q := url.Values{}
@@ -191,6 +196,38 @@ func (s *Server) decide(w http.ResponseWriter, r *http.Request) {
 	} else {
 		s.log.Info("inbox decision", zap.String("proposal", id), zap.String("decision", decision), zap.String("state", string(p.State)))
 		q.Set("ok", notifier.RenderDecision(p))
+	}
+	http.Redirect(w, r, "/?"+q.Encode(), http.StatusSeeOther)
+}
+
+// decideTimeout bounds a decision or a revocation once posted: it goes on when the browser
+// leaves (an action half taken is worse than a late answer).
+const decideTimeout = 30 * time.Second
+
+// revoke ends a memory override from the page's history (the proposal whose approval stored
+// it), then redirects back to the page with what was revoked.
+func (s *Server) revoke(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, maxForm)
+	if !s.sameOrigin(r) || subtle.ConstantTimeCompare([]byte(r.PostFormValue("token")), []byte(s.token)) != 1 {
+		http.Error(w, "forbidden: this revocation did not come from the inbox page", http.StatusForbidden)
+		return
+	}
+	rv, ok := s.decider.(notifier.Revoker)
+	if !ok {
+		http.Error(w, "memory overrides are off in this podmedic: nothing to revoke", http.StatusNotFound)
+		return
+	}
+	id := r.PathValue("id")
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), decideTimeout)
+	defer cancel()
+	msg, err := rv.RevokeOverride(ctx, id, s.user)
+	q := url.Values{}
+	if err != nil {
+		s.log.Info("inbox revocation refused", zap.String("override", id), zap.Error(err))
+		q.Set("error", err.Error())
+	} else {
+		s.log.Info("inbox revocation", zap.String("override", id), zap.String("by", s.user))
+		q.Set("ok", msg)
 	}
 	http.Redirect(w, r, "/?"+q.Encode(), http.StatusSeeOther)
 }

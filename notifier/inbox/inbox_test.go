@@ -205,3 +205,75 @@ func TestInboxAPI(t *testing.T) {
 	require.Contains(t, body, `"id":"p1"`)
 	require.Contains(t, body, `"state":"pending"`)
 }
+
+// revokingActions also revokes memory overrides (notifier.Revoker), as the actions stage does.
+type revokingActions struct {
+	*fakeActions
+	revoked []string
+}
+
+func (r *revokingActions) RevokeOverride(_ context.Context, id, user string) (string, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if id != "o-1" {
+		return "", errors.New("no memory override " + id)
+	}
+	r.revoked = append(r.revoked, id+" "+user)
+	return "override " + id + " revoked", nil
+}
+
+func TestInboxRevokesOverrides(t *testing.T) {
+	fa := &fakeActions{props: map[string]*finding.Proposal{"p1": proposal("p1")}}
+	p := fa.props["p1"]
+	p.State, p.DecidedBy = finding.StateExecuted, "U1"
+	p.Outcome = &finding.Outcome{Result: finding.ResultExecuted, Message: "memory override o-1 stored", Override: "o-1"}
+	ra := &revokingActions{fakeActions: fa}
+	s, err := New(Options{Lister: ra, Decider: ra, User: "alice"})
+	require.NoError(t, err)
+	srv := httptest.NewServer(s.Handler())
+	t.Cleanup(srv.Close)
+	c := &http.Client{}
+
+	body := get(t, c, srv.URL+"/")
+	require.Contains(t, body, `id="revoke-o-1"`, "the history offers to revoke the override")
+	token := tokenRE.FindStringSubmatch(body)[1]
+
+	for name, req := range map[string]*http.Request{
+		"no token":   form(t, srv.URL+"/overrides/o-1/revoke", "", ""),
+		"other site": form(t, srv.URL+"/overrides/o-1/revoke", token, "https://evil.example"),
+	} {
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		require.Equal(t, http.StatusForbidden, resp.StatusCode, name)
+	}
+	require.Empty(t, ra.revoked, "nothing was revoked")
+
+	resp, err := c.PostForm(srv.URL+"/overrides/o-1/revoke", url.Values{"token": {token}})
+	require.NoError(t, err)
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.Contains(t, string(b), `<p class="flash" id="flash">override o-1 revoked</p>`)
+	require.Equal(t, []string{"o-1 inbox:alice"}, ra.revoked)
+
+	resp, err = c.PostForm(srv.URL+"/overrides/o-2/revoke", url.Values{"token": {token}})
+	require.NoError(t, err)
+	b, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.Contains(t, string(b), `<p class="error" id="error">no memory override o-2</p>`)
+}
+
+func TestInboxWithoutOverrides(t *testing.T) {
+	fa, srv, c := setup(t)
+	p := fa.props["p1"]
+	p.State, p.Outcome = finding.StateExecuted, &finding.Outcome{Result: finding.ResultExecuted, Message: "stored", Override: "o-1"}
+	body := get(t, c, srv.URL+"/")
+	require.NotContains(t, body, "revoke-o-1", "no revoke button where overrides are off")
+	token := tokenRE.FindStringSubmatch(body)[1]
+	resp, err := http.DefaultClient.Do(form(t, srv.URL+"/overrides/o-1/revoke", token, ""))
+	require.NoError(t, err)
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.Equal(t, http.StatusNotFound, resp.StatusCode)
+	require.Contains(t, string(b), "memory overrides are off")
+}
