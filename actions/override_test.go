@@ -9,6 +9,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap/zaptest"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 
 	"github.com/podmedic/podmedic/airflow"
 	"github.com/podmedic/podmedic/bus"
@@ -122,4 +124,54 @@ func TestServiceMemoryOverrideRerunsTheTask(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestServiceFollowsTheNextTry: a pod the webhook gave the override tells the thread of the
+// proposal that stored it when it starts and when it succeeds, each once; pods without the
+// annotation, or still pending, tell nothing.
+func TestServiceFollowsTheNextTry(t *testing.T) {
+	ctx := context.Background()
+	e := newServiceEnv(t, serviceConfig{overrides: overrideStore(t)})
+	f := airflowOOM(e, finding.ModeApprove)
+	require.NoError(t, e.svc.Handle(ctx, f))
+	p := e.only()
+	got, err := e.svc.Decide(ctx, p.ID, "U0ALICE", true)
+	require.NoError(t, err)
+	id := got.Outcome.Override
+	require.NotEmpty(t, id)
+
+	next := stuckPod("airflow", "etl-load-2")
+	next.UID = "uid-try-2"
+	next.Annotations = map[string]string{overrides.AnnotationOverride: id, "try_number": "2"}
+	next.Spec.Containers[0].Name = "base"
+	next.Spec.Containers[0].Resources.Limits = corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("3Gi")}
+	followed := func() []string {
+		var out []string
+		for _, n := range e.notices.OfType(finding.NoticeFollowUp) {
+			require.Equal(t, p.ID, n.Proposal.ID, "told in the thread of the proposal that stored the override")
+			out = append(out, n.Text)
+		}
+		return out
+	}
+
+	next.Status.Phase = corev1.PodPending
+	require.NoError(t, e.svc.FollowPod(ctx, next))
+	assert.Empty(t, followed(), "nothing to tell before the try runs")
+	next.Status.Phase = corev1.PodRunning
+	require.NoError(t, e.svc.FollowPod(ctx, next))
+	require.NoError(t, e.svc.FollowPod(ctx, next), "a resync tells nothing new")
+	next.Status.Phase = corev1.PodSucceeded
+	require.NoError(t, e.svc.FollowPod(ctx, next))
+	assert.Equal(t, []string{
+		"try 2 of etl_daily.load started with memory limit 3Gi (override " + id + ", pod airflow/etl-load-2)",
+		"try 2 of etl_daily.load succeeded with memory limit 3Gi (override " + id + ", pod airflow/etl-load-2)",
+	}, followed())
+
+	plain := stuckPod("airflow", "etl-load-3")
+	plain.Status.Phase = corev1.PodRunning
+	require.NoError(t, e.svc.FollowPod(ctx, plain))
+	unknown := next.DeepCopy()
+	unknown.UID, unknown.Annotations[overrides.AnnotationOverride] = "uid-other", "o-0000000000000000"
+	require.NoError(t, e.svc.FollowPod(ctx, unknown), "an override removed since is no error")
+	assert.Len(t, followed(), 2)
 }

@@ -66,8 +66,9 @@ type ServiceOptions struct {
 	Claimer Claimer
 	// Notifier receives findings, decisions and refusals.
 	Notifier Notifier
-	// Overrides revokes memory overrides (RevokeOverride); nil when there are none.
-	Overrides OverrideRevoker
+	// Overrides reads memory overrides (FollowPod) and revokes them (RevokeOverride); nil when
+	// there are none.
+	Overrides OverrideBook
 	// Audit and AuditSubject record every proposal transition, with Nats-Msg-Id
 	// "<proposal id>/<state>" (podmedic.audit.<cluster>.proposal).
 	Audit        AuditPublisher
@@ -648,8 +649,9 @@ func (s *Service) notify(ctx context.Context, n *finding.Notice) error {
 	return s.o.Notifier.Notify(ctx, n)
 }
 
-// OverrideRevoker ends memory overrides (overrides.Store).
-type OverrideRevoker interface {
+// OverrideBook reads and ends memory overrides (overrides.Store).
+type OverrideBook interface {
+	Get(ctx context.Context, id string) (*overrides.Override, error)
 	Revoke(ctx context.Context, id, by string) (*overrides.Override, error)
 }
 

@@ -84,8 +84,8 @@ func newServiceEnv(t *testing.T, cfg serviceConfig) *serviceEnv {
 		Events: e.events, Now: e.clock.now, Metrics: metrics, Logger: log,
 	})
 	require.NoError(t, err)
-	var revoker OverrideRevoker
-	if r, ok := cfg.overrides.(OverrideRevoker); ok {
+	var revoker OverrideBook
+	if r, ok := cfg.overrides.(OverrideBook); ok {
 		revoker = r
 	}
 	e.svc, err = NewService(ServiceOptions{

@@ -109,7 +109,7 @@ func newActions(ctx context.Context, o ActionsOptions, cfg *config.Config, clien
 		return nil, err
 	}
 	store := actions.KVProposalStore{KV: kv}
-	var revoker actions.OverrideRevoker // not a typed nil
+	var revoker actions.OverrideBook // not a typed nil
 	if o.Overrides != nil {
 		revoker = o.Overrides
 	}

@@ -232,7 +232,7 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	defer act.broadcaster.Shutdown()
-	handler := rules.NewHandler(rules.HandlerOptions{Live: live, Claims: b, Stage: act.svc,
+	handler := rules.NewHandler(rules.HandlerOptions{Live: live, Claims: b, Stage: act.svc, Follower: act.svc,
 		Logs: &rules.LogTailer{Client: client, Source: o.Logs}, Logger: log.Named("rules"), Registerer: metrics})
 	sch, err := newSchedules(o, cfg, reg, client, b, live, act, n, log.Named("schedule"), metrics)
 	if err != nil {

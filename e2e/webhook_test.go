@@ -138,11 +138,12 @@ rules:
 	// moment to see the override: retry the creation until it is raised (each a new pod).
 	var limit, request, ann string
 	var tries int
+	var raised *corev1.Pod
 	require.Eventually(t, func() bool {
 		tries++
 		p := airflowWorker(ns, "etl-daily-load-try2-"+string(rune('a'+tries)), "etl_daily", "load")
 		p.Labels["try_number"], p.Annotations["try_number"] = "2", "2"
-		createPod(t, c, p)
+		raised = createPod(t, c, p)
 		limit, request, ann = memoryOfPod(t, c, ns, p.Name)
 		return ann != ""
 	}, 15*time.Second, 500*time.Millisecond, "the next try's pod was not raised\n%s", pm.logs())
@@ -151,6 +152,25 @@ rules:
 	id := overrides.Task{Cluster: "e2e", Namespace: ns, DagID: "etl_daily", TaskID: "load", Container: "base"}.ID()
 	assert.Equal(t, id, ann)
 	t.Logf("next try admitted with limit %s, request %s, override %s (after %d creation(s))", limit, request, ann, tries)
+
+	// The try runs, then succeeds (the test writes the status as the kubelet would): the
+	// proposal's thread says so, once each.
+	reply := func(text string) {
+		t.Helper()
+		require.NoError(t, sl.Wait(ctx, func(s *slackenv.Server) bool {
+			n := 0
+			for _, r := range s.Replies(msg.Channel, msg.TS) {
+				if r.Text == text {
+					n++
+				}
+			}
+			return n == 1
+		}), "no thread reply %q\n%s", text, pm.logs())
+	}
+	writeStatus(t, c, raised, func(st *corev1.PodStatus) { st.Phase = corev1.PodRunning })
+	reply("try 2 of etl_daily.load started with memory limit 2560Mi (override " + id + ", pod " + ns + "/" + raised.Name + ")")
+	writeStatus(t, c, raised, func(st *corev1.PodStatus) { st.Phase = corev1.PodSucceeded })
+	reply("try 2 of etl_daily.load succeeded with memory limit 2560Mi (override " + id + ", pod " + ns + "/" + raised.Name + ")")
 
 	other := createPod(t, c, airflowWorker(ns, "etl-daily-extract-try2", "etl_daily", "extract"))
 	limit, _, ann = memoryOfPod(t, c, ns, other.Name)

@@ -133,6 +133,10 @@ const (
 	// NoticeReport: a scheduled job's report (a sweep's run, the on-call digest): Title and
 	// Text, to Route.
 	NoticeReport NoticeType = "report"
+	// NoticeFollowUp: what became of an executed proposal's remedy later (the task's next try
+	// started with the memory override the approval stored; it succeeded): Text, a line for the
+	// thread of the proposal's message.
+	NoticeFollowUp NoticeType = "followup"
 )
 
 // Notice is what the notifier is asked to deliver.
@@ -144,7 +148,8 @@ type Notice struct {
 	// Count of findings a refusal covers.
 	Count int `json:"count,omitempty"`
 	// Title and Text of a report (plain text, lines aligned for a fixed-width font), and its
-	// Route: a slack.routes name or a channel; empty for the default channel.
+	// Route: a slack.routes name or a channel; empty for the default channel. A follow-up's
+	// Text is one line about its Proposal.
 	Title string `json:"title,omitempty"`
 	Text  string `json:"text,omitempty"`
 	Route string `json:"route,omitempty"`

@@ -72,6 +72,12 @@ func RenderNotice(n *finding.Notice) string {
 			o = &finding.Outcome{}
 		}
 		return fmt.Sprintf("REFUSED  %d action(s): %s\n", max(n.Count, 1), o.Message)
+	case finding.NoticeFollowUp:
+		id := ""
+		if n.Proposal != nil {
+			id = n.Proposal.ID
+		}
+		return fmt.Sprintf("FOLLOWUP %s: %s\n", id, n.Text)
 	case finding.NoticeReport:
 		var b strings.Builder
 		fmt.Fprintf(&b, "REPORT   %s\n", n.Title)

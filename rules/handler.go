@@ -46,6 +46,12 @@ type StageFunc func(ctx context.Context, f *finding.Finding) error
 // Handle calls fn.
 func (fn StageFunc) Handle(ctx context.Context, f *finding.Finding) error { return fn(ctx, f) }
 
+// Follower follows pods beyond their findings: the actions stage tells the thread of an
+// approved memory raise when a pod of the task's next try runs with it.
+type Follower interface {
+	FollowPod(ctx context.Context, pod *corev1.Pod) error
+}
+
 // HandlerOptions configure the rule handler.
 type HandlerOptions struct {
 	// Live is the engine in force, its view of the cluster and the clock.
@@ -54,6 +60,9 @@ type HandlerOptions struct {
 	Claims Claims
 	// Stage takes each new finding.
 	Stage Stage
+	// Follower sees every pod observed (after its findings); nil: none. An error retries the
+	// observation, as a failed delivery does.
+	Follower Follower
 	// Logs adds log tails to TaskFailed findings; nil: none.
 	Logs   *LogTailer
 	Logger *zap.Logger
@@ -69,6 +78,7 @@ type Handler struct {
 	logs     *LogTailer
 	store    Claims
 	stage    Stage
+	follower Follower
 	log      *zap.Logger
 	findings *prometheus.CounterVec
 	repeats  prometheus.Counter
@@ -81,7 +91,7 @@ func NewHandler(o HandlerOptions) *Handler {
 		log = zap.NewNop()
 	}
 	h := &Handler{
-		live: o.Live, cluster: o.Live.Engine().Config().Cluster, logs: o.Logs, store: o.Claims, stage: o.Stage, log: log,
+		live: o.Live, cluster: o.Live.Engine().Config().Cluster, logs: o.Logs, store: o.Claims, stage: o.Stage, follower: o.Follower, log: log,
 		findings: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "podmedic_findings_total",
 			Help: "New findings (first sighting of a failure), by kind and rule.",
@@ -101,6 +111,7 @@ func NewHandler(o HandlerOptions) *Handler {
 func (p *Handler) Handle(ctx context.Context, o *bus.Observation) error {
 	e, view, now := p.live.Engine(), p.live.View, p.live.Now()
 	var found []finding.Finding
+	var followed *corev1.Pod
 	switch o.Kind {
 	case bus.KindPod:
 		if o.Type == bus.Deleted {
@@ -111,6 +122,7 @@ func (p *Handler) Handle(ctx context.Context, o *bus.Observation) error {
 			return fmt.Errorf("%w: decode pod %s/%s: %v", bus.ErrPermanent, o.Namespace, o.Name, err)
 		}
 		found = e.EvaluatePod(pod, view, now)
+		followed = pod
 	case bus.KindPVC:
 		if o.Type == bus.Deleted {
 			return nil
@@ -142,6 +154,9 @@ func (p *Handler) Handle(ctx context.Context, o *bus.Observation) error {
 		if err := p.deliver(ctx, e, &found[i], o.MsgID()); err != nil {
 			return err
 		}
+	}
+	if followed != nil && p.follower != nil {
+		return p.follower.FollowPod(ctx, followed)
 	}
 	return nil
 }

@@ -6,11 +6,13 @@ import (
 )
 
 // keptAnnotations are the only annotations that survive trimming: Airflow task identity (the
-// labels are sanitized, the annotations are exact) and the disruption opt-outs the eviction
-// advice refers to.
+// labels are sanitized, the annotations are exact), the memory override the admission webhook
+// applied (overrides.AnnotationOverride), and the disruption opt-outs the eviction advice
+// refers to.
 var keptAnnotations = map[string]bool{
 	"dag_id": true, "task_id": true, "run_id": true, "try_number": true, "map_index": true,
-	"execution_date": true,
+	"execution_date":                                 true,
+	"podmedic.io/memory-override":                    true,
 	"cluster-autoscaler.kubernetes.io/safe-to-evict": true,
 	"karpenter.sh/do-not-disrupt":                    true,
 	"volume.kubernetes.io/selected-node":             true,

@@ -85,8 +85,12 @@ func (l *lane) applyLocked(m *message, p *finding.Proposal, now time.Time, typ f
 // finalReplyLocked queues the thread reply that records a proposal's outcome.
 func (l *lane) finalReplyLocked(m *message, now time.Time, typ finding.NoticeType) {
 	m.finalReplied = true
-	m.replies = append(m.replies, &threadReply{content: renderDecisionReply(m.proposal),
-		pend: []pend{{at: now, typ: typ}}})
+	l.replyLocked(m, renderDecisionReply(m.proposal), now, typ)
+}
+
+// replyLocked queues a thread reply under a proposal's message.
+func (l *lane) replyLocked(m *message, content rendered, now time.Time, typ finding.NoticeType) {
+	m.replies = append(m.replies, &threadReply{content: content, pend: []pend{{at: now, typ: typ}}})
 	l.n.backlog.add(1)
 	l.poke()
 }

@@ -170,8 +170,10 @@ func validNotice(nt *finding.Notice) error {
 		return fmt.Errorf("%w: proposal without an id", ErrInvalidNotice)
 	case nt.Type == finding.NoticeReport && nt.Title == "" && nt.Text == "":
 		return fmt.Errorf("%w: report without a title or text", ErrInvalidNotice)
+	case nt.Type == finding.NoticeFollowUp && (nt.Proposal == nil || nt.Proposal.ID == "" || nt.Text == ""):
+		return fmt.Errorf("%w: follow-up without a proposal or text", ErrInvalidNotice)
 	case nt.Type != finding.NoticeFinding && nt.Type != finding.NoticeDecision && nt.Type != finding.NoticeRefusal &&
-		nt.Type != finding.NoticeReport:
+		nt.Type != finding.NoticeReport && nt.Type != finding.NoticeFollowUp:
 		return fmt.Errorf("%w: unknown type %q", ErrInvalidNotice, nt.Type)
 	}
 	return nil
@@ -305,6 +307,7 @@ func (n *Notifier) acceptLocked(nt *finding.Notice, now time.Time, internal bool
 	case nt.Proposal != nil:
 		p := clone(nt.Proposal)
 		key := "p:" + p.ID
+		followUp := nt.Type == finding.NoticeFollowUp
 		if m, ok := n.msgs[key]; ok {
 			l := m.lane
 			l.mu.Lock()
@@ -314,6 +317,9 @@ func (n *Notifier) acceptLocked(nt *finding.Notice, now time.Time, internal bool
 				l.bumpLocked(m, now, nt.Type)
 			}
 			l.applyLocked(m, p, now, nt.Type)
+			if followUp {
+				l.replyLocked(m, renderFollowUp(nt.Text), now, nt.Type)
+			}
 			return nil
 		}
 		if full {
@@ -327,16 +333,20 @@ func (n *Notifier) acceptLocked(nt *finding.Notice, now time.Time, internal bool
 		m := n.newMessageLocked(key, kindProposal, n.cfg.ChannelFor(f), now)
 		m.proposal = p
 		m.outcome = nt.Outcome
-		// A decision about a proposal this process has not posted: find its message in the
-		// store (posted before a restart, or by another replica) before doing anything.
-		m.resolve = nt.Type == finding.NoticeDecision
-		m.finalReplied = nt.Type == finding.NoticeFinding && p.State.Final()
+		// A decision or a follow-up about a proposal this process has not posted: find its
+		// message in the store (posted before a restart, or by another replica) before doing
+		// anything. A follow-up comes after the decision's own reply.
+		m.resolve = nt.Type == finding.NoticeDecision || followUp
+		m.finalReplied = (nt.Type == finding.NoticeFinding || followUp) && p.State.Final()
 		l := m.lane
 		l.add(m, now, nt.Type)
+		l.mu.Lock()
+		defer l.mu.Unlock()
 		if p.State.Final() && !m.finalReplied {
-			l.mu.Lock()
 			l.finalReplyLocked(m, now, nt.Type)
-			l.mu.Unlock()
+		}
+		if followUp {
+			l.replyLocked(m, renderFollowUp(nt.Text), now, nt.Type)
 		}
 		return nil
 	}

@@ -635,6 +635,12 @@ func renderDecisionReply(p *finding.Proposal) rendered {
 	return rendered{Blocks: blocks, Text: stripMrkdwn(line)}
 }
 
+// renderFollowUp renders a follow-up of a proposal's remedy: one line in its thread.
+func renderFollowUp(text string) rendered {
+	line := truncate(text, maxSection)
+	return rendered{Blocks: []slack.Block{slack.NewSectionBlock(mrkdwn(esc(line)), nil, nil)}, Text: line}
+}
+
 // renderRefusal renders a guard's refusal.
 func renderRefusal(n *finding.Notice) rendered {
 	count := max(n.Count, 1)

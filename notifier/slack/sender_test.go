@@ -585,3 +585,44 @@ func TestSlackErrors(t *testing.T) {
 		assert.Equal(t, 4.0, testutil.ToFloat64(h.n.m.apiErrors.WithLabelValues("chat.postMessage", "not_in_channel")))
 	})
 }
+
+// TestFollowUpInTheThread: a follow-up of an executed proposal is a reply in its message's
+// thread — the message this process posted, or one it finds in the store (posted before a
+// restart, or by another replica) — and never a new message or a second outcome reply.
+func TestFollowUpInTheThread(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		env := slackenv.StartInMemory(t)
+		store := NewMemoryStore()
+		nt := noticeFor(fixtures()[finding.OOMKilled])
+		p := clone(nt.Proposal)
+		p.State, p.DecidedBy, p.DecidedAt = finding.StateExecuted, "U123", at.Add(time.Hour)
+		p.Outcome = &finding.Outcome{Result: finding.ResultExecuted, Message: "memory override o-1 stored", At: at.Add(time.Hour), Override: "o-1"}
+		var ref MessageRef
+		func() {
+			h := start(t, env, testConfig(env), WithMessageStore(store))
+			require.NoError(t, h.n.Notify(t.Context(), nt))
+			require.NoError(t, h.n.Notify(t.Context(), &finding.Notice{Type: finding.NoticeDecision, Proposal: p}))
+			require.NoError(t, h.n.Notify(t.Context(), &finding.Notice{Type: finding.NoticeFollowUp, Proposal: p, Text: "try 2 of etl.load started with memory limit 3Gi"}))
+			h.flush(t, time.Minute)
+			var ok bool
+			var err error
+			ref, ok, err = store.Get(context.Background(), p.ID)
+			require.NoError(t, err)
+			require.True(t, ok)
+			replies := env.Replies(ref.Channel, ref.TS)
+			require.Len(t, replies, 2)
+			assert.Contains(t, replies[0].Text, "memory override o-1 stored")
+			assert.Equal(t, "try 2 of etl.load started with memory limit 3Gi", replies[1].Text)
+		}()
+
+		h := start(t, env, testConfig(env), WithMessageStore(store))
+		require.NoError(t, h.n.Notify(t.Context(), &finding.Notice{Type: finding.NoticeFollowUp, Proposal: p, Text: "try 2 of etl.load succeeded with memory limit 3Gi <ok>"}))
+		h.flush(t, time.Minute)
+		replies := env.Replies(ref.Channel, ref.TS)
+		require.Len(t, replies, 3, "the new process replies in the thread it found, and only that")
+		assert.Equal(t, "try 2 of etl.load succeeded with memory limit 3Gi <ok>", replies[2].Text)
+		assert.Contains(t, string(replies[2].Blocks), "\\u0026lt;ok\\u0026gt;", "escaped for mrkdwn")
+		assert.Len(t, topLevel(env, ref.Channel), 1, "no new message")
+		assert.ErrorIs(t, h.n.Notify(t.Context(), &finding.Notice{Type: finding.NoticeFollowUp, Proposal: p}), ErrInvalidNotice)
+	})
+}
