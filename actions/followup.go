@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -19,11 +20,12 @@ const followTTL = 7 * 24 * time.Hour
 
 // FollowPod tells the thread of the proposal that stored a memory override what became of
 // it: the admission webhook gave a pod of the task's next try the override (its annotation
-// podmedic.io/memory-override), and that try started, succeeded or failed. Each step of a pod
-// is told once across replicas and restarts. Pods without the annotation need nothing.
+// podmedic.io/memory-override, the ids of the overrides applied, comma-separated), and that
+// try started, succeeded or failed. Each step of a pod is told once across replicas and
+// restarts. Pods without the annotation need nothing.
 func (s *Service) FollowPod(ctx context.Context, pod *corev1.Pod) error {
-	id := pod.Annotations[overrides.AnnotationOverride]
-	if id == "" || s.o.Overrides == nil {
+	ann := pod.Annotations[overrides.AnnotationOverride]
+	if ann == "" || s.o.Overrides == nil {
 		return nil
 	}
 	var step string
@@ -37,19 +39,24 @@ func (s *Service) FollowPod(ctx context.Context, pod *corev1.Pod) error {
 	default:
 		return nil
 	}
-	key := "followup." + string(pod.UID) + "." + step
-	won, err := s.o.Claimer.Claim(ctx, key, followTTL)
-	if err != nil || !won {
-		return err
-	}
-	err = s.followUp(ctx, pod, id, step)
-	if err != nil {
-		if rerr := s.o.Claimer.Release(context.WithoutCancel(ctx), key); rerr != nil {
-			s.log.Warn("releasing the claim of an untold follow-up failed; it may not be told",
-				zap.String("pod", pod.Namespace+"/"+pod.Name), zap.Error(rerr))
+	for _, id := range strings.Split(ann, ",") {
+		key := "followup." + string(pod.UID) + "." + step + "." + id
+		won, err := s.o.Claimer.Claim(ctx, key, followTTL)
+		if err != nil {
+			return err
+		}
+		if !won {
+			continue
+		}
+		if err := s.followUp(ctx, pod, id, step); err != nil {
+			if rerr := s.o.Claimer.Release(context.WithoutCancel(ctx), key); rerr != nil {
+				s.log.Warn("releasing the claim of an untold follow-up failed; it may not be told",
+					zap.String("pod", pod.Namespace+"/"+pod.Name), zap.Error(rerr))
+			}
+			return err
 		}
 	}
-	return err
+	return nil
 }
 
 func (s *Service) followUp(ctx context.Context, pod *corev1.Pod, id, step string) error {

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/resource"
+
 	"github.com/podmedic/podmedic/airflow"
 	"github.com/podmedic/podmedic/finding"
 	"github.com/podmedic/podmedic/overrides"
@@ -34,6 +36,9 @@ type MemoryOverride struct {
 	// Airflow, when set, makes the task run again: its state is read from Airflow's API and
 	// a failed task is cleared (the next try then runs with the override).
 	Airflow *airflow.Client
+	// MaxLimit returns the max_limit in force of the rule named (false: unknown), kept in
+	// the override: the webhook never sets more.
+	MaxLimit func(rule string) (resource.Quantity, bool)
 }
 
 func (m MemoryOverride) ttl() time.Duration {
@@ -58,8 +63,13 @@ func (m MemoryOverride) override(r *Request) (*overrides.Override, error) {
 		now = m.Now()
 	}
 	tk := overrides.Task{Cluster: m.Cluster, Namespace: f.Namespace, DagID: f.Airflow.DagID, TaskID: f.Airflow.TaskID, Container: name}
-	o := &overrides.Override{ID: tk.ID(), Task: tk, Limit: limit.String(), ProposalID: r.ID, ApprovedBy: r.ApprovedBy,
+	o := &overrides.Override{ID: tk.ID(), Task: tk, Limit: limit.String(), Rule: f.Rule, ProposalID: r.ID, ApprovedBy: r.ApprovedBy,
 		CreatedAt: now, UpdatedAt: now, ExpiresAt: now.Add(m.ttl())}
+	if m.MaxLimit != nil {
+		if q, ok := m.MaxLimit(f.Rule); ok {
+			o.MaxLimit = q.String()
+		}
+	}
 	if !request.IsZero() {
 		o.Request = request.String()
 	}

@@ -62,6 +62,7 @@ func TestServiceMemoryOverride(t *testing.T) {
 	o, err := store.Get(ctx, id)
 	require.NoError(t, err)
 	assert.Equal(t, []string{"3Gi", "2Gi", p.ID, "U0ALICE"}, []string{o.Limit, o.Request, o.ProposalID, o.ApprovedBy})
+	assert.Equal(t, []string{"oom", "8Gi"}, []string{o.Rule, o.MaxLimit}, "the rule and its max_limit at approval")
 	assert.Contains(t, e.events.reasons(), EventExecuted)
 	assert.Equal(t, id, got.Outcome.Override, "the outcome names the override, for a Revoke button")
 

@@ -67,7 +67,8 @@ func newServiceEnv(t *testing.T, cfg serviceConfig) *serviceEnv {
 	}
 	if cfg.overrides != nil {
 		execs[finding.ActionProposeMemoryLimit] = count(MemoryLimit{Patch: PatchMemoryLimit{Client: e.client},
-			Override: &MemoryOverride{Store: cfg.overrides, Cluster: "prod-eu", Now: e.clock.now, Airflow: cfg.airflow}})
+			Override: &MemoryOverride{Store: cfg.overrides, Cluster: "prod-eu", Now: e.clock.now, Airflow: cfg.airflow,
+				MaxLimit: func(rule string) (resource.Quantity, bool) { return resource.MustParse("8Gi"), rule == "oom" }}})
 	}
 	if cfg.airflow != nil {
 		execs[finding.ActionAirflowClearTask] = count(AirflowClearTask{Client: cfg.airflow})

@@ -95,7 +95,7 @@ func newActions(ctx context.Context, o ActionsOptions, cfg *config.Config, clien
 
 	if o.Overrides != nil {
 		execs[finding.ActionProposeMemoryLimit] = actions.MemoryLimit{Patch: actions.PatchMemoryLimit{Client: client},
-			Override: &actions.MemoryOverride{Store: o.Overrides, Cluster: cfg.Cluster, TTL: cfg.Overrides.TTL.Duration, Now: live.Now, Airflow: ac}}
+			Override: &actions.MemoryOverride{Store: o.Overrides, Cluster: cfg.Cluster, TTL: cfg.Overrides.TTL.Duration, Now: live.Now, Airflow: ac, MaxLimit: ruleMaxLimit(live)}}
 	}
 	kv := actions.JetStreamKV{KV: b.Proposals()}
 	metrics := actions.NewMetrics(reg)

@@ -259,7 +259,7 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	if wh != nil {
-		wh.serve(gctx, g, client, cfg.Cluster, cfg.Namespaces.Include, act.svc.Guard().Protected, o.HTTPTimeouts, log.Named("webhook"))
+		wh.serve(gctx, g, client, cfg.Cluster, cfg.Namespaces.Include, act.svc.Guard().Protected, ruleMaxLimit(live), o.HTTPTimeouts, log.Named("webhook"))
 	}
 	if o.ConfigPath != "" {
 		rl, err := newReloader(o.ConfigPath, cfg, reg, func(c *config.Config) error {

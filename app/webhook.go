@@ -17,8 +17,10 @@ import (
 
 	"github.com/podmedic/podmedic/bus"
 	"github.com/podmedic/podmedic/config"
+	"github.com/podmedic/podmedic/finding"
 	"github.com/podmedic/podmedic/internal/httpserve"
 	"github.com/podmedic/podmedic/overrides"
+	"github.com/podmedic/podmedic/rules"
 	"github.com/podmedic/podmedic/webhook"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -102,9 +104,9 @@ func newWebhook(ctx context.Context, o WebhookOptions, cfg *config.Config, clien
 // serve runs the cache's watch, the certificate keeper, the informers of the namespaces'
 // LimitRanges and ResourceQuotas and (once they have synced) the HTTPS server under g.
 func (w *webhookStage) serve(gctx context.Context, g *errgroup.Group, client kubernetes.Interface, cluster string, namespaces []string,
-	protected func(string) bool, timeouts httpserve.Timeouts, log *zap.Logger) {
+	protected func(string) bool, maxLimit func(string) (resource.Quantity, bool), timeouts httpserve.Timeouts, log *zap.Logger) {
 	b, sync := namespaceBounds(gctx, client, namespaces)
-	m := webhook.New(webhook.Options{Cluster: cluster, Overrides: w.cache, Protected: protected, Bounds: b, Logger: log})
+	m := webhook.New(webhook.Options{Cluster: cluster, Overrides: w.cache, Protected: protected, Bounds: b, MaxLimit: maxLimit, Logger: log})
 	mux := http.NewServeMux()
 	mux.Handle("POST /mutate/pods", m)
 	srv := timeouts.Server(mux)
@@ -182,4 +184,17 @@ func (b boundsByNamespace) QuotaLeft(ns string) (limits, requests resource.Quant
 		return lb.QuotaLeft(ns)
 	}
 	return limits, requests, false, false
+}
+
+// ruleMaxLimit returns the max_limit of the memory rule named, in the rules in force (false:
+// no such rule with a propose-memory-limit action any more).
+func ruleMaxLimit(live *rules.Live) func(string) (resource.Quantity, bool) {
+	return func(name string) (resource.Quantity, bool) {
+		for _, r := range live.Engine().Config().Rules {
+			if r.Name == name && r.Action != nil && r.Action.Type == finding.ActionProposeMemoryLimit && r.Action.Params.MaxLimit != nil {
+				return r.Action.Params.MaxLimit.Quantity, true
+			}
+		}
+		return resource.Quantity{}, false
+	}
 }

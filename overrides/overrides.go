@@ -54,7 +54,10 @@ type Override struct {
 	// Limit and Request are Kubernetes quantities (e.g. 3Gi).
 	Limit   string `json:"limit"`
 	Request string `json:"request,omitempty"`
-	// MaxLimit is the rule's max_limit at approval: the webhook never sets more.
+	// Rule is the rule whose proposal made it; MaxLimit is that rule's max_limit at approval.
+	// The webhook never sets more than MaxLimit, nor than the rule's max_limit in force at
+	// admission (rules.yaml may have lowered it since).
+	Rule     string `json:"rule,omitempty"`
 	MaxLimit string `json:"max_limit,omitempty"`
 	// ProposalID is the proposal whose approval made (or last raised) it.
 	ProposalID string    `json:"proposal_id"`

@@ -42,8 +42,11 @@ type Options struct {
 	Protected func(namespace string) bool
 	// Bounds are the namespaces' LimitRanges and ResourceQuotas (nil: none are checked).
 	Bounds Bounds
-	Now    func() time.Time
-	Logger *zap.Logger
+	// MaxLimit returns the max_limit in force of an override's rule (false: unknown, and the
+	// override's own max_limit holds); nil: not checked.
+	MaxLimit func(rule string) (resource.Quantity, bool)
+	Now      func() time.Time
+	Logger   *zap.Logger
 }
 
 // Mutator serves POST /mutate/pods.
@@ -208,7 +211,13 @@ func (m *Mutator) mutate(ns string, pod *corev1.Pod) ([]jsonpatch.Operation, []s
 	}
 	var applied []string
 	for _, o := range ovs {
-		if raiseContainer(mod, &o, containerMax) {
+		bound := containerMax
+		if m.o.MaxLimit != nil && o.Rule != "" {
+			if q, ok := m.o.MaxLimit(o.Rule); ok && (bound.IsZero() || q.Cmp(bound) < 0) {
+				bound = q
+			}
+		}
+		if raiseContainer(mod, &o, bound) {
 			applied = append(applied, o.ID)
 		}
 	}
@@ -267,10 +276,10 @@ func (m *Mutator) refusedByBounds(ns string, pod *corev1.Pod, podMax resource.Qu
 }
 
 // raiseContainer raises the memory limit and request of o's container to o's values, capped
-// at o's max_limit and at the namespace's LimitRange container maximum (containerMax, zero:
-// none) and never lowered; a request is never left above the limit. It reports whether
-// anything changed.
-func raiseContainer(pod *corev1.Pod, o *overrides.Override, containerMax resource.Quantity) bool {
+// at o's max_limit and at bound (the namespace's LimitRange container maximum or the rule's
+// max_limit in force, the lower; zero: none) and never lowered; a request is never left above
+// the limit. It reports whether anything changed.
+func raiseContainer(pod *corev1.Pod, o *overrides.Override, bound resource.Quantity) bool {
 	limit, request, maxLimit, err := o.Quantities()
 	if err != nil {
 		return false
@@ -278,8 +287,8 @@ func raiseContainer(pod *corev1.Pod, o *overrides.Override, containerMax resourc
 	if !maxLimit.IsZero() && limit.Cmp(maxLimit) > 0 {
 		limit = maxLimit
 	}
-	if !containerMax.IsZero() && limit.Cmp(containerMax) > 0 {
-		limit = containerMax
+	if !bound.IsZero() && limit.Cmp(bound) > 0 {
+		limit = bound
 	}
 	for i := range pod.Spec.Containers {
 		c := &pod.Spec.Containers[i]

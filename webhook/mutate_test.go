@@ -207,3 +207,29 @@ func TestMalformedReview(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// TestRuleMaxLimitInForce: an override is never applied above its rule's max_limit in force
+// at admission (rules.yaml lowered since the approval), nor above its own.
+func TestRuleMaxLimitInForce(t *testing.T) {
+	o := override("base", "6Gi", "4Gi")
+	o.Rule, o.MaxLimit = "oom", "8Gi"
+	inForce := map[string]string{"oom": "4Gi"}
+	m := New(Options{Cluster: "prod-eu", Overrides: cache(o), Now: func() time.Time { return now },
+		MaxLimit: func(rule string) (resource.Quantity, bool) {
+			q, ok := inForce[rule]
+			if !ok {
+				return resource.Quantity{}, false
+			}
+			return resource.MustParse(q), true
+		}})
+	pod := worker("etl_daily", "load")
+	l, r := memory(applied(t, pod, m.Admit(request(t, pod, admissionv1.Create))))
+	assert.Equal(t, []string{"4Gi", "4Gi"}, []string{l, r}, "capped at the rule's max_limit now; the request follows")
+
+	delete(inForce, "oom") // the rule is gone: the override's own max_limit holds
+	l, _ = memory(applied(t, pod, m.Admit(request(t, pod, admissionv1.Create))))
+	assert.Equal(t, "6Gi", l)
+	inForce["oom"] = "1Gi" // below what the pod asks already: its limit is not lowered
+	l, r = memory(applied(t, pod, m.Admit(request(t, pod, admissionv1.Create))))
+	assert.Equal(t, []string{"2Gi", "2Gi"}, []string{l, r}, "the limit kept; the request raised within it")
+}
