@@ -143,6 +143,13 @@ func (p *inproc) ofType(typ finding.NoticeType) []finding.Notice {
 	return noticesWhere(p.notices, func(n finding.Notice) bool { return n.Type == typ })
 }
 
+// noticesOf returns the notices of one type received so far.
+func (p *podmedic) noticesOf(typ finding.NoticeType) []finding.Notice {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return noticesWhere(p.notices, func(n finding.Notice) bool { return n.Type == typ })
+}
+
 // noticesWhere returns the notices that keep accepts, in order.
 func noticesWhere(notices []finding.Notice, keep func(finding.Notice) bool) []finding.Notice {
 	var out []finding.Notice

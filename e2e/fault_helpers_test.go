@@ -168,13 +168,6 @@ func (p *podmedic) metricSum(name string) float64 {
 	return sum
 }
 
-// noticesOf returns the notices of one type received so far.
-func (p *podmedic) noticesOf(typ finding.NoticeType) []finding.Notice {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return noticesWhere(p.notices, func(n finding.Notice) bool { return n.Type == typ })
-}
-
 // loggedExecutions returns the targets of the executed actions podmedic logged, in order.
 func (p *podmedic) loggedExecutions() []string {
 	var out []string

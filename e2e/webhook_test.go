@@ -3,7 +3,12 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
 	"os/exec"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +21,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/podmedic/podmedic/finding"
 	"github.com/podmedic/podmedic/internal/testenv/airflowenv"
 	"github.com/podmedic/podmedic/internal/testenv/slackenv"
 	"github.com/podmedic/podmedic/overrides"
@@ -205,4 +211,132 @@ rules:
 	limit, _, _ = memoryOfPod(t, c, ns, down.Name)
 	assert.Equal(t, "2Gi", limit, "podmedic stopped: the pod is created unchanged")
 	t.Logf("with podmedic stopped the pod was created in %s (failurePolicy Ignore)", time.Since(start).Round(time.Millisecond))
+}
+
+var inboxToken = regexp.MustCompile(`name="token" value="([0-9a-f]+)"`)
+
+// inboxPost posts a form of the local inbox at addr (approve, deny, revoke) with its page's
+// token, as the page's own buttons do, and returns the page it redirects to.
+func inboxPost(t *testing.T, addr, path string) string {
+	t.Helper()
+	get := func(u string) string {
+		resp, err := http.Get(u)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		require.NoError(t, err)
+		require.Equal(t, http.StatusOK, resp.StatusCode, "%s", b)
+		return string(b)
+	}
+	m := inboxToken.FindStringSubmatch(get("http://" + addr + "/"))
+	require.NotNil(t, m, "no token on the inbox page")
+	resp, err := http.PostForm("http://"+addr+path, url.Values{"token": {m[1]}})
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, resp.StatusCode, "%s", b)
+	return string(b)
+}
+
+// TestMemoryOverrideTwoReplicas: two replicas share NATS (the second connects to the first's
+// server) and the chart's Secret; the API server calls only replica B's webhook. The memory
+// proposal is approved in replica A's inbox, so A stores the override; B's webhook applies it
+// to the next try's pod, from the KV watch of its cache. Revoked in B's inbox, it stops
+// applying. Every step goes through the real surfaces (inbox forms, the API server).
+func TestMemoryOverrideTwoReplicas(t *testing.T) {
+	env := cluster(t)
+	c := env.Client
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	suffix := strings.ReplaceAll(time.Now().Format("150405.000"), ".", "")
+	own := namespace(t, env, "podmedic-ha-"+suffix)
+	ns := namespace(t, env, "airflow-ha-"+suffix)
+	_, err := c.CoreV1().Secrets(own).Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "podmedic-webhook-tls"}}, metav1.CreateOptions{})
+	require.NoError(t, err)
+	addrA, addrB, natsAddr, inboxA, inboxB := freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t)
+	cfgName := "podmedic-ha-" + suffix
+	_, err = c.AdmissionregistrationV1().MutatingWebhookConfigurations().Create(ctx, webhookConfig(cfgName, addrB, ns), metav1.CreateOptions{})
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		_ = c.AdmissionregistrationV1().MutatingWebhookConfigurations().Delete(context.Background(), cfgName, metav1.DeleteOptions{})
+	})
+	rules := writeRules(t, ns, `version: 1
+cluster: e2e
+namespaces: {include: [{{ns}}]}
+rules:
+  - name: oom
+    detect: {kind: OOMKilled}
+    action: {type: propose-memory-limit, mode: approve}
+`)
+	envs := []string{"POD_NAMESPACE=" + own}
+	args := []string{"--config", rules, "--webhook-host", "127.0.0.1", "--webhook-config", cfgName}
+	a := startPodmedicEnv(t, env, t.TempDir(), envs, append(args, "--webhook-addr", addrA, "--nats-listen", natsAddr, "--inbox-addr", inboxA)...)
+	b := startPodmedicEnv(t, env, t.TempDir(), envs, append(args, "--webhook-addr", addrB, "--nats-url", "nats://"+natsAddr, "--inbox-addr", inboxB)...)
+	require.Eventually(t, func() bool {
+		cfg, err := c.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, cfgName, metav1.GetOptions{})
+		return err == nil && len(cfg.Webhooks[0].ClientConfig.CABundle) > 0
+	}, 30*time.Second, 100*time.Millisecond, "no caBundle\nA:\n%s\nB:\n%s", a.logs(), b.logs())
+
+	w := createPod(t, c, airflowWorker(ns, "etl-daily-load-try1", "etl_daily", "load"))
+	writeStatus(t, c, w, oomKilled(time.Now().Add(-3*time.Minute)))
+	var pending []finding.Proposal
+	require.Eventually(t, func() bool {
+		resp, err := http.Get("http://" + inboxA + "/api/proposals")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		pending = nil
+		return json.NewDecoder(resp.Body).Decode(&pending) == nil && len(pending) == 1
+	}, 30*time.Second, 100*time.Millisecond, "no proposal in replica A's inbox\nA:\n%s\nB:\n%s", a.logs(), b.logs())
+	page := inboxPost(t, inboxA, "/proposals/"+pending[0].ID+"/approve")
+	approved := time.Now()
+	id := overrides.Task{Cluster: "e2e", Namespace: ns, DagID: "etl_daily", TaskID: "load", Container: "base"}.ID()
+	require.Contains(t, page, "memory override "+id, "replica A stored the override")
+
+	// The next try's pods go through replica B's webhook only.
+	var limit, ann string
+	var tries int
+	var raised *corev1.Pod
+	require.Eventually(t, func() bool {
+		tries++
+		p := airflowWorker(ns, fmt.Sprintf("etl-daily-load-try2-%d", tries), "etl_daily", "load")
+		p.Labels["try_number"], p.Annotations["try_number"] = "2", "2"
+		raised = createPod(t, c, p)
+		limit, _, ann = memoryOfPod(t, c, ns, p.Name)
+		return ann == id
+	}, 15*time.Second, 20*time.Millisecond, "replica B's webhook did not apply the override\nB:\n%s", b.logs())
+	assert.Equal(t, "3Gi", limit)
+	t.Logf("replica B's webhook applied the override replica A stored %s after the approval returned (%d pod creation(s))",
+		time.Since(approved).Round(time.Millisecond), tries)
+
+	// The try runs: whichever replica sees it first tells the proposal's thread, once.
+	writeStatus(t, c, raised, func(st *corev1.PodStatus) { st.Phase = corev1.PodRunning })
+	want := "try 2 of etl_daily.load started with memory limit 3Gi (override " + id + ", pod " + ns + "/" + raised.Name + ")"
+	followUps := func() int {
+		n := 0
+		for _, p := range []*podmedic{a, b} {
+			for _, nt := range p.noticesOf(finding.NoticeFollowUp) {
+				if nt.Text == want {
+					n++
+				}
+			}
+		}
+		return n
+	}
+	require.Eventually(t, func() bool { return followUps() == 1 }, 15*time.Second, 50*time.Millisecond, "no follow-up %q", want)
+
+	// Revoked in replica B's inbox (the history lists A's decision): B's webhook stops at once.
+	page = inboxPost(t, inboxB, "/overrides/"+id+"/revoke")
+	require.Contains(t, page, "override "+id+" of etl_daily.load (container base) revoked")
+	tries = 0
+	require.Eventually(t, func() bool {
+		tries++
+		p := airflowWorker(ns, fmt.Sprintf("etl-daily-load-try3-%d", tries), "etl_daily", "load")
+		createPod(t, c, p)
+		limit, _, ann = memoryOfPod(t, c, ns, p.Name)
+		return ann == "" && limit == "2Gi"
+	}, 15*time.Second, 20*time.Millisecond, "a pod created after the revoke is still raised")
+	assert.Equal(t, 1, followUps(), "the follow-up was told once over both replicas")
 }

@@ -14,7 +14,7 @@ GO=${GO:-go}
 
 if [[ "${1:-}" == "-micro" ]]; then
 	shift
-	exec $GO test -run '^$' -bench . -benchmem "$@" ./watchers ./bus ./rules ./app ./internal/bench
+	exec $GO test -run '^$' -bench . -benchmem "$@" ./watchers ./bus ./rules ./app ./internal/bench ./overrides ./webhook
 fi
 
 hack/testbins.sh kube-apiserver etcd >&2

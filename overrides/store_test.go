@@ -3,12 +3,14 @@ package overrides
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/podmedic/podmedic/bus"
@@ -197,4 +199,40 @@ func TestChangesAreAudited(t *testing.T) {
 	stored, err := plain.Get(ctx, task("base").ID())
 	require.NoError(t, err)
 	assert.Equal(t, "5Gi", stored.Limit, "the change stands")
+}
+
+// BenchmarkOverrideReachesAnotherReplica is the time from a Put by one replica until another
+// replica's Cache — its own NATS connection, as a second podmedic has — answers with it: how
+// soon that replica's webhook applies an override approved elsewhere (target: within 1 s).
+func BenchmarkOverrideReachesAnotherReplica(b *testing.B) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	one, err := bus.Open(ctx, bus.Options{DataDir: b.TempDir(), Name: "overrides-bench", ListenAddr: "127.0.0.1:0", Logger: zap.NewNop()})
+	require.NoError(b, err)
+	defer one.Close()
+	kv, err := OpenBucket(ctx, one.JetStream(), 1, 0)
+	require.NoError(b, err)
+	s := NewStore(kv, nil)
+	other, err := bus.Open(ctx, bus.Options{URL: one.ClientURL(), Name: "overrides-bench-other", Logger: zap.NewNop()})
+	require.NoError(b, err)
+	defer other.Close()
+	okv, err := OpenBucket(ctx, other.JetStream(), 1, 0)
+	require.NoError(b, err)
+	c := NewCache()
+	go func() { _ = c.Run(ctx, okv) }()
+	<-c.Ready()
+
+	now := time.Now()
+	b.ResetTimer()
+	for i := range b.N {
+		tk := Task{Cluster: "prod-eu", Namespace: "airflow", DagID: fmt.Sprintf("dag_%d", i), TaskID: "load", Container: "base"}
+		o := &Override{ID: tk.ID(), Task: tk, Limit: "3Gi", Request: "2Gi", ProposalID: "p-1", ApprovedBy: "U0ALICE",
+			CreatedAt: now, UpdatedAt: now, ExpiresAt: now.Add(DefaultTTL)}
+		if _, err := s.Put(ctx, o); err != nil {
+			b.Fatal(err)
+		}
+		for len(c.Find("prod-eu", "airflow", tk.DagID, "load", now)) == 0 {
+			time.Sleep(20 * time.Microsecond)
+		}
+	}
 }
