@@ -136,8 +136,8 @@ func (m *Mutator) Admit(req *admissionv1.AdmissionRequest) *admissionv1.Admissio
 	if req.Resource != podResource || req.SubResource != "" || req.Operation != admissionv1.Create {
 		return resp
 	}
-	var pod corev1.Pod
-	if err := json.Unmarshal(req.Object.Raw, &pod); err != nil {
+	pod, err := decodePod(req.Object.Raw)
+	if err != nil {
 		// Not for podmedic to judge: the API server validates pods.
 		m.o.Logger.Warn("webhook: pod does not decode; admitted unchanged", zap.String("uid", string(req.UID)), zap.Error(err))
 		return resp
@@ -146,8 +146,8 @@ func (m *Mutator) Admit(req *admissionv1.AdmissionRequest) *admissionv1.Admissio
 	if ns == "" {
 		ns = pod.Namespace
 	}
-	patch, applied, why := m.mutate(ns, &pod)
-	log := m.o.Logger.With(zap.String("namespace", ns), zap.String("pod", podName(&pod, req)))
+	patch, applied, why := m.mutate(ns, pod)
+	log := m.o.Logger.With(zap.String("namespace", ns), zap.String("pod", podName(pod, req)))
 	if patch == nil {
 		switch {
 		case strings.HasPrefix(why, "refused:"):
@@ -171,6 +171,35 @@ func (m *Mutator) Admit(req *admissionv1.AdmissionRequest) *admissionv1.Admissio
 	resp.AuditAnnotations = map[string]string{"memory-override": strings.Join(applied, ",")}
 	log.Info("webhook: memory raised by override", zap.Strings("overrides", applied), zap.Bool("dry_run", req.DryRun != nil && *req.DryRun))
 	return resp
+}
+
+// admittedPod is the part of a pod the webhook reads and changes: its metadata and its
+// containers' names and resources. The rest (env, volumes, affinity: most of a worker pod's
+// bytes) is skipped, not decoded: an admission then takes a fraction of the CPU, and the
+// patch — computed between this part as it came and as raised — has the same paths as
+// against the whole pod (containers keep their index).
+type admittedPod struct {
+	Metadata metav1.ObjectMeta `json:"metadata"`
+	Spec     struct {
+		Containers []struct {
+			Name      string                      `json:"name"`
+			Resources corev1.ResourceRequirements `json:"resources"`
+		} `json:"containers"`
+	} `json:"spec"`
+}
+
+// decodePod decodes the part of a pod the webhook needs (admittedPod) into a Pod.
+func decodePod(raw []byte) (*corev1.Pod, error) {
+	var a admittedPod
+	if err := json.Unmarshal(raw, &a); err != nil {
+		return nil, err
+	}
+	pod := &corev1.Pod{ObjectMeta: a.Metadata}
+	pod.Spec.Containers = make([]corev1.Container, len(a.Spec.Containers))
+	for i, c := range a.Spec.Containers {
+		pod.Spec.Containers[i] = corev1.Container{Name: c.Name, Resources: c.Resources}
+	}
+	return pod, nil
 }
 
 func podName(p *corev1.Pod, req *admissionv1.AdmissionRequest) string {

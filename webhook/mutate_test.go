@@ -19,6 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/podmedic/podmedic/internal/bench/podgen"
 	"github.com/podmedic/podmedic/overrides"
 )
 
@@ -238,7 +239,10 @@ func TestRuleMaxLimitInForce(t *testing.T) {
 // look-up, patch), without TLS and the API server's round trip.
 func BenchmarkAdmit(b *testing.B) {
 	m := mutator(cache(override("base", "3Gi", "2Gi")))
-	pod := worker("etl_daily", "load")
+	// A worker pod as the KubernetesExecutor makes it (env, volumes, affinity: ~10 KB).
+	pod := podgen.AirflowWorker("airflow", 7)
+	pod.Labels["dag_id"], pod.Labels["task_id"] = "etl_daily", "load"
+	pod.Annotations["dag_id"], pod.Annotations["task_id"] = "etl_daily", "load"
 	raw, err := json.Marshal(admissionv1.AdmissionReview{TypeMeta: metav1.TypeMeta{APIVersion: "admission.k8s.io/v1", Kind: "AdmissionReview"},
 		Request: &admissionv1.AdmissionRequest{UID: "req-1", Kind: metav1.GroupVersionKind{Version: "v1", Kind: "Pod"},
 			Resource: podResource, Namespace: pod.Namespace, Operation: admissionv1.Create, Object: runtime.RawExtension{Object: pod}}})

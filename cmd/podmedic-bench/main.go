@@ -28,10 +28,11 @@ func run() int {
 	flag.IntVar(&o.Observations, "observations", 200000, "observations through the bus for the throughput figure")
 	flag.IntVar(&o.Publishers, "publishers", 8, "publishing goroutines of the throughput figure")
 	flag.IntVar(&o.Workers, "workers", 4, "rule handler workers of the throughput figure")
+	flag.IntVar(&o.AdmissionRate, "admission-rate", 200, "pod creations per second of the admission figure")
 	flag.IntVar(&o.Storm, "storm", 500, "pods OOM-killed at once for the latency and storm figures")
 	memEnvs := flag.String("memory-env", "GOMEMLIMIT=40MiB,GOGC=50", "comma-separated environment settings to measure the memory with too (empty: none)")
 	daemonArgs := flag.String("daemon-args", "", "arguments added to every `podmedic run`, space separated (e.g. \"--workers 16\")")
-	skip := flag.String("skip", "", "comma-separated figures not to take: throughput, slack")
+	skip := flag.String("skip", "", "comma-separated figures not to take: throughput, slack, admission")
 	timeout := flag.Duration("timeout", 10*time.Minute, "bound on the whole run")
 	flag.Parse()
 	if o.Bin == "" {

@@ -32,9 +32,11 @@ type Options struct {
 	Publishers, Workers int
 	// Storm is the number of pods OOM-killed at once for the latency and storm figures.
 	Storm int
+	// AdmissionRate is the pod creations per second of the admission figure. Default 200.
+	AdmissionRate int
 	// DaemonArgs are added to every `podmedic run` (e.g. --workers 16).
 	DaemonArgs []string
-	// Skip names figures not to take: "throughput", "slack".
+	// Skip names figures not to take: "throughput", "slack", "admission".
 	Skip []string
 	// MemoryEnvs are environment settings (e.g. GOMEMLIMIT=40MiB) to measure the memory with,
 	// besides the default.
@@ -62,6 +64,9 @@ func (o *Options) defaults() {
 	if o.Storm <= 0 {
 		o.Storm = 500
 	}
+	if o.AdmissionRate <= 0 {
+		o.AdmissionRate = 200
+	}
 	if o.Settle <= 0 {
 		o.Settle = 10 * time.Second
 	}
@@ -80,6 +85,7 @@ type Report struct {
 	Throughput *ThroughputPair `json:"pipeline_throughput"`
 	Latency    *Latency        `json:"latency"`
 	Storm      *Storm          `json:"storm"`
+	Admission  *Admission      `json:"admission"`
 	// Pending says why a figure is null.
 	Pending map[string]string `json:"pending,omitempty"`
 	Errors  []string          `json:"errors,omitempty"`
@@ -309,6 +315,17 @@ func Run(ctx context.Context, o Options) *Report {
 		} else {
 			r.Latency, r.Storm = lat, storm
 		}
+	}
+	// The webhook's admission figure, last: it adds pods to the cluster.
+	if slices.Contains(o.Skip, "admission") {
+		r.Pending["admission"] = "skipped"
+	} else {
+		logf("admission: %d pod creations/s without and with the webhook", o.AdmissionRate)
+		a, err := admission(ctx, o, env, client, filepath.Join(tmp, "nats-admission"))
+		if err != nil {
+			fail("admission", err)
+		}
+		r.Admission = a
 	}
 	if len(r.Pending) == 0 {
 		r.Pending = nil
