@@ -63,7 +63,7 @@ func (m MemoryOverride) override(r *Request) (*overrides.Override, error) {
 		now = m.Now()
 	}
 	tk := overrides.Task{Cluster: m.Cluster, Namespace: f.Namespace, DagID: f.Airflow.DagID, TaskID: f.Airflow.TaskID, Container: name}
-	o := &overrides.Override{ID: tk.ID(), Task: tk, Limit: limit.String(), Rule: f.Rule, ProposalID: r.ID, ApprovedBy: r.ApprovedBy,
+	o := &overrides.Override{ID: tk.ID(), Task: tk, Limit: limit.String(), Rule: f.Rule, Pod: f.Pod, ProposalID: r.ID, ApprovedBy: r.ApprovedBy,
 		CreatedAt: now, UpdatedAt: now, ExpiresAt: now.Add(m.ttl())}
 	if m.MaxLimit != nil {
 		if q, ok := m.MaxLimit(f.Rule); ok {

@@ -6,10 +6,15 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
+	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/informers"
@@ -22,7 +27,6 @@ import (
 	"github.com/podmedic/podmedic/overrides"
 	"github.com/podmedic/podmedic/rules"
 	"github.com/podmedic/podmedic/webhook"
-	"github.com/prometheus/client_golang/prometheus"
 )
 
 // WebhookOptions configure the admission webhook that applies memory overrides.
@@ -76,6 +80,9 @@ func newWebhook(ctx context.Context, o WebhookOptions, cfg *config.Config, clien
 	}
 	w := &webhookStage{o: o, store: overrides.NewStore(kv, nil).WithAudit(b), cache: overrides.NewCache(), reg: reg}
 	w.watch = func(ctx context.Context) error { return w.cache.Run(ctx, kv) }
+	if !cfg.DryRun {
+		w.cache.OnChange(overrideEvents(ctx, client, log))
+	}
 	var dns []string
 	var ips []net.IP
 	for _, h := range o.Hosts {
@@ -198,5 +205,49 @@ func ruleMaxLimit(live *rules.Live) func(string) (resource.Quantity, bool) {
 			}
 		}
 		return resource.Quantity{}, false
+	}
+}
+
+// overrideEvents writes a Kubernetes Event in the task's namespace for every change of a
+// memory override (stored, raised, revoked — by this replica, another or the CLI), regarding
+// the worker pod whose OOM kill made it, so `kubectl get events` in the task's namespace shows
+// it. Every replica sees each change: the Event's name is the override's id and the bucket's
+// revision, so the first replica creates it and the others find it there (AlreadyExists).
+// The Event is written off the cache's watch, which must not wait on the API server.
+func overrideEvents(ctx context.Context, client kubernetes.Interface, log *zap.Logger) func(overrides.Change, uint64) {
+	instance, _ := os.Hostname()
+	return func(ch overrides.Change, rev uint64) {
+		o := ch.Override
+		if o.Pod == "" {
+			return // made before overrides named their pod: nothing to regard
+		}
+		reason, action := "MemoryOverrideStored", "Override"
+		note := fmt.Sprintf("memory override %s of Airflow task %s.%s, container %s: limit %s", o.ID, o.Task.DagID, o.Task.TaskID, o.Task.Container, o.Limit)
+		if o.Request != "" {
+			note += ", request " + o.Request
+		}
+		note += fmt.Sprintf(" until %s (proposal %s, approved by %s)", o.ExpiresAt.UTC().Format(time.RFC3339), o.ProposalID, o.ApprovedBy)
+		switch ch.Change {
+		case "raised":
+			reason = "MemoryOverrideRaised"
+		case "revoked":
+			reason, action = "MemoryOverrideRevoked", "Revoke"
+			note = fmt.Sprintf("memory override %s of Airflow task %s.%s, container %s, revoked by %s: new pods get the memory their task asks for",
+				o.ID, o.Task.DagID, o.Task.TaskID, o.Task.Container, o.RevokedBy)
+		}
+		ev := &eventsv1.Event{
+			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("podmedic-%s.%d", o.ID, rev), Namespace: o.Task.Namespace},
+			EventTime:  metav1.NewMicroTime(time.Now()), ReportingController: "podmedic", ReportingInstance: instance,
+			Action: action, Reason: reason, Type: corev1.EventTypeNormal, Note: note,
+			Regarding: corev1.ObjectReference{APIVersion: "v1", Kind: "Pod", Namespace: o.Task.Namespace, Name: o.Pod},
+		}
+		go func() {
+			ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+			defer cancel()
+			_, err := client.EventsV1().Events(o.Task.Namespace).Create(ctx, ev, metav1.CreateOptions{})
+			if err != nil && !apierrors.IsAlreadyExists(err) {
+				log.Warn("event of a memory override change not written", zap.String("override", o.ID), zap.String("change", ch.Change), zap.Error(err))
+			}
+		}()
 	}
 }

@@ -196,6 +196,25 @@ rules:
 	assert.Equal(t, 1.0, pm.metric("podmedic_memory_overrides"))
 	assert.Contains(t, cli("revoke", id, "--by", "U0BOB"), "override "+id+" of etl_daily.load (container base) revoked by U0BOB")
 	assert.Contains(t, cli("list"), id+"  revoked")
+	// Each change is a Kubernetes Event in the task's namespace, about the pod that OOMed.
+	overrideEvent := func(reason string) string {
+		t.Helper()
+		var note string
+		require.Eventually(t, func() bool {
+			list, err := c.EventsV1().Events(ns).List(ctx, metav1.ListOptions{})
+			require.NoError(t, err)
+			for _, e := range list.Items {
+				if e.Reason == reason && e.Regarding.Name == "etl-daily-load-try1" && e.ReportingController == "podmedic" {
+					note = e.Note
+					return true
+				}
+			}
+			return false
+		}, 15*time.Second, 100*time.Millisecond, "no %s Event\n%s", reason, pm.logs())
+		return note
+	}
+	assert.Contains(t, overrideEvent("MemoryOverrideStored"), "memory override "+id+" of Airflow task etl_daily.load, container base: limit 3Gi, request 2Gi until ")
+	assert.Contains(t, overrideEvent("MemoryOverrideRevoked"), "revoked by U0BOB")
 	require.Eventually(t, func() bool {
 		tries++
 		p := airflowWorker(ns, "etl-daily-load-try4-"+string(rune('a'+tries)), "etl_daily", "load")

@@ -59,6 +59,8 @@ type Override struct {
 	// admission (rules.yaml may have lowered it since).
 	Rule     string `json:"rule,omitempty"`
 	MaxLimit string `json:"max_limit,omitempty"`
+	// Pod is the worker pod whose OOM kill made (or last raised) it, in the task's namespace.
+	Pod string `json:"pod,omitempty"`
 	// ProposalID is the proposal whose approval made (or last raised) it.
 	ProposalID string    `json:"proposal_id"`
 	ApprovedBy string    `json:"approved_by"`

@@ -214,11 +214,17 @@ func isConflict(err error) bool {
 // Cache is every replica's copy of the overrides, kept current by a watch of the bucket: the
 // webhook answers from it without a NATS round trip.
 type Cache struct {
-	mu     sync.RWMutex
-	byTask map[string]map[string]*Override // namespace/dag/task -> container -> override
-	byID   map[string]*Override
-	ready  chan struct{}
+	mu       sync.RWMutex
+	byTask   map[string]map[string]*Override // namespace/dag/task -> container -> override
+	byID     map[string]*Override
+	ready    chan struct{}
+	onChange func(ch Change, revision uint64)
 }
+
+// OnChange makes Run call fn with every change of an override it sees once it is ready (not
+// for the values the bucket held when it started), whoever made it: this replica, another,
+// the CLI. revision is the bucket's, the same on every replica. Call it before Run.
+func (c *Cache) OnChange(fn func(ch Change, revision uint64)) { c.onChange = fn }
 
 // NewCache returns an empty cache; Run fills it.
 func NewCache() *Cache {
@@ -251,26 +257,39 @@ func (c *Cache) Run(ctx context.Context, kv jetstream.KeyValue) error {
 				}
 				continue
 			}
-			c.apply(e)
+			if ch := c.apply(e); ch != nil && !initial && c.onChange != nil {
+				c.onChange(*ch, e.Revision())
+			}
 		}
 	}
 }
 
-func (c *Cache) apply(e jetstream.KeyValueEntry) {
+// apply takes a change of the bucket in and says what it was: stored (new), revoked, or
+// raised (any other update); nil for a deletion or an entry that is not an override.
+func (c *Cache) apply(e jetstream.KeyValueEntry) *Change {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if old, ok := c.byID[e.Key()]; ok {
+	old, had := c.byID[e.Key()]
+	if had {
 		delete(c.byTask[taskKey(old.Task)], old.Task.Container)
 		delete(c.byID, e.Key())
 	}
 	if e.Operation() != jetstream.KeyValuePut {
-		return
+		return nil
 	}
 	var o Override
 	if json.Unmarshal(e.Value(), &o) != nil || o.ID != e.Key() {
-		return
+		return nil
 	}
 	c.setLocked(&o)
+	ch := &Change{Change: "raised", Override: o}
+	switch {
+	case !had:
+		ch.Change = "stored"
+	case !o.RevokedAt.IsZero() && old.RevokedAt.IsZero():
+		ch.Change = "revoked"
+	}
+	return ch
 }
 
 // Set puts o in the cache directly (tests, and a replica that has just stored it).

@@ -236,3 +236,47 @@ func BenchmarkOverrideReachesAnotherReplica(b *testing.B) {
 		}
 	}
 }
+
+// TestCacheReportsChanges: once ready, the cache reports every change it sees — stored,
+// raised, revoked — with the bucket's revision; the values the bucket held when it started
+// are not changes.
+func TestCacheReportsChanges(t *testing.T) {
+	s, b := openStore(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	_, err := s.Put(ctx, override("3Gi", "2Gi", "p-0"))
+	require.NoError(t, err)
+	kv, err := OpenBucket(ctx, b.JetStream(), 1, 0)
+	require.NoError(t, err)
+	c := NewCache()
+	var mu sync.Mutex
+	var seen []string
+	revs := map[uint64]bool{}
+	c.OnChange(func(ch Change, rev uint64) {
+		mu.Lock()
+		defer mu.Unlock()
+		seen = append(seen, ch.Change+" "+ch.Override.Limit)
+		revs[rev] = true
+	})
+	go func() { _ = c.Run(ctx, kv) }()
+	<-c.Ready()
+
+	_, err = s.Put(ctx, override("4Gi", "3Gi", "p-1"))
+	require.NoError(t, err)
+	side := override("1Gi", "512Mi", "p-2")
+	side.Task.Container = "sidecar"
+	side.ID = side.Task.ID()
+	_, err = s.Put(ctx, side)
+	require.NoError(t, err)
+	_, err = s.Revoke(ctx, task("base").ID(), "U0BOB")
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(seen) == 3
+	}, 5*time.Second, 10*time.Millisecond)
+	mu.Lock()
+	defer mu.Unlock()
+	assert.Equal(t, []string{"raised 4Gi", "stored 1Gi", "revoked 4Gi"}, seen)
+	assert.Len(t, revs, 3, "each change has its own revision")
+}
