@@ -225,6 +225,9 @@ func Run(ctx context.Context, o Options) error {
 		if wh, err = newWebhook(ctx, o.Webhook, cfg, client, b, o.NATSReplicas, ownNS, metrics, log.Named("webhook")); err != nil {
 			return err
 		}
+		// Closed here too when the start fails before the server takes it (a second close,
+		// after the server's, changes nothing).
+		defer func() { _ = wh.ln.Close() }()
 		o.Actions.Overrides = wh.store
 	}
 	act, err := newActions(ctx, o.Actions, cfg, client, b, live, n, log.Named("actions"), metrics)
