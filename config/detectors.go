@@ -10,6 +10,8 @@ import (
 const (
 	ObjectPod = "Pod"
 	ObjectPVC = "PersistentVolumeClaim"
+	// ObjectSparkApp is a SparkApplication (sparkoperator.k8s.io/v1beta2).
+	ObjectSparkApp = "SparkApplication"
 )
 
 // Args are a detector's thresholds from a rule's detect block. Validate reports every problem;
@@ -38,7 +40,7 @@ func (NoArgs) Validate() []FieldError { return nil }
 // Args on the YAML node, so every threshold error keeps its position.
 type DetectorSpec struct {
 	Kind finding.Kind
-	// Object is ObjectPod or ObjectPVC.
+	// Object is ObjectPod, ObjectPVC or ObjectSparkApp.
 	Object string
 	// DefaultArgs returns a pointer to a new args struct filled with defaults; nil means NoArgs.
 	DefaultArgs func() Args

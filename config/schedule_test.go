@@ -198,3 +198,17 @@ func TestSchemaSchedules(t *testing.T) {
 		assert.Error(t, sch.Validate(yamlToJSON(t, path)), doc)
 	}
 }
+
+// TestActionOnAnObjectThatIsNotAPod: the actions that act on pods are refused for findings
+// about other objects; notify applies to all.
+func TestActionOnAnObjectThatIsNotAPod(t *testing.T) {
+	reg := append(testRegistry(), DetectorSpec{Kind: finding.SparkAppFailed, Object: ObjectSparkApp})
+	_, err := Parse("rules.yaml", []byte(`version: 1
+rules: [{name: spark, detect: {kind: SparkAppFailed}, action: {type: delete-pod, mode: auto}}]
+`), reg)
+	assert.ErrorContains(t, err, `rules[0].action.type: SparkAppFailed findings are about SparkApplications, and delete-pod acts on pods: only notify applies to them`)
+	_, err = Parse("rules.yaml", []byte(`version: 1
+rules: [{name: spark, detect: {kind: SparkAppFailed}, action: {type: notify}}]
+`), reg)
+	assert.NoError(t, err)
+}

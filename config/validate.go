@@ -269,6 +269,9 @@ func (v *validator) rule(r *Rule, path string, c *Config, routes []string) {
 
 	if r.Action != nil {
 		v.action(r.Action, join(path, "action"), c)
+		if spec, ok := v.reg.Spec(r.Detect.Kind); ok && spec.Object != ObjectPod && r.Action.Type != finding.ActionNotify {
+			v.errorf(join(path, "action.type"), "%s findings are about %ss, and %s acts on pods: only notify applies to them", r.Detect.Kind, spec.Object, r.Action.Type)
+		}
 	}
 	v.notify(r.Notify, join(path, "notify"), routes)
 }

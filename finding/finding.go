@@ -24,12 +24,15 @@ const (
 	StuckTerminating  Kind = "StuckTerminating"
 	Unschedulable     Kind = "Unschedulable"
 	LimitRatio        Kind = "LimitRatio"
+	// SparkAppFailed: a SparkApplication's run FAILED or SUBMISSION_FAILED (the object, not
+	// a pod: a submission that failed has no pod at all).
+	SparkAppFailed Kind = "SparkAppFailed"
 )
 
 // Kinds lists every finding kind in a stable order.
 func Kinds() []Kind {
 	return []Kind{OOMKilled, SIGKILL, InitStuck, Evicted, TaskFailed, PVCPending,
-		VolumeMountFailed, CrashLoop, StuckTerminating, Unschedulable, LimitRatio}
+		VolumeMountFailed, CrashLoop, StuckTerminating, Unschedulable, LimitRatio, SparkAppFailed}
 }
 
 // Valid reports whether k is one of Kinds.
@@ -88,6 +91,12 @@ type SparkApp struct {
 	AppID   string `json:"app_id,omitempty"` // spark-app-selector
 	Role    string `json:"role,omitempty"`   // driver or executor
 	Owner   string `json:"owner,omitempty"`  // SparkApplication name, when owned by one
+	// Application, State and Attempts describe a SparkApplication finding (no pod): its name,
+	// its state, and the operator's attempts of the run (execution, or submission when none
+	// ran).
+	Application string `json:"application,omitempty"`
+	State       string `json:"state,omitempty"`
+	Attempts    int    `json:"attempts,omitempty"`
 }
 
 // Finding is one recognised failure of one object. Its JSON form is the replay output
@@ -126,18 +135,22 @@ func (f *Finding) Key() string {
 	return hex.EncodeToString(h.Sum(nil)[:16])
 }
 
-// Name is a short human name of what the finding is about: "ns/pod[/container]" or "ns/pvc".
+// Name is a short human name of what the finding is about: "ns/pod[/container]", "ns/pvc" or
+// "ns/application".
 func (f *Finding) Name() string {
 	var b strings.Builder
 	b.WriteString(f.Namespace)
 	b.WriteByte('/')
-	if f.Pod != "" {
+	switch {
+	case f.Pod != "":
 		b.WriteString(f.Pod)
 		if f.Container != "" {
 			b.WriteByte('/')
 			b.WriteString(f.Container)
 		}
-	} else {
+	case f.PVC == "" && f.Spark != nil && f.Spark.Application != "":
+		b.WriteString(f.Spark.Application)
+	default:
 		b.WriteString(f.PVC)
 	}
 	return b.String()

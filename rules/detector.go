@@ -9,6 +9,7 @@ import (
 
 	"github.com/podmedic/podmedic/config"
 	"github.com/podmedic/podmedic/finding"
+	"github.com/podmedic/podmedic/spark"
 )
 
 // View is the small slice of cluster state a detector may consult besides the object it is
@@ -24,10 +25,11 @@ type View interface {
 	EventsFor(kind, namespace, name string, uid string) []*corev1.Event
 }
 
-// Input is what a detector evaluates: exactly one of Pod or PVC is set.
+// Input is what a detector evaluates: exactly one of Pod, PVC or App is set.
 type Input struct {
 	Pod  *corev1.Pod
 	PVC  *corev1.PersistentVolumeClaim
+	App  *spark.Application
 	View View
 	Now  time.Time
 
@@ -58,7 +60,7 @@ func (f DetectorFunc) Detect(in Input) []finding.Finding { return f(in) }
 // Plugin registers one detector kind.
 type Plugin struct {
 	Kind finding.Kind
-	// Object is what the detector looks at: "Pod" or "PersistentVolumeClaim".
+	// Object is what the detector looks at: config.ObjectPod, ObjectPVC or ObjectSparkApp.
 	Object string
 	// Specificity orders the failure kinds of one pod: when several kinds with a non-zero
 	// specificity fire for the same pod, only the highest is kept (one failure, one finding).

@@ -221,6 +221,7 @@ func TestDefaultRegistry(t *testing.T) {
 		finding.OOMKilled: 100, finding.SIGKILL: 90, finding.Evicted: 80, finding.InitStuck: 70,
 		finding.VolumeMountFailed: 65, finding.Unschedulable: 60, finding.StuckTerminating: 55,
 		finding.CrashLoop: 50, finding.TaskFailed: 10, finding.LimitRatio: 0, finding.PVCPending: 0,
+		finding.SparkAppFailed: 0,
 	}
 	require.Len(t, reg.Kinds(), len(finding.Kinds()), "one detector per finding kind")
 	for _, k := range finding.Kinds() {
@@ -228,8 +229,11 @@ func TestDefaultRegistry(t *testing.T) {
 		require.True(t, ok, "%s is not registered", k)
 		assert.Equal(t, specificity[k], p.Specificity, "specificity of %s", k)
 		object := config.ObjectPod
-		if k == finding.PVCPending {
+		switch k {
+		case finding.PVCPending:
 			object = config.ObjectPVC
+		case finding.SparkAppFailed:
+			object = config.ObjectSparkApp
 		}
 		assert.Equal(t, object, p.Object, "object of %s", k)
 		args := p.DefaultArgs()

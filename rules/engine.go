@@ -13,6 +13,7 @@ import (
 	"github.com/podmedic/podmedic/airflow"
 	"github.com/podmedic/podmedic/config"
 	"github.com/podmedic/podmedic/finding"
+	"github.com/podmedic/podmedic/spark"
 )
 
 // Engine runs the detectors the rules enable. It is immutable after NewEngine and safe for
@@ -92,6 +93,15 @@ func (e *Engine) EvaluatePVC(pvc *corev1.PersistentVolumeClaim, view View, now t
 	}
 	in := Input{PVC: pvc, View: view, Now: now}
 	return e.evaluate(config.ObjectPVC, &pvc.ObjectMeta, in)
+}
+
+// EvaluateSparkApp returns the findings for one SparkApplication.
+func (e *Engine) EvaluateSparkApp(app *spark.Application, view View, now time.Time) []finding.Finding {
+	if app == nil || !e.cfg.Namespaces.Allows(app.Namespace) {
+		return nil
+	}
+	in := Input{App: app, View: view, Now: now}
+	return e.evaluate(config.ObjectSparkApp, sparkAppMeta(app), in)
 }
 
 func (e *Engine) evaluate(object string, meta *metav1.ObjectMeta, in Input) []finding.Finding {

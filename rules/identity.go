@@ -35,11 +35,12 @@ func IsAirflowWorker(m *metav1.ObjectMeta) bool {
 	return ok
 }
 
-// IsSpark reports whether pod belongs to a Spark application.
+// IsSpark reports whether pod belongs to a Spark application (or is one: see sparkAppMeta).
 func IsSpark(m *metav1.ObjectMeta) bool {
 	_, role := m.Labels[LabelSparkRole]
 	_, sel := m.Labels[LabelSparkAppSel]
-	return role || sel
+	_, op := m.Labels[LabelSparkOperator]
+	return role || sel || op
 }
 
 // AirflowIdentity returns the task instance an Airflow worker pod runs, or nil. The

@@ -15,5 +15,6 @@ func NewDefaultRegistry() *Registry {
 	r.Register(StuckTerminatingPlugin())
 	r.Register(UnschedulablePlugin())
 	r.Register(LimitRatioPlugin())
+	r.Register(SparkAppFailedPlugin())
 	return r
 }

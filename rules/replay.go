@@ -13,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/podmedic/podmedic/finding"
+	"github.com/podmedic/podmedic/spark"
 )
 
 // Dump is the content of one or more `kubectl get pods,pvc,events -A -o json` outputs.
@@ -20,6 +21,9 @@ type Dump struct {
 	Pods   []*corev1.Pod
 	PVCs   []*corev1.PersistentVolumeClaim
 	Events []*corev1.Event
+	// Apps are the SparkApplications (`kubectl get ...,sparkapplications`), as podmedic reads
+	// them (package spark: the rest of each object is not decoded).
+	Apps []*spark.Application
 	// Skipped counts items of other kinds, which replay ignores.
 	Skipped int
 
@@ -171,6 +175,11 @@ func (d *Dump) add(index int, kind string, raw json.RawMessage) error {
 			}
 			d.Events = append(d.Events, e)
 		}
+	case spark.KindApplication:
+		var a *spark.Application
+		if a, err = spark.Decode(raw); err == nil {
+			d.Apps = append(d.Apps, a)
+		}
 	default:
 		d.Skipped++
 	}
@@ -232,13 +241,18 @@ func (d *Dump) Newest() time.Time {
 	for _, e := range d.Events {
 		see(metav1.Time{Time: EventTime(e)})
 	}
+	for _, a := range d.Apps {
+		see(a.CreationTimestamp)
+		see(a.Status.LastSubmissionAttemptTime)
+		see(a.Status.TerminationTime)
+	}
 	return t
 }
 
 // View returns a View over the dump.
 func (d *Dump) View() *StaticView { return NewStaticView(d.Pods, d.PVCs, d.Events) }
 
-// Replay runs the engine over every pod and PVC of the dump at time now and returns the
+// Replay runs the engine over every pod, PVC and SparkApplication of the dump at time now and returns the
 // findings in a stable order (namespace, pod/pvc, kind, container). As in the daemon, a
 // finding whose Key was already reported is not reported again: a per-owner advisory such as
 // LimitRatio appears once for all the owner's pods.
@@ -250,6 +264,9 @@ func Replay(e *Engine, d *Dump, now time.Time) []finding.Finding {
 	}
 	for _, c := range d.PVCs {
 		all = append(all, e.EvaluatePVC(c, v, now)...)
+	}
+	for _, a := range d.Apps {
+		all = append(all, e.EvaluateSparkApp(a, v, now)...)
 	}
 	seen := make(map[string]bool, len(all))
 	out := all[:0]
@@ -264,8 +281,8 @@ func Replay(e *Engine, d *Dump, now time.Time) []finding.Finding {
 		if a.Namespace != b.Namespace {
 			return a.Namespace < b.Namespace
 		}
-		if a.Pod+a.PVC != b.Pod+b.PVC {
-			return a.Pod+a.PVC < b.Pod+b.PVC
+		if an, bn := objectName(&a), objectName(&b); an != bn {
+			return an < bn
 		}
 		if a.Kind != b.Kind {
 			return a.Kind < b.Kind
@@ -273,4 +290,12 @@ func Replay(e *Engine, d *Dump, now time.Time) []finding.Finding {
 		return a.Container < b.Container
 	})
 	return out
+}
+
+// objectName is the name of the object a finding is about: its pod, PVC or SparkApplication.
+func objectName(f *finding.Finding) string {
+	if f.Pod == "" && f.PVC == "" && f.Spark != nil {
+		return f.Spark.Application
+	}
+	return f.Pod + f.PVC
 }

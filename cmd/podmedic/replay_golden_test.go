@@ -24,3 +24,14 @@ func TestReplayBadNightJSON(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, string(want), out, "go test ./cmd/podmedic -run TestReplayBadNightJSON -update rewrites %s", golden)
 }
+
+// TestReplaySparkApps: `kubectl get pods,sparkapplications -A -o json` replays with the
+// default rules: a failed application is a finding about it, without a pod.
+func TestReplaySparkApps(t *testing.T) {
+	code, out, errOut := cli(t, "replay", "--config", "../../rules.yaml",
+		"--input", "../../rules/testdata/replay/spark-apps.json", "--output", "json")
+	require.Equal(t, 0, code, errOut)
+	require.Contains(t, out, `"kind":"SparkAppFailed","rule":"spark-app-failed","severity":"critical","namespace":"spark-jobs","pod":"",`)
+	require.Contains(t, out, `"spark":{"app_id":"spark-4c8b1e2f9a7d4b3c8e1f0a9b7c6d5e4f","application":"sales-daily-aggregate-20261120","state":"FAILED","attempts":1}`)
+	require.Contains(t, out, `"spark":{"application":"events-backfill-20261120","state":"SUBMISSION_FAILED","attempts":3}`)
+}

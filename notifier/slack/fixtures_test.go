@@ -137,6 +137,18 @@ func fixtures() map[finding.Kind]*finding.Finding {
 				"owner ReplicaSet/airflow-webserver-6f7d8c9b5: one finding for all its pods (e.g. airflow-webserver-6f7d8c9b5-4kx2p)",
 			},
 		},
+		finding.SparkAppFailed: {
+			Kind: finding.SparkAppFailed, Rule: "spark-app-failed", Severity: finding.SeverityCritical, Namespace: "spark",
+			UID: "b1c2d3e4-0000-4000-8000-000000000002", Occurrence: "5f0c9d1e-run-1",
+			Spark:   &finding.SparkApp{Application: "nightly-agg-20261120", State: "FAILED", Attempts: 2},
+			Airflow: &finding.AirflowTask{DagID: "nightly_agg", TaskID: "spark_aggregate", TryNumber: 1},
+			Evidence: []string{
+				"SparkApplication nightly-agg-20261120 is FAILED after 2 execution attempt(s): driver container failed with ExitCode: 137, Reason: OOMKilled",
+				"driver pod nightly-agg-20261120-driver: container spark-kubernetes-driver terminated OOMKilled (exit code 137)",
+				"executors: 4 FAILED",
+				"created by Airflow task nightly_agg.spark_aggregate (try 1, SparkKubernetesOperator)",
+			},
+		},
 	}
 }
 

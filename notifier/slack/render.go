@@ -110,8 +110,11 @@ func header(f *finding.Finding, about string) slack.Block {
 
 // podRef is the finding's object as inline code: `ns/pod` or `ns/pvc`.
 func podRef(f *finding.Finding) string {
-	if f.Pod != "" {
+	switch {
+	case f.Pod != "":
 		return code(f.Namespace + "/" + f.Pod)
+	case f.PVC == "" && f.Spark != nil && f.Spark.Application != "":
+		return code(f.Namespace + "/" + f.Spark.Application)
 	}
 	return code(f.Namespace + "/" + f.PVC)
 }
@@ -180,7 +183,13 @@ func fields(f *finding.Finding) []*slack.TextBlockObject {
 			add("Execution date", code(a.ExecutionDate)+" (a worker from before run ids)")
 		}
 	}
-	if s := f.Spark; s != nil {
+	if s := f.Spark; s != nil && s.Application != "" {
+		v := fmt.Sprintf("application %s, %s after %d attempt(s)", code(s.Application), esc(s.State), s.Attempts)
+		if s.AppID != "" {
+			v += "\n" + code(s.AppID)
+		}
+		add("Spark", v)
+	} else if s != nil {
 		v := "app " + code(s.AppName)
 		if s.Role != "" {
 			v += ", " + esc(s.Role)

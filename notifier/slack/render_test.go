@@ -89,10 +89,13 @@ func TestGoldenKinds(t *testing.T) {
 			}
 			js := blocksJSON(t, r)
 			assert.Contains(t, js, string(k))
-			if f.Pod != "" {
+			switch {
+			case f.Pod != "":
 				assert.Contains(t, js, f.Pod)
-			} else {
+			case f.PVC != "":
 				assert.Contains(t, js, f.PVC)
+			default:
+				assert.Contains(t, js, f.Spark.Application)
 			}
 			golden(t, env, "kind-"+string(k), r)
 		})

@@ -1,0 +1,141 @@
+package rules
+
+import (
+	"fmt"
+	"maps"
+	"strconv"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/podmedic/podmedic/config"
+	"github.com/podmedic/podmedic/finding"
+	"github.com/podmedic/podmedic/spark"
+)
+
+// LabelSparkKubernetesOperator is set to "True", with dag_id, task_id, run_id (label-safe) and
+// try_number, on the driver's and executors' labels of a SparkApplication that Airflow's
+// SparkKubernetesOperator created (apache-airflow-providers-cncf-kubernetes, task context
+// labels in spec.driver.labels and spec.executor.labels).
+const LabelSparkKubernetesOperator = "spark_kubernetes_operator"
+
+// driverContainer is the driver pod's Spark container (spark-submit names it so).
+const driverContainer = "spark-kubernetes-driver"
+
+// SparkAppFailedPlugin detects SparkApplications whose run FAILED or SUBMISSION_FAILED: one
+// finding per run of the application (its submission id), with the operator's error message,
+// the attempts, the driver pod's termination and the executors' states, and the Airflow task
+// that created it.
+func SparkAppFailedPlugin() Plugin {
+	return Plugin{
+		Kind: finding.SparkAppFailed,
+		Summary: func(f *finding.Finding, r finding.SummaryRefs) string {
+			state := "failed"
+			if f.Spark != nil && f.Spark.State == string(spark.StateSubmissionFailed) {
+				state = "could not be submitted"
+			}
+			return "SparkApplication " + r.Object + " " + state + "."
+		},
+		Object: config.ObjectSparkApp,
+		New:    func(config.Args) Detector { return SparkAppFailedDetector{} },
+	}
+}
+
+// SparkAppFailedDetector is the SparkAppFailed detector.
+type SparkAppFailedDetector struct{}
+
+var _ Detector = SparkAppFailedDetector{}
+
+// Detect implements Detector.
+func (SparkAppFailedDetector) Detect(in Input) []finding.Finding {
+	app := in.App
+	if app == nil || !app.Failed() || app.DeletionTimestamp != nil {
+		return nil
+	}
+	st := app.Status
+	attempts := int(st.ExecutionAttempts)
+	what := "execution"
+	if st.AppState.State == spark.StateSubmissionFailed {
+		attempts, what = int(st.SubmissionAttempts), "submission"
+	}
+	f := finding.Finding{Kind: finding.SparkAppFailed, Namespace: app.Namespace, UID: string(app.UID), Occurrence: app.Run(),
+		Spark: &finding.SparkApp{Application: app.Name, AppID: st.SparkApplicationID, State: string(st.AppState.State), Attempts: attempts}}
+	line := fmt.Sprintf("SparkApplication %s is %s after %d %s attempt(s)", app.Name, st.AppState.State, attempts, what)
+	if msg := st.AppState.ErrorMessage; msg != "" {
+		line += ": " + clipText(msg)
+	}
+	f.Evidence = append(f.Evidence, line)
+	if name := st.DriverInfo.PodName; name != "" {
+		f.Evidence = append(f.Evidence, driverEvidence(in.View, app.Namespace, name))
+	}
+	if ex := app.Executors(); ex != "" {
+		f.Evidence = append(f.Evidence, "executors: "+ex)
+	}
+	if t := SparkAppAirflowTask(app); t != nil {
+		f.Airflow = t
+		f.Evidence = append(f.Evidence, fmt.Sprintf("created by Airflow task %s.%s (try %d, SparkKubernetesOperator)", t.DagID, t.TaskID, t.TryNumber))
+	}
+	if !st.TerminationTime.IsZero() {
+		f.Evidence = append(f.Evidence, "terminated at "+st.TerminationTime.UTC().Format(time.RFC3339))
+	}
+	return []finding.Finding{f}
+}
+
+// driverEvidence says how the driver pod ended, as the view knows it.
+func driverEvidence(v View, ns, name string) string {
+	var pod *corev1.Pod
+	if v != nil {
+		pod = v.Pod(ns, name)
+	}
+	if pod == nil {
+		return "driver pod " + name + " (gone)"
+	}
+	for _, cs := range pod.Status.ContainerStatuses {
+		if cs.Name != driverContainer {
+			continue
+		}
+		t := cs.State.Terminated
+		if t == nil {
+			t = cs.LastTerminationState.Terminated
+		}
+		if t != nil {
+			return fmt.Sprintf("driver pod %s: container %s terminated %s (exit code %d)", name, cs.Name, t.Reason, t.ExitCode)
+		}
+	}
+	return fmt.Sprintf("driver pod %s is %s", name, pod.Status.Phase)
+}
+
+// SparkAppAirflowTask is the Airflow task that created an application, from the task context
+// labels SparkKubernetesOperator puts on its driver (or the application itself), or nil. Its
+// run id is left out: the label is the label-safe form, not the run's id.
+func SparkAppAirflowTask(app *spark.Application) *finding.AirflowTask {
+	for _, l := range []map[string]string{app.Spec.Driver.Labels, app.Labels} {
+		if l["dag_id"] == "" || l["task_id"] == "" {
+			continue
+		}
+		t := &finding.AirflowTask{DagID: l["dag_id"], TaskID: l["task_id"]}
+		if n, err := strconv.Atoi(l["try_number"]); err == nil {
+			t.TryNumber = n
+		}
+		if n, err := strconv.Atoi(l["map_index"]); err == nil && n >= 0 {
+			t.MapIndex = &n
+		}
+		return t
+	}
+	return nil
+}
+
+// sparkAppMeta is the metadata rules match an application by: its labels, its driver's
+// (where the task context labels are), and the operator's app-name label its pods carry, so
+// that `workload: spark` selects it.
+func sparkAppMeta(app *spark.Application) *metav1.ObjectMeta {
+	m := app.ObjectMeta
+	m.Labels = maps.Clone(app.Labels)
+	if m.Labels == nil {
+		m.Labels = map[string]string{}
+	}
+	maps.Copy(m.Labels, app.Spec.Driver.Labels)
+	m.Labels[LabelSparkOperator] = app.Name
+	return &m
+}
