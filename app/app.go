@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/podmedic/podmedic/actions"
@@ -67,7 +68,10 @@ type Options struct {
 	Workers int
 	// Resync re-publishes pods and PVCs for time-based detectors. Default 1m.
 	Resync time.Duration
-	Logger *zap.Logger
+	// DiscoveryInterval is how often to look for the SparkApplication CRD while it is not
+	// installed. Default 1m.
+	DiscoveryInterval time.Duration
+	Logger            *zap.Logger
 	// Now is the clock detectors evaluate at; default time.Now (the demo plays a night faster).
 	Now func() time.Time
 	// ConfigPath is the rules.yaml Config was loaded from; when set, podmedic reloads it on
@@ -161,6 +165,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 
 	client := o.Client
+	var dyn dynamic.Interface // SparkApplications; none with a given Client (the demo)
 	if client == nil {
 		rc, err := KubeConfig(o.Kubeconfig, o.Context)
 		if err != nil {
@@ -173,6 +178,9 @@ func Run(ctx context.Context, o Options) error {
 			rc.QPS, rc.Burst = DefaultQPS, DefaultBurst
 		}
 		if client, err = kubernetes.NewForConfig(rc); err != nil {
+			return fmt.Errorf("kubernetes client: %w", err)
+		}
+		if dyn, err = dynamic.NewForConfig(rc); err != nil {
 			return fmt.Errorf("kubernetes client: %w", err)
 		}
 		if err := Reachable(ctx, client, rc.Host, 15*time.Second); err != nil {
@@ -205,6 +213,7 @@ func Run(ctx context.Context, o Options) error {
 	w, err := watchers.New(watchers.Options{
 		Client: client, Cluster: cfg.Cluster, Namespaces: cfg.Namespaces.Include, Exclude: cfg.Namespaces.Exclude,
 		Resync: o.Resync, Publisher: b, Logger: log.Named("watchers"), Metrics: watchers.NewMetrics(metrics),
+		Dynamic: dyn, DiscoveryInterval: o.DiscoveryInterval,
 	})
 	if err != nil {
 		return err

@@ -29,6 +29,8 @@ const (
 	KindPod   = "Pod"
 	KindPVC   = "PersistentVolumeClaim"
 	KindEvent = "Event"
+	// KindSparkApp is a SparkApplication (sparkoperator.k8s.io/v1beta2), as JSON.
+	KindSparkApp = "SparkApplication"
 )
 
 // Observation is the versioned envelope of one observed object.
@@ -118,7 +120,7 @@ func (o *Observation) check() error {
 	switch {
 	case o.Version != EnvelopeVersion:
 		return fmt.Errorf("%w: envelope version %d, want %d", ErrMalformed, o.Version, EnvelopeVersion)
-	case o.Kind != KindPod && o.Kind != KindPVC && o.Kind != KindEvent:
+	case o.Kind != KindPod && o.Kind != KindPVC && o.Kind != KindEvent && o.Kind != KindSparkApp:
 		return fmt.Errorf("%w: unknown kind %q", ErrMalformed, o.Kind)
 	case o.Type != Added && o.Type != Updated && o.Type != Deleted && o.Type != Resync:
 		return fmt.Errorf("%w: unknown type %q", ErrMalformed, o.Type)

@@ -166,11 +166,18 @@ func startPodmedicEnv(t *testing.T, env *kubeenv.Env, dataDir string, extraEnv [
 		}
 	}()
 	go func() {
+		// As it comes, so that a test can wait for a line.
 		defer readers.Done()
-		b, _ := io.ReadAll(stderr)
-		p.mu.Lock()
-		p.stderr.Write(b)
-		p.mu.Unlock()
+		buf := make([]byte, 32<<10)
+		for {
+			n, err := stderr.Read(buf)
+			p.mu.Lock()
+			p.stderr.Write(buf[:n])
+			p.mu.Unlock()
+			if err != nil {
+				return
+			}
+		}
 	}()
 	go func() {
 		readers.Wait()

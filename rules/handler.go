@@ -15,6 +15,7 @@ import (
 	"github.com/podmedic/podmedic/bus"
 	"github.com/podmedic/podmedic/finding"
 	"github.com/podmedic/podmedic/internal/retry"
+	"github.com/podmedic/podmedic/spark"
 )
 
 // DedupTTL is how long a finding's key is remembered: the same failure seen again within it
@@ -132,6 +133,15 @@ func (p *Handler) Handle(ctx context.Context, o *bus.Observation) error {
 			return fmt.Errorf("%w: decode pvc %s/%s: %v", bus.ErrPermanent, o.Namespace, o.Name, err)
 		}
 		found = e.EvaluatePVC(&pvc, view, now)
+	case bus.KindSparkApp:
+		if o.Type == bus.Deleted {
+			return nil
+		}
+		app, err := spark.Decode(o.Object)
+		if err != nil {
+			return fmt.Errorf("%w: %s/%s: %v", bus.ErrPermanent, o.Namespace, o.Name, err)
+		}
+		found = e.EvaluateSparkApp(app, view, now)
 	case bus.KindEvent:
 		// An event re-evaluates the object it is about, as the view knows it now.
 		var ev corev1.Event

@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/dynamic"
 	coreinformers "k8s.io/client-go/informers/core/v1"
 	"k8s.io/client-go/kubernetes"
 	listersv1 "k8s.io/client-go/listers/core/v1"
@@ -74,6 +75,11 @@ type Options struct {
 	Metrics   *Metrics
 	// Now is the clock stamped on observations; default time.Now.
 	Now func() time.Time
+	// Dynamic watches SparkApplications once their CRD is installed (nil: never).
+	Dynamic dynamic.Interface
+	// DiscoveryInterval is how often to look for the SparkApplication CRD while it is not
+	// installed. Default DefaultDiscoveryInterval.
+	DiscoveryInterval time.Duration
 }
 
 // Watcher runs the informers and publishes their changes.
@@ -84,6 +90,8 @@ type Watcher struct {
 	queue   workqueue.TypedRateLimitingInterface[item]
 	synced  atomic.Bool
 	busy    atomic.Int64 // items being published
+
+	spark sparkWatch
 
 	mu      sync.Mutex
 	pending map[item]pendingState // why an item is queued, and a deleted object's last state
@@ -155,6 +163,9 @@ func New(o Options) (*Watcher, error) {
 	}
 	if o.Cluster == "" {
 		o.Cluster = "default"
+	}
+	if o.DiscoveryInterval <= 0 {
+		o.DiscoveryInterval = DefaultDiscoveryInterval
 	}
 	w := &Watcher{
 		o:       o,
@@ -381,6 +392,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 		}()
 	}
 	wg.Go(func() { w.resyncLoop(ctx) })
+	wg.Go(func() { w.runSpark(ctx) })
 	<-ctx.Done()
 	w.queue.ShutDown()
 	wg.Wait()
@@ -666,6 +678,10 @@ func (w *Watcher) get(it item) object {
 	case bus.KindEvent:
 		if obj, ok, _ = s.podEvents.GetStore().GetByKey(key); !ok {
 			obj, ok, _ = s.pvcEvents.GetStore().GetByKey(key)
+		}
+	case bus.KindSparkApp:
+		if st := w.spark.store(s.namespace); st != nil {
+			obj, ok, _ = st.GetByKey(key)
 		}
 	}
 	if !ok {
