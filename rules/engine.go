@@ -95,13 +95,29 @@ func (e *Engine) EvaluatePVC(pvc *corev1.PersistentVolumeClaim, view View, now t
 	return e.evaluate(config.ObjectPVC, &pvc.ObjectMeta, in)
 }
 
-// EvaluateSparkApp returns the findings for one SparkApplication.
+// EvaluateSparkApp returns the findings for one SparkApplication. One run of an application is
+// one finding, of its most specific kind: when its driver pod (still known) has a finding of
+// its own — an OOM kill, say — that finding is the run's, and the application's failed state
+// is not reported besides.
 func (e *Engine) EvaluateSparkApp(app *spark.Application, view View, now time.Time) []finding.Finding {
 	if app == nil || !e.cfg.Namespaces.Allows(app.Namespace) {
 		return nil
 	}
 	in := Input{App: app, View: view, Now: now}
-	return e.evaluate(config.ObjectSparkApp, sparkAppMeta(app), in)
+	out := e.evaluate(config.ObjectSparkApp, sparkAppMeta(app), in)
+	if len(out) == 0 || view == nil || app.Status.DriverInfo.PodName == "" {
+		return out
+	}
+	driver := view.Pod(app.Namespace, app.Status.DriverInfo.PodName)
+	if driver == nil {
+		return out
+	}
+	for _, f := range e.EvaluatePod(driver, view, now) {
+		if e.specificity(f.Kind) > 0 {
+			return slices.DeleteFunc(out, func(f finding.Finding) bool { return f.Kind == finding.SparkAppFailed })
+		}
+	}
+	return out
 }
 
 func (e *Engine) evaluate(object string, meta *metav1.ObjectMeta, in Input) []finding.Finding {

@@ -6,44 +6,64 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	corev1 "k8s.io/api/core/v1"
 
 	"github.com/podmedic/podmedic/finding"
 )
 
 // TestSparkAppFailed replays SparkApplications as the operator leaves them: a run that FAILED
-// (its driver OOM-killed) and one whose submission failed (the quota refused the driver) are
-// one finding each, with the operator's message, the attempts, the driver's end, the
-// executors and the Airflow task that created them; COMPLETED and RUNNING ones are not
-// findings. The same run replayed later keeps its key; a new submission is a new finding.
+// because its driver was OOM-killed is one finding, the driver's OOMKilled (the most specific
+// kind) naming the application; with the driver pod gone it is the application's
+// SparkAppFailed, with the operator's message, the attempts, the executors and the Airflow
+// task that created it. A run whose submission failed (the quota refused the driver) is a
+// SparkAppFailed; COMPLETED and RUNNING ones are not findings. The same run replayed later
+// keeps its key; a new submission is a new finding.
 func TestSparkAppFailed(t *testing.T) {
 	d := loadFixture(t, "testdata/replay/spark-apps.json")
 	require.Len(t, d.Apps, 4)
 	e := allRulesEngine(t)
-	var apps []finding.Finding
+	byKind := map[finding.Kind][]finding.Finding{}
 	for _, f := range Replay(e, d, nightNow) {
-		if f.Kind == finding.SparkAppFailed {
-			apps = append(apps, f)
-		}
+		byKind[f.Kind] = append(byKind[f.Kind], f)
 	}
-	require.Len(t, apps, 2)
-	backfill, sales := apps[0], apps[1]
+	require.Len(t, byKind[finding.SparkAppFailed], 1, "the failed submission; the OOM-killed run is its driver's finding")
+	require.Len(t, byKind[finding.OOMKilled], 1)
+	oom := byKind[finding.OOMKilled][0]
+	assert.Equal(t, "spark-jobs/sales-daily-aggregate-20261120-driver/spark-kubernetes-driver", oom.Name())
+	require.NotNil(t, oom.Spark)
+	assert.Equal(t, "sales-daily-aggregate-20261120", oom.Spark.AppName, "the driver's finding names its application")
 
-	assert.Equal(t, "spark-jobs/sales-daily-aggregate-20261120", sales.Name())
-	assert.Empty(t, sales.Pod)
+	// Without the driver pod (deleted since), the run is the application's finding.
+	sales := e.EvaluateSparkApp(d.Apps[0], NewStaticView(nil, nil, nil), nightNow)
+	require.Len(t, sales, 1)
+	f := sales[0]
+	assert.Equal(t, finding.SparkAppFailed, f.Kind)
+	assert.Equal(t, "spark-jobs/sales-daily-aggregate-20261120", f.Name())
+	assert.Empty(t, f.Pod)
 	assert.Equal(t, &finding.SparkApp{Application: "sales-daily-aggregate-20261120", AppID: "spark-4c8b1e2f9a7d4b3c8e1f0a9b7c6d5e4f",
-		State: "FAILED", Attempts: 1}, sales.Spark)
+		State: "FAILED", Attempts: 1}, f.Spark)
 	assert.Equal(t, []string{
 		"SparkApplication sales-daily-aggregate-20261120 is FAILED after 1 execution attempt(s): driver container failed with ExitCode: 137, Reason: OOMKilled",
-		"driver pod sales-daily-aggregate-20261120-driver: container spark-kubernetes-driver terminated OOMKilled (exit code 137)",
+		"driver pod sales-daily-aggregate-20261120-driver (gone)",
 		"executors: 2 FAILED, 1 COMPLETED",
 		"created by Airflow task sales_daily.aggregate (try 1, SparkKubernetesOperator)",
 		"terminated at 2026-11-20T02:11:42Z",
-	}, sales.Evidence)
-	require.NotNil(t, sales.Airflow)
-	assert.Equal(t, []string{"sales_daily", "aggregate", ""}, []string{sales.Airflow.DagID, sales.Airflow.TaskID, sales.Airflow.RunID},
+	}, f.Evidence)
+	require.NotNil(t, f.Airflow)
+	assert.Equal(t, []string{"sales_daily", "aggregate", ""}, []string{f.Airflow.DagID, f.Airflow.TaskID, f.Airflow.RunID},
 		"the run_id label is the label-safe form: not taken for the run's id")
-	assert.Equal(t, "0b6e2a4c-9d1f-4e3b-8a7c-5f2d1e0c9b8a", sales.Occurrence, "one finding per run: the submission")
+	assert.Equal(t, "0b6e2a4c-9d1f-4e3b-8a7c-5f2d1e0c9b8a", f.Occurrence, "one finding per run: the submission")
 
+	// A driver that did not end in a failure of its own leaves the run to the application.
+	driver := fixturePod(t, d, "spark-jobs", "sales-daily-aggregate-20261120-driver").DeepCopy()
+	driver.Status.ContainerStatuses[0].State.Terminated.Reason = "Completed"
+	driver.Status.ContainerStatuses[0].State.Terminated.ExitCode = 0
+	driver.Status.Phase = "Succeeded"
+	withDriver := e.EvaluateSparkApp(d.Apps[0], NewStaticView([]*corev1.Pod{driver}, nil, nil), nightNow)
+	require.Len(t, withDriver, 1)
+	assert.Equal(t, "driver pod sales-daily-aggregate-20261120-driver: container spark-kubernetes-driver terminated Completed (exit code 0)", withDriver[0].Evidence[1])
+
+	backfill := byKind[finding.SparkAppFailed][0]
 	assert.Equal(t, "SUBMISSION_FAILED", backfill.Spark.State)
 	assert.Equal(t, 3, backfill.Spark.Attempts)
 	assert.Contains(t, backfill.Evidence[0], "SparkApplication events-backfill-20261120 is SUBMISSION_FAILED after 3 submission attempt(s): failed to run spark-submit: ")
@@ -52,16 +72,17 @@ func TestSparkAppFailed(t *testing.T) {
 		assert.NotContains(t, line, "driver pod", "no driver ever ran")
 	}
 
-	// Later, the same runs keep their keys; a resubmission is another run.
+	// Later, the same run keeps its key; a resubmission is another run.
+	none := NewStaticView(nil, nil, nil)
 	app := d.Apps[0]
-	again := e.EvaluateSparkApp(app, d.View(), nightNow.Add(time.Hour))
+	again := e.EvaluateSparkApp(app, none, nightNow.Add(time.Hour))
 	require.Len(t, again, 1)
-	assert.Equal(t, sales.Key(), again[0].Key())
+	assert.Equal(t, f.Key(), again[0].Key())
 	next := *app
 	next.Status.SubmissionID = "2f3e4d5c-6b7a-4891-a0b1-c2d3e4f5a6b7"
-	rerun := e.EvaluateSparkApp(&next, d.View(), nightNow)
+	rerun := e.EvaluateSparkApp(&next, none, nightNow)
 	require.Len(t, rerun, 1)
-	assert.NotEqual(t, sales.Key(), rerun[0].Key())
+	assert.NotEqual(t, f.Key(), rerun[0].Key())
 	next.Status.AppState.State = "RUNNING"
-	assert.Empty(t, e.EvaluateSparkApp(&next, d.View(), nightNow), "running again: nothing to report")
+	assert.Empty(t, e.EvaluateSparkApp(&next, none, nightNow), "running again: nothing to report")
 }

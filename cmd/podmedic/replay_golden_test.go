@@ -3,6 +3,7 @@ package main
 import (
 	"flag"
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -26,12 +27,15 @@ func TestReplayBadNightJSON(t *testing.T) {
 }
 
 // TestReplaySparkApps: `kubectl get pods,sparkapplications -A -o json` replays with the
-// default rules: a failed application is a finding about it, without a pod.
+// default rules: an application whose submission failed is a finding about it, without a pod;
+// one whose driver was OOM-killed is the driver's OOMKilled, naming the application.
 func TestReplaySparkApps(t *testing.T) {
 	code, out, errOut := cli(t, "replay", "--config", "../../rules.yaml",
 		"--input", "../../rules/testdata/replay/spark-apps.json", "--output", "json")
 	require.Equal(t, 0, code, errOut)
 	require.Contains(t, out, `"kind":"SparkAppFailed","rule":"spark-app-failed","severity":"critical","namespace":"spark-jobs","pod":"",`)
-	require.Contains(t, out, `"spark":{"app_id":"spark-4c8b1e2f9a7d4b3c8e1f0a9b7c6d5e4f","application":"sales-daily-aggregate-20261120","state":"FAILED","attempts":1}`)
 	require.Contains(t, out, `"spark":{"application":"events-backfill-20261120","state":"SUBMISSION_FAILED","attempts":3}`)
+	require.Contains(t, out, `"kind":"OOMKilled","rule":"oom-other","severity":"warning","namespace":"spark-jobs","pod":"sales-daily-aggregate-20261120-driver",`)
+	require.Contains(t, out, `"owner":{"kind":"SparkApplication","name":"sales-daily-aggregate-20261120"}`)
+	require.Equal(t, 2, strings.Count(out, "\n"), "one finding per failed run:\n%s", out)
 }
