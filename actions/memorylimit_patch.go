@@ -293,6 +293,21 @@ func templatePatch(uid string, path []string, list, container string, limit, req
 // pod_override of the task; otherwise the resources of the pod template.
 func MemoryAdvice(f *finding.Finding, a finding.Action, t finding.Target) string {
 	c, l, r := a.Params["container"], a.Params["limit"], a.Params["request"]
+	if a.Params["target"] == "SparkApplication" {
+		// The operator sizes the pods from these settings (limit = memory + memoryOverhead),
+		// not from pod resources; on a spec change it resubmits the application (its state
+		// becomes INVALIDATING, then it runs again: spark-operator's event filter).
+		role := a.Params["role"]
+		return fmt.Sprintf(`Set in SparkApplication %s/%s (the pod's limit becomes %s):
+
+spec:
+  %s:
+    memory: %s
+    memoryOverhead: %s
+
+The Spark operator resubmits an application whose spec changes. For an application that Airflow's SparkKubernetesOperator creates at each run, change its application file (or template_spec) instead.`,
+			f.Namespace, f.Owner.Name, l, role, a.Params["memory"], a.Params["memoryOverhead"])
+	}
 	if f.Airflow != nil {
 		return fmt.Sprintf(`Raise the memory of task %s.%s in the DAG (KubernetesExecutor), then clear the task:
 

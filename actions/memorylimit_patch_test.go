@@ -4,6 +4,7 @@ import (
 	"context"
 	"testing"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
@@ -114,4 +115,16 @@ containers:
       memory: 3Gi
     requests:
       memory: 2Gi`, got)
+}
+
+// TestSparkMemoryAdvice: the advice for a Spark driver is the SparkApplication's settings in
+// Spark's units, not pod resources (the operator sizes the pods from them).
+func TestSparkMemoryAdvice(t *testing.T) {
+	f := &finding.Finding{Kind: finding.OOMKilled, Namespace: "spark-jobs", Pod: "sales-driver", Container: "spark-kubernetes-driver",
+		Owner: finding.Owner{Kind: "SparkApplication", Name: "sales-daily-aggregate-20261120"}}
+	a := finding.Action{Type: finding.ActionProposeMemoryLimit, Params: map[string]string{"container": "spark-kubernetes-driver",
+		"limit": "6784Mi", "request": "6784Mi", "target": "SparkApplication", "role": "driver", "memory": "4g", "memoryOverhead": "2688m"}}
+	got := MemoryAdvice(f, a, finding.Target{Kind: "SparkApplication", Namespace: "spark-jobs", Name: "sales-daily-aggregate-20261120"})
+	assert.Contains(t, got, "Set in SparkApplication spark-jobs/sales-daily-aggregate-20261120 (the pod's limit becomes 6784Mi):\n\nspec:\n  driver:\n    memory: 4g\n    memoryOverhead: 2688m\n")
+	assert.NotContains(t, got, "resources:")
 }

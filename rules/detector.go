@@ -23,6 +23,8 @@ type View interface {
 	// EventsFor returns the events whose involvedObject is the object with this UID (or, when
 	// the event carries no UID, this kind/namespace/name), oldest first.
 	EventsFor(kind, namespace, name string, uid string) []*corev1.Event
+	// SparkApp returns the SparkApplication, or nil when it is not known (or not watched).
+	SparkApp(namespace, name string) *spark.Application
 }
 
 // Input is what a detector evaluates: exactly one of Pod, PVC or App is set.

@@ -253,6 +253,7 @@ func (e *Engine) complete(f *finding.Finding, cr compiledRule, in Input) {
 			f.Evidence = append(f.Evidence, "no memory limit proposed: "+err.Error())
 			return
 		}
+		sparkMemory(f, in, c, params)
 		a.Params = params
 	case finding.ActionAirflowClearTask:
 		if f.Airflow == nil {

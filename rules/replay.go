@@ -250,7 +250,7 @@ func (d *Dump) Newest() time.Time {
 }
 
 // View returns a View over the dump.
-func (d *Dump) View() *StaticView { return NewStaticView(d.Pods, d.PVCs, d.Events) }
+func (d *Dump) View() *StaticView { return NewStaticView(d.Pods, d.PVCs, d.Events).WithApps(d.Apps) }
 
 // Replay runs the engine over every pod, PVC and SparkApplication of the dump at time now and returns the
 // findings in a stable order (namespace, pod/pvc, kind, container). As in the daemon, a

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/podmedic/podmedic/config"
@@ -138,4 +139,49 @@ func sparkAppMeta(app *spark.Application) *metav1.ObjectMeta {
 	maps.Copy(m.Labels, app.Spec.Driver.Labels)
 	m.Labels[LabelSparkOperator] = app.Name
 	return &m
+}
+
+// Spark's containers in the pods spark-submit creates.
+const executorContainer = "spark-kubernetes-executor"
+
+// sparkMemory turns the memory proposal for the Spark container of a driver or executor pod
+// owned by a SparkApplication into Spark's settings, when the view knows the application: the
+// pod's limit is memory + memoryOverhead (package spark), and a kernel OOM kill is the
+// process outgrowing it as a whole, so the raise goes to memoryOverhead (off-heap), in Spark's
+// units. It adds the params target=SparkApplication, role, memory and memoryOverhead to the
+// container's, and says why in the evidence.
+func sparkMemory(f *finding.Finding, in Input, c *corev1.Container, params map[string]string) {
+	if f.Owner.Kind != spark.KindApplication || in.View == nil || in.Pod == nil || f.Kind != finding.OOMKilled {
+		return
+	}
+	role := in.Pod.Labels[LabelSparkRole]
+	if (role == "driver" && c.Name != driverContainer) || (role == "executor" && c.Name != executorContainer) || (role != "driver" && role != "executor") {
+		return // a sidecar: its own resources, not Spark's
+	}
+	app := in.View.SparkApp(f.Namespace, f.Owner.Name)
+	if app == nil {
+		f.Evidence = append(f.Evidence, fmt.Sprintf("SparkApplication %s is not known (its CRD not installed or not watched): the proposal is the pod's memory, not Spark's settings", f.Owner.Name))
+		return
+	}
+	rm, err := app.MemoryOf(role)
+	if err != nil {
+		f.Evidence = append(f.Evidence, "Spark's memory settings unreadable: "+err.Error())
+		return
+	}
+	cur, ok := c.Resources.Limits[corev1.ResourceMemory]
+	next, err := resource.ParseQuantity(params["limit"])
+	if !ok || err != nil || next.Value() <= cur.Value() {
+		return
+	}
+	overhead := rm.Overhead + next.Value() - cur.Value()
+	how := "set"
+	if rm.DefaultOverhead {
+		how = fmt.Sprintf("Spark's default: max(384m, %.0f%% of memory)", 100*spark.OverheadFactor(app.Spec.Type))
+	}
+	params["target"], params["role"] = spark.KindApplication, role
+	params["memory"], params["memoryOverhead"] = spark.FormatMemory(rm.Memory), spark.FormatMemory(overhead)
+	f.Evidence = append(f.Evidence, fmt.Sprintf(
+		"Spark memory of the %s: pod limit %s = memory %s + memoryOverhead %s (%s); killed by the kernel, so the off-heap memory is raised: spec.%s.memoryOverhead %s -> %s (pod limit %s)",
+		role, cur.String(), spark.FormatMemory(rm.Memory), spark.FormatMemory(rm.Overhead), how, role,
+		spark.FormatMemory(rm.Overhead), params["memoryOverhead"], next.String()))
 }

@@ -7,8 +7,12 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 
+	"github.com/podmedic/podmedic/actions"
+	"github.com/podmedic/podmedic/config"
 	"github.com/podmedic/podmedic/finding"
+	"github.com/podmedic/podmedic/spark"
 )
 
 // TestSparkAppFailed replays SparkApplications as the operator leaves them: a run that FAILED
@@ -85,4 +89,43 @@ func TestSparkAppFailed(t *testing.T) {
 	assert.NotEqual(t, f.Key(), rerun[0].Key())
 	next.Status.AppState.State = "RUNNING"
 	assert.Empty(t, e.EvaluateSparkApp(&next, none, nightNow), "running again: nothing to report")
+}
+
+// TestSparkMemoryProposal: the memory proposal for an OOM-killed driver of a known
+// SparkApplication is in Spark's settings: its memoryOverhead raised by what the pod's limit
+// is raised, in Spark's units, with the memory model in the evidence.
+func TestSparkMemoryProposal(t *testing.T) {
+	d := loadFixture(t, "testdata/replay/spark-apps.json")
+	reg := NewDefaultRegistry()
+	cfg := allRules(t, reg)
+	for i := range cfg.Rules {
+		if cfg.Rules[i].Detect.Kind == finding.OOMKilled {
+			cfg.Rules[i].Action = &config.RuleAction{Type: finding.ActionProposeMemoryLimit, Mode: finding.ModeApprove}
+		}
+	}
+	e, err := NewEngine(cfg, reg, actions.MemoryPlanner{})
+	require.NoError(t, err)
+	driver := fixturePod(t, d, "spark-jobs", "sales-daily-aggregate-20261120-driver")
+	var oom *finding.Finding
+	for _, f := range e.EvaluatePod(driver, d.View(), nightNow) {
+		if f.Kind == finding.OOMKilled {
+			oom = &f
+		}
+	}
+	require.NotNil(t, oom)
+	require.NotNil(t, oom.Action)
+	p := oom.Action.Params
+	assert.Equal(t, "SparkApplication", p["target"])
+	assert.Equal(t, "driver", p["role"])
+	assert.Equal(t, "4g", p["memory"], "the heap is left as it is")
+	limit := resource.MustParse(p["limit"])
+	overhead, err := spark.ParseMemory(p["memoryOverhead"])
+	require.NoError(t, err)
+	assert.Equal(t, limit.Value(), 4<<30+overhead, "the pod's new limit is memory + memoryOverhead")
+	assert.Contains(t, oom.Evidence, "Spark memory of the driver: pod limit 4505Mi = memory 4g + memoryOverhead 409m (Spark's default: max(384m, 10% of memory)); killed by the kernel, so the off-heap memory is raised: spec.driver.memoryOverhead 409m -> "+p["memoryOverhead"]+" (pod limit "+p["limit"]+")")
+
+	// Without the application in the view, the proposal stays the pod's.
+	bare := e.EvaluatePod(driver, NewStaticView(d.Pods, nil, nil), nightNow)
+	require.NotEmpty(t, bare)
+	assert.Empty(t, bare[0].Action.Params["target"])
 }

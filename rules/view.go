@@ -5,6 +5,8 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/podmedic/podmedic/spark"
 )
 
 // StaticView is a View over a fixed set of objects, as read from a dump.
@@ -12,6 +14,7 @@ type StaticView struct {
 	pods   map[string]*corev1.Pod
 	pvcs   map[string]*corev1.PersistentVolumeClaim
 	events map[string][]*corev1.Event // by involvedObject uid, and by kind/namespace/name
+	apps   map[string]*spark.Application
 }
 
 var _ View = (*StaticView)(nil)
@@ -37,6 +40,22 @@ func NewStaticView(pods []*corev1.Pod, pvcs []*corev1.PersistentVolumeClaim, eve
 		}
 	}
 	return v
+}
+
+// WithApps adds SparkApplications to the view and returns it.
+func (v *StaticView) WithApps(apps []*spark.Application) *StaticView {
+	if v.apps == nil {
+		v.apps = make(map[string]*spark.Application, len(apps))
+	}
+	for _, a := range apps {
+		v.apps[a.Namespace+"/"+a.Name] = a
+	}
+	return v
+}
+
+// SparkApp implements View.
+func (v *StaticView) SparkApp(namespace, name string) *spark.Application {
+	return v.apps[namespace+"/"+name]
 }
 
 // Pod implements View.

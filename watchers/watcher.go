@@ -25,6 +25,7 @@ import (
 	"k8s.io/client-go/util/workqueue"
 
 	"github.com/podmedic/podmedic/bus"
+	"github.com/podmedic/podmedic/spark"
 )
 
 // Publisher receives observations (the bus in production).
@@ -698,6 +699,20 @@ func (w *Watcher) scopeFor(namespace string) *scope {
 		}
 	}
 	return nil
+}
+
+// SparkApp returns the cached SparkApplication, or nil (unknown, or not watched).
+func (w *Watcher) SparkApp(namespace, name string) *spark.Application {
+	st := w.spark.store(namespace)
+	if st == nil {
+		return nil
+	}
+	obj, ok, _ := st.GetByKey(namespace + "/" + name)
+	if !ok {
+		return nil
+	}
+	a, _ := obj.(*spark.Application)
+	return a
 }
 
 // Pod returns the cached (trimmed) pod, or nil.
