@@ -95,6 +95,9 @@ type GuardOptions struct {
 	// Overrides: memory proposals of Airflow tasks' worker pods are executed as memory
 	// overrides (the executor is a MemoryLimit with an Override), not recorded as advice.
 	Overrides bool
+	// SparkApps: memory proposals in a SparkApplication's settings are patched (the executor
+	// is a MemoryLimit with Spark), not recorded as advice.
+	SparkApps bool
 	// Namespace is podmedic's own namespace, always protected; default OwnNamespace(
 	// ServiceAccountDir): $POD_NAMESPACE, else the service account's namespace file.
 	Namespace string
@@ -127,6 +130,7 @@ type Guard struct {
 	claimer   Claimer
 	recheck   Rechecker
 	overrides bool
+	sparkApps bool
 	protected []string
 	events    events.EventRecorder
 	now       func() time.Time
@@ -154,7 +158,7 @@ func NewGuard(o GuardOptions) (*Guard, error) {
 	}
 	g := &Guard{
 		client: o.Client, exec: o.Executor, result: finding.ResultExecuted, kv: o.KV,
-		claimer: o.Claimer, recheck: o.Rechecker, overrides: o.Overrides, events: o.Events, now: o.Now, metrics: o.Metrics, log: o.Logger,
+		claimer: o.Claimer, recheck: o.Rechecker, overrides: o.Overrides, sparkApps: o.SparkApps, events: o.Events, now: o.Now, metrics: o.Metrics, log: o.Logger,
 	}
 	g.SetPolicy(o.Policy)
 	if g.exec == nil {
@@ -187,7 +191,7 @@ func (g *Guard) DryRun() bool { return g.result == finding.ResultDryRun }
 // task's); approving it records the decision.
 func (g *Guard) Advisory(r *Request) bool {
 	return r.Action.Type == finding.ActionProposeMemoryLimit && !Patchable(r.Target) &&
-		!(g.overrides && Overridable(r.Finding, r.Target))
+		!(g.overrides && Overridable(r.Finding, r.Target)) && !(g.sparkApps && SparkPatchable(r))
 }
 
 // Protected reports whether the guard never acts in namespace ns.
@@ -372,7 +376,8 @@ func (g *Guard) verify(ctx context.Context, r *Request) error {
 		}
 		if !Patchable(r.Target) {
 			// A memory override of an Airflow task: it is for the task's next tries, whose
-			// pods do not exist yet; the OOM-killed pod may be gone or replaced already.
+			// pods do not exist yet; the OOM-killed pod may be gone or replaced already. A
+			// SparkApplication is verified by its executor, with the read it patches against.
 			return nil
 		}
 		return verifyWorkload(ctx, g.client, r)

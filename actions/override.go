@@ -161,11 +161,13 @@ func shortDuration(d time.Duration) string {
 	return d.String()
 }
 
-// MemoryLimit executes propose-memory-limit: a patch of the owning workload's pod template,
-// or, for an Airflow task's worker pod, a memory override (when Override is set).
+// MemoryLimit executes propose-memory-limit: a patch of the owning workload's pod template;
+// for an Airflow task's worker pod, a memory override (when Override is set); for a Spark
+// driver or executor, a patch of its SparkApplication (when Spark is set).
 type MemoryLimit struct {
 	Patch    PatchMemoryLimit
 	Override *MemoryOverride
+	Spark    *PatchSparkMemory
 }
 
 var (
@@ -175,7 +177,10 @@ var (
 
 // Execute implements Executor.
 func (m MemoryLimit) Execute(ctx context.Context, r *Request) (string, error) {
-	if !Patchable(r.Target) && m.Override != nil && Overridable(r.Finding, r.Target) {
+	switch {
+	case m.Spark != nil && SparkPatchable(r):
+		return m.Spark.Execute(ctx, r)
+	case !Patchable(r.Target) && m.Override != nil && Overridable(r.Finding, r.Target):
 		return m.Override.Execute(ctx, r)
 	}
 	return m.Patch.Execute(ctx, r)
@@ -183,7 +188,10 @@ func (m MemoryLimit) Execute(ctx context.Context, r *Request) (string, error) {
 
 // Describe implements Describer.
 func (m MemoryLimit) Describe(r *Request) string {
-	if !Patchable(r.Target) && m.Override != nil && Overridable(r.Finding, r.Target) {
+	switch {
+	case m.Spark != nil && SparkPatchable(r):
+		return m.Spark.Describe(r)
+	case !Patchable(r.Target) && m.Override != nil && Overridable(r.Finding, r.Target):
 		return m.Override.Describe(r)
 	}
 	return m.Patch.Describe(r)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/tools/events"
@@ -39,6 +40,9 @@ type ActionsOptions struct {
 	// Overrides, when set, stores memory overrides: approved memory proposals of Airflow
 	// tasks become overrides the admission webhook applies (set when the webhook serves).
 	Overrides *overrides.Store
+	// Dynamic, when set, patches SparkApplications: approved memory proposals for Spark
+	// drivers and executors change the application's memory settings (else they are advice).
+	Dynamic dynamic.Interface
 }
 
 // actionsStage is the running actions stage and what it needs stopped at the end.
@@ -93,15 +97,19 @@ func newActions(ctx context.Context, o ActionsOptions, cfg *config.Config, clien
 		recorder = nil // a dry run writes nothing to the cluster, Events included
 	}
 
+	memory := actions.MemoryLimit{Patch: actions.PatchMemoryLimit{Client: client}}
 	if o.Overrides != nil {
-		execs[finding.ActionProposeMemoryLimit] = actions.MemoryLimit{Patch: actions.PatchMemoryLimit{Client: client},
-			Override: &actions.MemoryOverride{Store: o.Overrides, Cluster: cfg.Cluster, TTL: cfg.Overrides.TTL.Duration, Now: live.Now, Airflow: ac, MaxLimit: ruleMaxLimit(live)}}
+		memory.Override = &actions.MemoryOverride{Store: o.Overrides, Cluster: cfg.Cluster, TTL: cfg.Overrides.TTL.Duration, Now: live.Now, Airflow: ac, MaxLimit: ruleMaxLimit(live)}
 	}
+	if o.Dynamic != nil {
+		memory.Spark = &actions.PatchSparkMemory{Dynamic: o.Dynamic}
+	}
+	execs[finding.ActionProposeMemoryLimit] = memory
 	kv := actions.JetStreamKV{KV: b.Proposals()}
 	metrics := actions.NewMetrics(reg)
 	guard, err := actions.NewGuard(actions.GuardOptions{
 		Client: client, Executor: execs, DryRun: cfg.DryRun, Policy: actions.PolicyOf(cfg), KV: kv, Claimer: b,
-		Rechecker: live, Namespace: o.Namespace, Events: recorder, Now: live.Now, Overrides: o.Overrides != nil,
+		Rechecker: live, Namespace: o.Namespace, Events: recorder, Now: live.Now, Overrides: o.Overrides != nil, SparkApps: o.Dynamic != nil,
 		Metrics: metrics, Logger: log.Named("guard"),
 	})
 	if err != nil {

@@ -239,6 +239,7 @@ func Run(ctx context.Context, o Options) error {
 		defer func() { _ = wh.ln.Close() }()
 		o.Actions.Overrides = wh.store
 	}
+	o.Actions.Dynamic = dyn
 	act, err := newActions(ctx, o.Actions, cfg, client, b, live, n, log.Named("actions"), metrics)
 	if err != nil {
 		return err

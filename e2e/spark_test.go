@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
+	"net/http"
 	"os"
 	"strings"
 	"testing"
@@ -9,7 +11,9 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -154,4 +158,114 @@ rules:
 	_, err = dyn.Resource(spark.ApplicationResource).Namespace(ns).UpdateStatus(context.Background(), cur, metav1.UpdateOptions{})
 	require.NoError(t, err)
 	require.Never(t, func() bool { return len(failed()) > 1 }, 3*time.Second, 100*time.Millisecond, "the same run reported twice")
+}
+
+const salesApp = `apiVersion: sparkoperator.k8s.io/v1beta2
+kind: SparkApplication
+metadata:
+  name: sales-daily-aggregate-20261120
+spec:
+  type: Scala
+  mode: cluster
+  sparkVersion: 3.5.1
+  mainClass: com.example.sales.DailyAggregate
+  mainApplicationFile: local:///opt/spark/jars/sales-aggregate.jar
+  restartPolicy: {type: Never}
+  driver:
+    cores: 1
+    memory: 4g
+    serviceAccount: spark
+    labels: {dag_id: sales_daily, task_id: aggregate, spark_kubernetes_operator: "True", try_number: "1"}
+  executor: {cores: 2, instances: 3, memory: 8g}
+`
+
+// TestSparkDriverOOMPatchesTheApplication: a SparkApplication's driver is OOM-killed and the
+// operator marks the run FAILED: one finding, the driver's OOMKilled, proposing Spark's
+// settings (memoryOverhead raised by as much as the pod's limit); approved in the inbox, the
+// SparkApplication read back from the API server has the new memoryOverhead (the operator then
+// runs it again), its heap unchanged.
+func TestSparkDriverOOMPatchesTheApplication(t *testing.T) {
+	env := cluster(t)
+	c := env.Client
+	dyn, err := dynamic.NewForConfig(env.Config)
+	require.NoError(t, err)
+	removeSparkCRD(t, dyn)
+	installSparkCRD(t, env, dyn)
+	ns := namespace(t, env, "spark-oom-"+strings.ReplaceAll(time.Now().Format("150405.000"), ".", ""))
+	cfg := writeRules(t, ns, `version: 1
+cluster: e2e
+namespaces: {include: [{{ns}}]}
+rules:
+  - name: spark-oom
+    detect: {kind: OOMKilled}
+    match: {workload: spark}
+    action: {type: propose-memory-limit, mode: approve}
+  - name: spark-app-failed
+    detect: {kind: SparkAppFailed}
+`)
+	inbox := freeAddr(t)
+	pm := startPodmedic(t, env, t.TempDir(), "--config", cfg, "--inbox-addr", inbox)
+	require.Eventually(t, func() bool { return strings.Contains(pm.logs(), "watching SparkApplications\"") }, 15*time.Second, 50*time.Millisecond)
+
+	app := writeSparkApp(t, dyn, ns, salesApp, map[string]any{"applicationState": map[string]any{"state": "RUNNING"},
+		"submissionID": "0b6e2a4c-9d1f-4e3b-8a7c-5f2d1e0c9b8a", "executionAttempts": int64(1),
+		"driverInfo": map[string]any{"podName": "sales-daily-aggregate-20261120-driver"}})
+	// The operator's driver pod: owned by the application, 4g + the default 409m overhead.
+	ctl := true
+	driver := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "sales-daily-aggregate-20261120-driver", Namespace: ns,
+		Labels: map[string]string{"spark-role": "driver", "spark-app-name": app.GetName(), "sparkoperator.k8s.io/app-name": app.GetName(),
+			"spark-app-selector": "spark-4c8b1e2f9a7d4b3c8e1f0a9b7c6d5e4f"},
+		OwnerReferences: []metav1.OwnerReference{{APIVersion: "sparkoperator.k8s.io/v1beta2", Kind: "SparkApplication", Name: app.GetName(), UID: app.GetUID(), Controller: &ctl}}},
+		Spec: corev1.PodSpec{RestartPolicy: corev1.RestartPolicyNever, Containers: []corev1.Container{{Name: "spark-kubernetes-driver", Image: "registry.example.com/spark:3.5.1",
+			Resources: corev1.ResourceRequirements{Limits: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("4505Mi")},
+				Requests: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("4505Mi")}}}}}}
+	// The watchers see the application before its driver (as in a cluster: the operator
+	// creates the driver after the application).
+	time.Sleep(time.Second)
+	pod := createPod(t, c, driver)
+	writeStatus(t, c, pod, func(s *corev1.PodStatus) {
+		s.Phase = corev1.PodFailed
+		s.ContainerStatuses = []corev1.ContainerStatus{{Name: "spark-kubernetes-driver", Image: "registry.example.com/spark:3.5.1",
+			State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 137, Reason: "OOMKilled",
+				StartedAt: metav1.NewTime(time.Now().Add(-40 * time.Minute)), FinishedAt: metav1.Now()}}}}
+	})
+	cur, err := dyn.Resource(spark.ApplicationResource).Namespace(ns).Get(context.Background(), app.GetName(), metav1.GetOptions{})
+	require.NoError(t, err)
+	require.NoError(t, unstructured.SetNestedMap(cur.Object, map[string]any{"state": "FAILED",
+		"errorMessage": "driver container failed with ExitCode: 137, Reason: OOMKilled"}, "status", "applicationState"))
+	_, err = dyn.Resource(spark.ApplicationResource).Namespace(ns).UpdateStatus(context.Background(), cur, metav1.UpdateOptions{})
+	require.NoError(t, err)
+
+	var p finding.Proposal
+	require.Eventually(t, func() bool {
+		resp, err := http.Get("http://" + inbox + "/api/proposals")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		var all []finding.Proposal
+		if json.NewDecoder(resp.Body).Decode(&all) != nil || len(all) != 1 {
+			return false
+		}
+		p = all[0]
+		return true
+	}, 30*time.Second, 100*time.Millisecond, "no proposal\n%s", pm.logs())
+	assert.Equal(t, finding.OOMKilled, p.Finding.Kind)
+	assert.Equal(t, "SparkApplication", p.Action.Params["target"])
+	assert.Equal(t, "driver", p.Action.Params["role"])
+	assert.Equal(t, "4g", p.Action.Params["memory"])
+	overhead := p.Action.Params["memoryOverhead"]
+	t.Logf("proposal %s: memoryOverhead 409m -> %s (pod limit 4505Mi -> %s)", p.ID, overhead, p.Action.Params["limit"])
+
+	page := inboxPost(t, inbox, "/proposals/"+p.ID+"/approve")
+	assert.Contains(t, page, "SparkApplication "+ns+"/"+app.GetName()+": spec.driver memory 4g -&gt; 4g, memoryOverhead 409m -&gt; "+overhead)
+	got, err := dyn.Resource(spark.ApplicationResource).Namespace(ns).Get(context.Background(), app.GetName(), metav1.GetOptions{})
+	require.NoError(t, err)
+	v, _, _ := unstructured.NestedString(got.Object, "spec", "driver", "memoryOverhead")
+	assert.Equal(t, overhead, v, "the application read back has the new overhead")
+	m, _, _ := unstructured.NestedString(got.Object, "spec", "driver", "memory")
+	assert.Equal(t, "4g", m)
+	for _, f := range pm.all() {
+		assert.NotEqual(t, finding.SparkAppFailed, f.Kind, "the run is one finding: its driver's OOM kill")
+	}
 }
