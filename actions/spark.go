@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
@@ -103,7 +104,7 @@ func (p PatchSparkMemory) Execute(ctx context.Context, r *Request) (string, erro
 	}
 	return fmt.Sprintf("%s: spec.%s memory %s -> %s, memoryOverhead %s -> %s (pod limit %s); the Spark operator runs it again",
 		r.Target, role, spark.FormatMemory(cur.Memory), spark.FormatMemory(memory), spark.FormatMemory(cur.Overhead), spark.FormatMemory(overhead),
-		spark.FormatMemory(memory+overhead)), nil
+		resource.NewQuantity(memory+overhead, resource.BinarySI).String()), nil
 }
 
 // Describe implements Describer.

@@ -1,0 +1,72 @@
+package actions
+
+import (
+	"context"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	dynamicfake "k8s.io/client-go/dynamic/fake"
+
+	"github.com/podmedic/podmedic/finding"
+	"github.com/podmedic/podmedic/spark"
+)
+
+func sparkApp(overhead string) *unstructured.Unstructured {
+	driver := map[string]any{"memory": "4g"}
+	if overhead != "" {
+		driver["memoryOverhead"] = overhead
+	}
+	return &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "sparkoperator.k8s.io/v1beta2", "kind": "SparkApplication",
+		"metadata": map[string]any{"name": "sales", "namespace": "spark-jobs", "uid": "uid-1", "resourceVersion": "7"},
+		"spec":     map[string]any{"type": "Scala", "driver": driver, "executor": map[string]any{"memory": "8g"}},
+	}}
+}
+
+func sparkRequest(overhead string) *Request {
+	return &Request{ID: "p-1", Target: finding.Target{Kind: "SparkApplication", Namespace: "spark-jobs", Name: "sales", UID: "uid-1"},
+		Action: finding.Action{Type: finding.ActionProposeMemoryLimit, Params: map[string]string{"container": "spark-kubernetes-driver",
+			"limit": "6784Mi", "target": "SparkApplication", "role": "driver", "memory": "4g", "memoryOverhead": overhead}}}
+}
+
+// TestPatchSparkMemory: the patch sets the role's memory settings; an application already at
+// least as large, replaced, or gone is not patched, with the reason.
+func TestPatchSparkMemory(t *testing.T) {
+	ctx := context.Background()
+	newClient := func(objs ...runtime.Object) *dynamicfake.FakeDynamicClient {
+		return dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(),
+			map[schema.GroupVersionResource]string{spark.ApplicationResource: "SparkApplicationList"}, objs...)
+	}
+	c := newClient(sparkApp(""))
+	p := PatchSparkMemory{Dynamic: c}
+	msg, err := p.Execute(ctx, sparkRequest("2688m"))
+	require.NoError(t, err)
+	assert.Equal(t, "SparkApplication spark-jobs/sales: spec.driver memory 4g -> 4g, memoryOverhead 409m -> 2688m (pod limit 6784Mi); the Spark operator runs it again", msg)
+	got, err := c.Resource(spark.ApplicationResource).Namespace("spark-jobs").Get(ctx, "sales", metav1.GetOptions{})
+	require.NoError(t, err)
+	v, _, _ := unstructured.NestedString(got.Object, "spec", "driver", "memoryOverhead")
+	assert.Equal(t, "2688m", v)
+
+	_, err = PatchSparkMemory{Dynamic: newClient(sparkApp("3g"))}.Execute(ctx, sparkRequest("2688m"))
+	var held *NoLongerHoldsError
+	require.ErrorAs(t, err, &held)
+	assert.Contains(t, err.Error(), "its driver already has memory 4g + memoryOverhead 3g (proposed 4g + 2688m)")
+
+	replaced := sparkApp("")
+	replaced.SetUID("uid-2")
+	_, err = PatchSparkMemory{Dynamic: newClient(replaced)}.Execute(ctx, sparkRequest("2688m"))
+	var changed *TargetChangedError
+	require.ErrorAs(t, err, &changed)
+
+	_, err = PatchSparkMemory{Dynamic: newClient()}.Execute(ctx, sparkRequest("2688m"))
+	var gone *TargetGoneError
+	require.ErrorAs(t, err, &gone)
+
+	_, err = p.Execute(ctx, &Request{Target: sparkRequest("1g").Target, Action: finding.Action{Params: map[string]string{"role": "worker"}}})
+	assert.ErrorContains(t, err, `Spark role "worker" is neither driver nor executor`)
+}
