@@ -676,6 +676,6 @@ func (s *Service) RevokeOverride(ctx context.Context, id, user string) (string, 
 		return fmt.Sprintf("override %s was revoked already, by %s at %s", o.ID, o.RevokedBy, o.RevokedAt.UTC().Format(time.RFC3339)), nil
 	}
 	s.log.Info("memory override revoked", zap.String("override", o.ID), zap.String("by", user))
-	return fmt.Sprintf("override %s of %s.%s (container %s) revoked: pods created from now on get the memory their task asks for",
-		o.ID, o.Task.DagID, o.Task.TaskID, o.Task.Container), nil
+	return fmt.Sprintf("override %s of %s.%s (%s) revoked: pods created from now on get the memory their task asks for",
+		o.ID, o.Task.DagID, o.Task.TaskID, o.Task.Of()), nil
 }

@@ -3,7 +3,9 @@ package actions
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -12,6 +14,7 @@ import (
 	"k8s.io/client-go/dynamic"
 
 	"github.com/podmedic/podmedic/finding"
+	"github.com/podmedic/podmedic/overrides"
 	"github.com/podmedic/podmedic/spark"
 )
 
@@ -27,8 +30,18 @@ func SparkPatchable(r *Request) bool {
 // changed meanwhile) and its UID. The Spark operator, seeing the spec change, invalidates the
 // application and runs it again (spark-operator's event filter sets INVALIDATING on a spec
 // change), so no separate resubmission is needed.
+//
+// When an Airflow task created the application (SparkKubernetesOperator's task context
+// labels) and Overrides is set, the approval also stores a memory override of the task's
+// Spark role: Airflow creates a new application at each run, and the admission webhook
+// gives those the same settings (POST /mutate/sparkapplications).
 type PatchSparkMemory struct {
 	Dynamic dynamic.Interface
+	// Overrides stores the task's override (nil: none); Cluster, TTL and Now as MemoryOverride's.
+	Overrides OverrideStore
+	Cluster   string
+	TTL       time.Duration
+	Now       func() time.Time
 }
 
 var (
@@ -102,9 +115,43 @@ func (p PatchSparkMemory) Execute(ctx context.Context, r *Request) (string, erro
 	if err != nil {
 		return "", fmt.Errorf("patch %s: %w", r.Target, err)
 	}
-	return fmt.Sprintf("%s: spec.%s memory %s -> %s, memoryOverhead %s -> %s (pod limit %s); the Spark operator runs it again",
+	msg := fmt.Sprintf("%s: spec.%s memory %s -> %s, memoryOverhead %s -> %s (pod limit %s); the Spark operator runs it again",
 		r.Target, role, spark.FormatMemory(cur.Memory), spark.FormatMemory(memory), spark.FormatMemory(cur.Overhead), spark.FormatMemory(overhead),
-		resource.NewQuantity(memory+overhead, resource.BinarySI).String()), nil
+		resource.NewQuantity(memory+overhead, resource.BinarySI).String())
+	return msg + p.override(ctx, r, app, role, memory, overhead), nil
+}
+
+// override stores the override of the Airflow task that created app, for its next
+// applications, and says so ("" when there is none to store).
+func (p PatchSparkMemory) override(ctx context.Context, r *Request, app *spark.Application, role string, memory, overhead int64) string {
+	l := app.AirflowLabels()
+	if p.Overrides == nil || l == nil {
+		return ""
+	}
+	now := time.Now()
+	if p.Now != nil {
+		now = p.Now()
+	}
+	ttl := p.TTL
+	if ttl <= 0 {
+		ttl = overrides.DefaultTTL
+	}
+	tk := overrides.Task{Cluster: p.Cluster, Namespace: app.Namespace, DagID: l["dag_id"], TaskID: l["task_id"], Role: role}
+	o := &overrides.Override{ID: tk.ID(), Task: tk, Limit: resource.NewQuantity(memory+overhead, resource.BinarySI).String(),
+		Memory: spark.FormatMemory(memory), MemoryOverhead: spark.FormatMemory(overhead), ProposalID: r.ID, ApprovedBy: r.ApprovedBy,
+		CreatedAt: now, UpdatedAt: now, ExpiresAt: now.Add(ttl)}
+	if r.Finding != nil {
+		o.Rule, o.Pod = r.Finding.Rule, r.Finding.Pod
+	}
+	stored, err := p.Overrides.Put(ctx, o)
+	if errors.Is(err, overrides.ErrAudit) && stored != nil {
+		err = nil
+	}
+	if err != nil {
+		return "; storing the memory override of Airflow task " + tk.DagID + "." + tk.TaskID + " failed (" + err.Error() + "): its next applications keep their settings"
+	}
+	return fmt.Sprintf("; memory override %s: the next applications of Airflow task %s.%s run the %s with memory %s, memoryOverhead %s until %s",
+		stored.ID, tk.DagID, tk.TaskID, role, stored.Memory, stored.MemoryOverhead, stored.ExpiresAt.UTC().Format(time.DateOnly))
 }
 
 // Describe implements Describer.

@@ -13,6 +13,7 @@ import (
 	dynamicfake "k8s.io/client-go/dynamic/fake"
 
 	"github.com/podmedic/podmedic/finding"
+	"github.com/podmedic/podmedic/overrides"
 	"github.com/podmedic/podmedic/spark"
 )
 
@@ -69,4 +70,25 @@ func TestPatchSparkMemory(t *testing.T) {
 
 	_, err = p.Execute(ctx, &Request{Target: sparkRequest("1g").Target, Action: finding.Action{Params: map[string]string{"role": "worker"}}})
 	assert.ErrorContains(t, err, `Spark role "worker" is neither driver nor executor`)
+}
+
+// TestPatchSparkMemoryStoresTheTasksOverride: for an application an Airflow task created, the
+// approval also stores the task's override of the Spark role, for its next applications.
+func TestPatchSparkMemoryStoresTheTasksOverride(t *testing.T) {
+	ctx := context.Background()
+	app := sparkApp("")
+	require.NoError(t, unstructured.SetNestedStringMap(app.Object, map[string]string{"dag_id": "sales_daily", "task_id": "aggregate",
+		"spark_kubernetes_operator": "True", "try_number": "1"}, "spec", "driver", "labels"))
+	store := overrideStore(t)
+	p := PatchSparkMemory{Dynamic: dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(),
+		map[schema.GroupVersionResource]string{spark.ApplicationResource: "SparkApplicationList"}, app), Overrides: store, Cluster: "prod-eu"}
+	r := sparkRequest("2688m")
+	r.ApprovedBy = "U0ALICE"
+	msg, err := p.Execute(ctx, r)
+	require.NoError(t, err)
+	id := overrides.Task{Cluster: "prod-eu", Namespace: "spark-jobs", DagID: "sales_daily", TaskID: "aggregate", Role: "driver"}.ID()
+	assert.Contains(t, msg, "; memory override "+id+": the next applications of Airflow task sales_daily.aggregate run the driver with memory 4g, memoryOverhead 2688m until ")
+	o, err := store.Get(ctx, id)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"4g", "2688m", "6784Mi", "U0ALICE", "p-1"}, []string{o.Memory, o.MemoryOverhead, o.Limit, o.ApprovedBy, o.ProposalID})
 }

@@ -28,22 +28,51 @@ const AnnotationOverride = "podmedic.io/memory-override"
 
 // Task identifies the container of an Airflow task whose memory an override raises. DagID and
 // TaskID are the exact ids (the worker pod's annotations; the labels are label-safe forms).
+//
+// An override targets either a container of the task's worker pods (Container) or, for a
+// SparkApplication the task creates (SparkKubernetesOperator), a Spark role of it (Role:
+// driver or executor), whose memory and memoryOverhead it sets.
 type Task struct {
 	Cluster   string `json:"cluster"`
 	Namespace string `json:"namespace"`
 	DagID     string `json:"dag_id"`
 	TaskID    string `json:"task_id"`
-	Container string `json:"container"`
+	Container string `json:"container,omitempty"`
+	Role      string `json:"spark_role,omitempty"`
 }
 
 func (t Task) String() string {
+	if t.Role != "" {
+		return fmt.Sprintf("%s/%s %s.%s Spark %s", t.Cluster, t.Namespace, t.DagID, t.TaskID, t.Role)
+	}
 	return fmt.Sprintf("%s/%s %s.%s container %s", t.Cluster, t.Namespace, t.DagID, t.TaskID, t.Container)
 }
 
-// ID is the override's id: the same for every raise of the same task's container, so a later
-// raise updates the override instead of adding a second one. It is a valid KV key.
+// Of names what the override raises: "container base" or "Spark driver".
+func (t Task) Of() string {
+	if t.Role != "" {
+		return "Spark " + t.Role
+	}
+	return "container " + t.Container
+}
+
+// Column names it in one word, for tables: the container's name or "spark:driver".
+func (t Task) Column() string {
+	if t.Role != "" {
+		return "spark:" + t.Role
+	}
+	return t.Container
+}
+
+// ID is the override's id: the same for every raise of the same task's container (or Spark
+// role), so a later raise updates the override instead of adding a second one. It is a valid
+// KV key.
 func (t Task) ID() string {
-	h := sha256.Sum256([]byte(strings.Join([]string{t.Cluster, t.Namespace, t.DagID, t.TaskID, t.Container}, "\x00")))
+	parts := []string{t.Cluster, t.Namespace, t.DagID, t.TaskID, t.Container}
+	if t.Role != "" {
+		parts = append(parts, "spark:"+t.Role)
+	}
+	h := sha256.Sum256([]byte(strings.Join(parts, "\x00")))
 	return "o-" + hex.EncodeToString(h[:8])
 }
 
@@ -51,9 +80,13 @@ func (t Task) ID() string {
 type Override struct {
 	ID   string `json:"id"`
 	Task Task   `json:"task"`
-	// Limit and Request are Kubernetes quantities (e.g. 3Gi).
-	Limit   string `json:"limit"`
-	Request string `json:"request,omitempty"`
+	// Limit and Request are Kubernetes quantities (e.g. 3Gi). For a Spark role, Limit is the
+	// pod's limit its settings give (memory + memoryOverhead), and Memory and MemoryOverhead
+	// are the settings, in Spark's units (4g, 2688m).
+	Limit          string `json:"limit"`
+	Request        string `json:"request,omitempty"`
+	Memory         string `json:"memory,omitempty"`
+	MemoryOverhead string `json:"memory_overhead,omitempty"`
 	// Rule is the rule whose proposal made it; MaxLimit is that rule's max_limit at approval.
 	// The webhook never sets more than MaxLimit, nor than the rule's max_limit in force at
 	// admission (rules.yaml may have lowered it since).
@@ -110,8 +143,10 @@ func (o *Override) Quantities() (limit, request, maxLimit resource.Quantity, err
 func (o *Override) Validate() error {
 	t := o.Task
 	switch {
-	case t.Namespace == "" || t.DagID == "" || t.TaskID == "" || t.Container == "":
-		return fmt.Errorf("override: namespace, dag_id, task_id and container are required (got %s)", t)
+	case t.Namespace == "" || t.DagID == "" || t.TaskID == "" || (t.Container == "") == (t.Role == ""):
+		return fmt.Errorf("override: namespace, dag_id, task_id and a container or a Spark role are required (got %s)", t)
+	case t.Role != "" && (o.Memory == "" || o.MemoryOverhead == ""):
+		return fmt.Errorf("override %s: a Spark role's override needs memory and memoryOverhead", o.ID)
 	case o.ID != t.ID():
 		return fmt.Errorf("override: id %q is not the task's (%s)", o.ID, t.ID())
 	case o.ExpiresAt.IsZero():
@@ -149,6 +184,7 @@ func raise(cur, next *Override) (*Override, error) {
 	if cur.Active(next.UpdatedAt) {
 		if cl.Cmp(nl) > 0 {
 			out.Limit = cur.Limit
+			out.Memory, out.MemoryOverhead = cur.Memory, cur.MemoryOverhead // a Spark role's settings go with its limit
 		}
 		if cr.Cmp(nr) > 0 {
 			out.Request = cur.Request

@@ -15,12 +15,6 @@ import (
 	"github.com/podmedic/podmedic/spark"
 )
 
-// LabelSparkKubernetesOperator is set to "True", with dag_id, task_id, run_id (label-safe) and
-// try_number, on the driver's and executors' labels of a SparkApplication that Airflow's
-// SparkKubernetesOperator created (apache-airflow-providers-cncf-kubernetes, task context
-// labels in spec.driver.labels and spec.executor.labels).
-const LabelSparkKubernetesOperator = "spark_kubernetes_operator"
-
 // driverContainer is the driver pod's Spark container (spark-submit names it so).
 const driverContainer = "spark-kubernetes-driver"
 
@@ -111,20 +105,18 @@ func driverEvidence(v View, ns, name string) string {
 // labels SparkKubernetesOperator puts on its driver (or the application itself), or nil. Its
 // run id is left out: the label is the label-safe form, not the run's id.
 func SparkAppAirflowTask(app *spark.Application) *finding.AirflowTask {
-	for _, l := range []map[string]string{app.Spec.Driver.Labels, app.Labels} {
-		if l["dag_id"] == "" || l["task_id"] == "" {
-			continue
-		}
-		t := &finding.AirflowTask{DagID: l["dag_id"], TaskID: l["task_id"]}
-		if n, err := strconv.Atoi(l["try_number"]); err == nil {
-			t.TryNumber = n
-		}
-		if n, err := strconv.Atoi(l["map_index"]); err == nil && n >= 0 {
-			t.MapIndex = &n
-		}
-		return t
+	l := app.AirflowLabels()
+	if l == nil {
+		return nil
 	}
-	return nil
+	t := &finding.AirflowTask{DagID: l["dag_id"], TaskID: l["task_id"]}
+	if n, err := strconv.Atoi(l["try_number"]); err == nil {
+		t.TryNumber = n
+	}
+	if n, err := strconv.Atoi(l["map_index"]); err == nil && n >= 0 {
+		t.MapIndex = &n
+	}
+	return t
 }
 
 // sparkAppMeta is the metadata rules match an application by: its labels, its driver's

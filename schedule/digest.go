@@ -70,7 +70,7 @@ func overrideLines(os []overrides.Override, until time.Time) []OverrideLine {
 			continue
 		}
 		out = append(out, OverrideLine{ID: o.ID, Namespace: o.Task.Namespace, DagID: o.Task.DagID, TaskID: o.Task.TaskID,
-			Container: o.Task.Container, Limit: o.Limit, Request: o.Request, ExpiresAt: o.ExpiresAt,
+			Container: o.Task.Column(), Limit: o.Limit, Request: o.Request, ExpiresAt: o.ExpiresAt,
 			Expiring: o.ExpiresAt.Sub(until) <= expiringWithin})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ExpiresAt.Before(out[j].ExpiresAt) })

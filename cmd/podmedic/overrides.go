@@ -60,7 +60,7 @@ func newOverridesCmd() *cobra.Command {
 				fmt.Fprintln(tw, "ID\tSTATE\tNAMESPACE\tTASK\tCONTAINER\tLIMIT\tREQUEST\tEXPIRES\tPROPOSAL\tAPPROVED BY")
 				for _, o := range all {
 					fmt.Fprintf(tw, "%s\t%s\t%s\t%s.%s\t%s\t%s\t%s\t%s\t%s\t%s\n", o.ID, o.State(now), o.Task.Namespace, o.Task.DagID,
-						o.Task.TaskID, o.Task.Container, o.Limit, dash(o.Request), o.ExpiresAt.UTC().Format(time.RFC3339), o.ProposalID, o.ApprovedBy)
+						o.Task.TaskID, o.Task.Column(), o.Limit, dash(o.Request), o.ExpiresAt.UTC().Format(time.RFC3339), o.ProposalID, o.ApprovedBy)
 				}
 				if err := tw.Flush(); err != nil {
 					return err
@@ -96,8 +96,8 @@ func newOverridesCmd() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				_, err = fmt.Fprintf(cmd.OutOrStdout(), "override %s of %s.%s (container %s) revoked by %s at %s\n", o.ID, o.Task.DagID,
-					o.Task.TaskID, o.Task.Container, o.RevokedBy, o.RevokedAt.UTC().Format(time.RFC3339))
+				_, err = fmt.Fprintf(cmd.OutOrStdout(), "override %s of %s.%s (%s) revoked by %s at %s\n", o.ID, o.Task.DagID,
+					o.Task.TaskID, o.Task.Of(), o.RevokedBy, o.RevokedAt.UTC().Format(time.RFC3339))
 				return err
 			})
 		},
