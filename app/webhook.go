@@ -116,6 +116,7 @@ func (w *webhookStage) serve(gctx context.Context, g *errgroup.Group, client kub
 	m := webhook.New(webhook.Options{Cluster: cluster, Overrides: w.cache, Protected: protected, Bounds: b, MaxLimit: maxLimit, Logger: log})
 	mux := http.NewServeMux()
 	mux.Handle("POST /mutate/pods", m)
+	mux.Handle("POST /mutate/sparkapplications", m)
 	srv := timeouts.Server(mux)
 	// HTTP/2 offered: the API server then multiplexes its admission calls over one connection
 	// instead of opening (and handshaking) one per concurrent call.
@@ -137,7 +138,7 @@ func (w *webhookStage) serve(gctx context.Context, g *errgroup.Group, client kub
 		}
 		return httpserve.Serve(gctx, srv, ln)
 	})
-	log.Info("admission webhook: memory overrides applied at POST /mutate/pods", zap.String("addr", w.ln.Addr().String()),
+	log.Info("admission webhook: memory overrides applied at POST /mutate/pods and /mutate/sparkapplications", zap.String("addr", w.ln.Addr().String()),
 		zap.String("secret", w.o.Secret), zap.String("configuration", w.o.Config))
 }
 

@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"os"
 	"strings"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -203,8 +205,22 @@ rules:
   - name: spark-app-failed
     detect: {kind: SparkAppFailed}
 `)
-	inbox := freeAddr(t)
-	pm := startPodmedic(t, env, t.TempDir(), "--config", cfg, "--inbox-addr", inbox)
+	// The webhook for the applications the same Airflow task creates later.
+	own := namespace(t, env, ns+"-podmedic")
+	_, err = c.CoreV1().Secrets(own).Create(context.Background(), &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "podmedic-webhook-tls"}}, metav1.CreateOptions{})
+	require.NoError(t, err)
+	inbox, addr := freeAddr(t), freeAddr(t)
+	mwc := webhookConfig(ns, addr, ns)
+	url := "https://" + addr + "/mutate/sparkapplications"
+	mwc.Webhooks[0].Name, mwc.Webhooks[0].ClientConfig.URL, mwc.Webhooks[0].ObjectSelector = "sparkapplications.podmedic.io", &url, nil
+	mwc.Webhooks[0].Rules[0].Rule = admissionregistrationv1.Rule{APIGroups: []string{"sparkoperator.k8s.io"}, APIVersions: []string{"v1beta2"}, Resources: []string{"sparkapplications"}}
+	_, err = c.AdmissionregistrationV1().MutatingWebhookConfigurations().Create(context.Background(), mwc, metav1.CreateOptions{})
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		_ = c.AdmissionregistrationV1().MutatingWebhookConfigurations().Delete(context.Background(), ns, metav1.DeleteOptions{})
+	})
+	pm := startPodmedicEnv(t, env, t.TempDir(), []string{"POD_NAMESPACE=" + own}, "--config", cfg, "--inbox-addr", inbox,
+		"--webhook-addr", addr, "--webhook-host", "127.0.0.1", "--webhook-config", ns)
 	require.Eventually(t, func() bool { return strings.Contains(pm.logs(), "watching SparkApplications\"") }, 15*time.Second, 50*time.Millisecond)
 
 	app := writeSparkApp(t, dyn, ns, salesApp, map[string]any{"applicationState": map[string]any{"state": "RUNNING"},
@@ -268,4 +284,19 @@ rules:
 	for _, f := range pm.all() {
 		assert.NotEqual(t, finding.SparkAppFailed, f.Kind, "the run is one finding: its driver's OOM kill")
 	}
+
+	// The task's next run: Airflow creates a new application with the DAG's 4g and no
+	// overhead; the webhook gives its driver the approved overhead.
+	var next *unstructured.Unstructured
+	require.Eventually(t, func() bool {
+		name := fmt.Sprintf("sales-daily-aggregate-20261121-%d", time.Now().UnixMilli()%100000)
+		next = writeSparkApp(t, dyn, ns, strings.Replace(salesApp, "sales-daily-aggregate-20261120", name, 1),
+			map[string]any{"applicationState": map[string]any{"state": "SUBMITTED"}})
+		_, ok := next.GetAnnotations()["podmedic.io/memory-override"]
+		return ok
+	}, 15*time.Second, 500*time.Millisecond, "the next application was not raised\n%s", pm.logs())
+	v, _, _ = unstructured.NestedString(next.Object, "spec", "driver", "memoryOverhead")
+	assert.Equal(t, overhead, v, "the next application of the task gets the override")
+	m, _, _ = unstructured.NestedString(next.Object, "spec", "driver", "memory")
+	assert.Equal(t, "4g", m)
 }

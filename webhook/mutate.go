@@ -133,7 +133,14 @@ var podResource = metav1.GroupVersionResource{Version: "v1", Resource: "pods"}
 // new Airflow worker of a task with an override.
 func (m *Mutator) Admit(req *admissionv1.AdmissionRequest) *admissionv1.AdmissionResponse {
 	resp := &admissionv1.AdmissionResponse{UID: req.UID, Allowed: true}
-	if req.Resource != podResource || req.SubResource != "" || req.Operation != admissionv1.Create {
+	if req.SubResource != "" || req.Operation != admissionv1.Create {
+		return resp
+	}
+	switch req.Resource {
+	case podResource:
+	case sparkResource:
+		return m.admitSparkApp(req, resp)
+	default:
 		return resp
 	}
 	pod, err := decodePod(req.Object.Raw)

@@ -1,0 +1,121 @@
+package webhook
+
+import (
+	"encoding/json"
+	"slices"
+	"strings"
+
+	"go.uber.org/zap"
+	"gomodules.xyz/jsonpatch/v2"
+	admissionv1 "k8s.io/api/admission/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/podmedic/podmedic/overrides"
+	"github.com/podmedic/podmedic/spark"
+)
+
+// sparkResource is what /mutate/sparkapplications admits.
+var sparkResource = metav1.GroupVersionResource{Group: spark.ApplicationResource.Group, Version: spark.ApplicationResource.Version,
+	Resource: spark.ApplicationResource.Resource}
+
+// admitSparkApp answers the creation of a SparkApplication: for one an Airflow task creates
+// (SparkKubernetesOperator's task context labels in spec.driver.labels) whose task has
+// overrides of its Spark roles, a JSON patch that sets the roles' memory and memoryOverhead
+// (never lowering what the application asks for) and annotates it. Anything else is allowed
+// unchanged.
+func (m *Mutator) admitSparkApp(req *admissionv1.AdmissionRequest, resp *admissionv1.AdmissionResponse) *admissionv1.AdmissionResponse {
+	app, err := spark.Decode(req.Object.Raw)
+	if err != nil {
+		m.o.Logger.Warn("webhook: SparkApplication does not decode; admitted unchanged", zap.String("uid", string(req.UID)), zap.Error(err))
+		return resp
+	}
+	ns := req.Namespace
+	if ns == "" {
+		ns = app.Namespace
+	}
+	l := app.AirflowLabels()
+	switch {
+	case l == nil:
+		return resp
+	case strings.EqualFold(app.Annotations[annotationIgnore], "true"), m.o.Protected(ns):
+		return resp
+	}
+	var roles []overrides.Override
+	for _, o := range m.o.Overrides.Find(m.o.Cluster, ns, l["dag_id"], l["task_id"], m.o.Now()) {
+		if o.Task.Role != "" {
+			roles = append(roles, o)
+		}
+	}
+	if len(roles) == 0 {
+		return resp
+	}
+	orig, err := json.Marshal(app)
+	if err != nil {
+		return resp
+	}
+	mod := *app // the roles' settings are replaced, never written through (raiseRole)
+	mod.Annotations = map[string]string{}
+	for k, v := range app.Annotations {
+		mod.Annotations[k] = v
+	}
+	var applied []string
+	for _, o := range roles {
+		if raiseRole(&mod, o) {
+			applied = append(applied, o.ID)
+		}
+	}
+	log := m.o.Logger.With(zap.String("namespace", ns), zap.String("sparkapplication", app.Name))
+	if len(applied) == 0 {
+		log.Debug("webhook: SparkApplication admitted unchanged: it asks for as much already")
+		return resp
+	}
+	mod.Annotations[overrides.AnnotationOverride] = strings.Join(applied, ",")
+	next, err := json.Marshal(&mod)
+	if err != nil {
+		return resp
+	}
+	ops, err := jsonpatch.CreatePatch(orig, next)
+	if err != nil {
+		log.Error("webhook: patch of a SparkApplication not made; admitted unchanged", zap.Error(err))
+		return resp
+	}
+	slices.SortFunc(ops, func(a, b jsonpatch.Operation) int { return strings.Compare(a.Path, b.Path) })
+	b, err := json.Marshal(ops)
+	if err != nil {
+		return resp
+	}
+	pt := admissionv1.PatchTypeJSONPatch
+	resp.Patch, resp.PatchType = b, &pt
+	resp.AuditAnnotations = map[string]string{"memory-override": strings.Join(applied, ",")}
+	log.Info("webhook: Spark memory raised by override", zap.Strings("overrides", applied), zap.Bool("dry_run", req.DryRun != nil && *req.DryRun))
+	return resp
+}
+
+// raiseRole sets the memory and memoryOverhead of o's Spark role to o's where they are more
+// than the application's (its overhead as Spark computes it when unset), and reports whether
+// anything changed.
+func raiseRole(app *spark.Application, o overrides.Override) bool {
+	ps, ok := app.Role(o.Task.Role)
+	if !ok {
+		return false
+	}
+	cur, err := app.MemoryOf(o.Task.Role)
+	if err != nil {
+		return false
+	}
+	mem, err1 := spark.ParseMemory(o.Memory)
+	over, err2 := spark.ParseMemory(o.MemoryOverhead)
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	changed := false
+	if mem > cur.Memory {
+		v := spark.FormatMemory(mem)
+		ps.Memory, changed = &v, true
+	}
+	if over > cur.Overhead {
+		v := spark.FormatMemory(over)
+		ps.MemoryOverhead, changed = &v, true
+	}
+	return changed
+}
