@@ -118,7 +118,30 @@ func (p PatchSparkMemory) Execute(ctx context.Context, r *Request) (string, erro
 	msg := fmt.Sprintf("%s: spec.%s memory %s -> %s, memoryOverhead %s -> %s (pod limit %s); the Spark operator runs it again",
 		r.Target, role, spark.FormatMemory(cur.Memory), spark.FormatMemory(memory), spark.FormatMemory(cur.Overhead), spark.FormatMemory(overhead),
 		resource.NewQuantity(memory+overhead, resource.BinarySI).String())
-	return msg + p.override(ctx, r, app, role, memory, overhead), nil
+	return msg + p.schedule(ctx, app, role, memory, overhead) + p.override(ctx, r, app, role, memory, overhead), nil
+}
+
+// schedule patches the template of the ScheduledSparkApplication that created app, if one
+// did, so that its next runs get the same settings, and says so ("" when none did).
+func (p PatchSparkMemory) schedule(ctx context.Context, app *spark.Application, role string, memory, overhead int64) string {
+	ref := metav1.GetControllerOf(app)
+	if ref == nil || ref.Kind != spark.KindScheduledApplication {
+		return ""
+	}
+	patch, err := json.Marshal(map[string]any{
+		"metadata": map[string]any{"uid": string(ref.UID)},
+		"spec": map[string]any{"template": map[string]any{role: map[string]any{
+			"memory": spark.FormatMemory(memory), "memoryOverhead": spark.FormatMemory(overhead)}}},
+	})
+	if err != nil {
+		return ""
+	}
+	_, err = p.Dynamic.Resource(spark.ScheduledApplicationResource).Namespace(app.Namespace).
+		Patch(ctx, ref.Name, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: "podmedic"})
+	if err != nil {
+		return fmt.Sprintf("; its ScheduledSparkApplication %s was not patched (%v): its next runs keep their settings", ref.Name, err)
+	}
+	return fmt.Sprintf("; ScheduledSparkApplication %s/%s: spec.template.%s likewise, for its next runs", app.Namespace, ref.Name, role)
 }
 
 // override stores the override of the Airflow task that created app, for its next

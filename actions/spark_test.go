@@ -92,3 +92,26 @@ func TestPatchSparkMemoryStoresTheTasksOverride(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, []string{"4g", "2688m", "6784Mi", "U0ALICE", "p-1"}, []string{o.Memory, o.MemoryOverhead, o.Limit, o.ApprovedBy, o.ProposalID})
 }
+
+// TestPatchSparkMemoryOfAScheduledRun: an application a ScheduledSparkApplication created is
+// patched, and so is the schedule's template, for its next runs.
+func TestPatchSparkMemoryOfAScheduledRun(t *testing.T) {
+	ctx := context.Background()
+	app := sparkApp("")
+	app.SetOwnerReferences([]metav1.OwnerReference{{APIVersion: "sparkoperator.k8s.io/v1beta2", Kind: "ScheduledSparkApplication",
+		Name: "sales-nightly", UID: "uid-s", Controller: ptr(true)}})
+	sched := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "sparkoperator.k8s.io/v1beta2", "kind": "ScheduledSparkApplication",
+		"metadata": map[string]any{"name": "sales-nightly", "namespace": "spark-jobs", "uid": "uid-s"},
+		"spec":     map[string]any{"schedule": "@daily", "template": map[string]any{"type": "Scala", "driver": map[string]any{"memory": "4g"}}},
+	}}
+	c := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(), map[schema.GroupVersionResource]string{
+		spark.ApplicationResource: "SparkApplicationList", spark.ScheduledApplicationResource: "ScheduledSparkApplicationList"}, app, sched)
+	msg, err := PatchSparkMemory{Dynamic: c}.Execute(ctx, sparkRequest("2688m"))
+	require.NoError(t, err)
+	assert.Contains(t, msg, "; ScheduledSparkApplication spark-jobs/sales-nightly: spec.template.driver likewise, for its next runs")
+	got, err := c.Resource(spark.ScheduledApplicationResource).Namespace("spark-jobs").Get(ctx, "sales-nightly", metav1.GetOptions{})
+	require.NoError(t, err)
+	v, _, _ := unstructured.NestedString(got.Object, "spec", "template", "driver", "memoryOverhead")
+	assert.Equal(t, "2688m", v)
+}

@@ -612,7 +612,7 @@ func TestRBACLeastPrivilege(t *testing.T) {
 			{"actions.patchWorkloads=true", "apps/deployments get, apps/deployments patch, apps/replicasets get, apps/replicasets patch, apps/statefulsets get, apps/statefulsets patch, apps/daemonsets get, apps/daemonsets patch, batch/cronjobs get, batch/cronjobs patch, batch/jobs get"},
 			{"leaderElection.enabled=true", "coordination.k8s.io/leases create, coordination.k8s.io/leases get, coordination.k8s.io/leases update"},
 			{"actions.airflowClear=true", ""},
-			{"actions.patchSparkApplications=true", "sparkoperator.k8s.io/sparkapplications patch"},
+			{"actions.patchSparkApplications=true", "sparkoperator.k8s.io/sparkapplications patch, sparkoperator.k8s.io/scheduledsparkapplications patch"},
 			{"webhook.enabled=true", strings.Join(webhook, ", ")},
 		} {
 			base := "actions.deletePods=false,actions.evictPods=false,actions.patchWorkloads=false,actions.patchSparkApplications=false,actions.airflowClear=false,leaderElection.enabled=false,webhook.enabled=false"
