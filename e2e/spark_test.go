@@ -2,9 +2,7 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"net/http"
 	"os"
 	"strings"
 	"testing"
@@ -210,15 +208,11 @@ rules:
 	_, err = c.CoreV1().Secrets(own).Create(context.Background(), &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "podmedic-webhook-tls"}}, metav1.CreateOptions{})
 	require.NoError(t, err)
 	inbox, addr := freeAddr(t), freeAddr(t)
-	mwc := webhookConfig(ns, addr, ns)
-	url := "https://" + addr + "/mutate/sparkapplications"
-	mwc.Webhooks[0].Name, mwc.Webhooks[0].ClientConfig.URL, mwc.Webhooks[0].ObjectSelector = "sparkapplications.podmedic.io", &url, nil
+	// The chart's entry for sparkapplications: no objectSelector (the identity is in the spec).
+	mwc := kubeenv.WebhookConfig(ns, "https://"+addr+"/mutate/sparkapplications", ns)
+	mwc.Webhooks[0].Name, mwc.Webhooks[0].ObjectSelector = "sparkapplications.podmedic.io", nil
 	mwc.Webhooks[0].Rules[0].Rule = admissionregistrationv1.Rule{APIGroups: []string{"sparkoperator.k8s.io"}, APIVersions: []string{"v1beta2"}, Resources: []string{"sparkapplications"}}
-	_, err = c.AdmissionregistrationV1().MutatingWebhookConfigurations().Create(context.Background(), mwc, metav1.CreateOptions{})
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		_ = c.AdmissionregistrationV1().MutatingWebhookConfigurations().Delete(context.Background(), ns, metav1.DeleteOptions{})
-	})
+	createWebhookConfig(t, c, mwc)
 	pm := startPodmedicEnv(t, env, t.TempDir(), []string{"POD_NAMESPACE=" + own}, "--config", cfg, "--inbox-addr", inbox,
 		"--webhook-addr", addr, "--webhook-host", "127.0.0.1", "--webhook-config", ns)
 	require.Eventually(t, func() bool { return strings.Contains(pm.logs(), "watching SparkApplications\"") }, 15*time.Second, 50*time.Millisecond)
@@ -254,13 +248,8 @@ rules:
 
 	var p finding.Proposal
 	require.Eventually(t, func() bool {
-		resp, err := http.Get("http://" + inbox + "/api/proposals")
-		if err != nil {
-			return false
-		}
-		defer resp.Body.Close()
-		var all []finding.Proposal
-		if json.NewDecoder(resp.Body).Decode(&all) != nil || len(all) != 1 {
+		all := inboxProposals(inbox)
+		if len(all) != 1 {
 			return false
 		}
 		p = all[0]

@@ -23,27 +23,40 @@ import (
 
 	"github.com/podmedic/podmedic/finding"
 	"github.com/podmedic/podmedic/internal/testenv/airflowenv"
+	"github.com/podmedic/podmedic/internal/testenv/kubeenv"
 	"github.com/podmedic/podmedic/internal/testenv/slackenv"
 	"github.com/podmedic/podmedic/overrides"
 )
 
-// webhookConfig is the chart's MutatingWebhookConfiguration, pointed at 127.0.0.1 (the API
-// server calls podmedic's URL) and, in this shared API server, at one namespace only; its
-// caBundle starts empty, as the chart creates it.
+// webhookConfig is the chart's MutatingWebhookConfiguration for pods, calling podmedic at addr
+// for namespace only.
 func webhookConfig(name, addr, namespace string) *admissionregistrationv1.MutatingWebhookConfiguration {
-	url := "https://" + addr + "/mutate/pods"
-	ignore, none := admissionregistrationv1.Ignore, admissionregistrationv1.SideEffectClassNone
-	timeout := int32(2)
-	return &admissionregistrationv1.MutatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: name},
-		Webhooks: []admissionregistrationv1.MutatingWebhook{{
-			Name: "pods.podmedic.io", ClientConfig: admissionregistrationv1.WebhookClientConfig{URL: &url},
-			Rules: []admissionregistrationv1.RuleWithOperations{{Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create},
-				Rule: admissionregistrationv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"pods"}}}},
-			FailurePolicy: &ignore, SideEffects: &none, TimeoutSeconds: &timeout, AdmissionReviewVersions: []string{"v1"},
-			ObjectSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"kubernetes_executor": "True"}},
-			NamespaceSelector: &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{
-				Key: "kubernetes.io/metadata.name", Operator: metav1.LabelSelectorOpIn, Values: []string{namespace}}}},
-		}}}
+	return kubeenv.WebhookConfig(name, "https://"+addr+"/mutate/pods", namespace)
+}
+
+// createWebhookConfig creates a MutatingWebhookConfiguration for the test's life.
+func createWebhookConfig(t *testing.T, c kubernetes.Interface, cfg *admissionregistrationv1.MutatingWebhookConfiguration) {
+	t.Helper()
+	_, err := c.AdmissionregistrationV1().MutatingWebhookConfigurations().Create(context.Background(), cfg, metav1.CreateOptions{})
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		_ = c.AdmissionregistrationV1().MutatingWebhookConfigurations().Delete(context.Background(), cfg.Name, metav1.DeleteOptions{})
+	})
+}
+
+// inboxProposals returns the proposals the local inbox at addr lists (nil when it does not
+// answer).
+func inboxProposals(addr string) []finding.Proposal {
+	resp, err := http.Get("http://" + addr + "/api/proposals")
+	if err != nil {
+		return nil
+	}
+	defer resp.Body.Close()
+	var all []finding.Proposal
+	if json.NewDecoder(resp.Body).Decode(&all) != nil {
+		return nil
+	}
+	return all
 }
 
 func memoryOfPod(t *testing.T, c kubernetes.Interface, ns, name string) (limit, request string, annotation string) {
@@ -86,11 +99,7 @@ func TestMemoryOverrideAppliedToTheNextTry(t *testing.T) {
 	require.NoError(t, err)
 	addr, natsAddr := freeAddr(t), freeAddr(t)
 	cfgName := "podmedic-" + suffix
-	_, err = c.AdmissionregistrationV1().MutatingWebhookConfigurations().Create(ctx, webhookConfig(cfgName, addr, ns), metav1.CreateOptions{})
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		_ = c.AdmissionregistrationV1().MutatingWebhookConfigurations().Delete(context.Background(), cfgName, metav1.DeleteOptions{})
-	})
+	createWebhookConfig(t, c, webhookConfig(cfgName, addr, ns))
 
 	rules := writeRules(t, ns, `version: 1
 cluster: e2e
@@ -238,8 +247,7 @@ var inboxToken = regexp.MustCompile(`name="token" value="([0-9a-f]+)"`)
 // token, as the page's own buttons do, and returns the page it redirects to.
 func inboxPost(t *testing.T, addr, path string) string {
 	t.Helper()
-	get := func(u string) string {
-		resp, err := http.Get(u)
+	page := func(resp *http.Response, err error) string {
 		require.NoError(t, err)
 		defer resp.Body.Close()
 		b, err := io.ReadAll(resp.Body)
@@ -247,15 +255,9 @@ func inboxPost(t *testing.T, addr, path string) string {
 		require.Equal(t, http.StatusOK, resp.StatusCode, "%s", b)
 		return string(b)
 	}
-	m := inboxToken.FindStringSubmatch(get("http://" + addr + "/"))
+	m := inboxToken.FindStringSubmatch(page(http.Get("http://" + addr + "/")))
 	require.NotNil(t, m, "no token on the inbox page")
-	resp, err := http.PostForm("http://"+addr+path, url.Values{"token": {m[1]}})
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	require.NoError(t, err)
-	require.Equal(t, http.StatusOK, resp.StatusCode, "%s", b)
-	return string(b)
+	return page(http.PostForm("http://"+addr+path, url.Values{"token": {m[1]}}))
 }
 
 // TestMemoryOverrideTwoReplicas: two replicas share NATS (the second connects to the first's
@@ -275,11 +277,7 @@ func TestMemoryOverrideTwoReplicas(t *testing.T) {
 	require.NoError(t, err)
 	addrA, addrB, natsAddr, inboxA, inboxB := freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t)
 	cfgName := "podmedic-ha-" + suffix
-	_, err = c.AdmissionregistrationV1().MutatingWebhookConfigurations().Create(ctx, webhookConfig(cfgName, addrB, ns), metav1.CreateOptions{})
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		_ = c.AdmissionregistrationV1().MutatingWebhookConfigurations().Delete(context.Background(), cfgName, metav1.DeleteOptions{})
-	})
+	createWebhookConfig(t, c, webhookConfig(cfgName, addrB, ns))
 	rules := writeRules(t, ns, `version: 1
 cluster: e2e
 namespaces: {include: [{{ns}}]}
@@ -301,13 +299,8 @@ rules:
 	writeStatus(t, c, w, oomKilled(time.Now().Add(-3*time.Minute)))
 	var pending []finding.Proposal
 	require.Eventually(t, func() bool {
-		resp, err := http.Get("http://" + inboxA + "/api/proposals")
-		if err != nil {
-			return false
-		}
-		defer resp.Body.Close()
-		pending = nil
-		return json.NewDecoder(resp.Body).Decode(&pending) == nil && len(pending) == 1
+		pending = inboxProposals(inboxA)
+		return len(pending) == 1
 	}, 30*time.Second, 100*time.Millisecond, "no proposal in replica A's inbox\nA:\n%s\nB:\n%s", a.logs(), b.logs())
 	page := inboxPost(t, inboxA, "/proposals/"+pending[0].ID+"/approve")
 	approved := time.Now()

@@ -9,7 +9,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -63,7 +62,7 @@ func admission(ctx context.Context, o Options, env *kubeenv.Env, client kubernet
 	if err != nil {
 		return nil, err
 	}
-	mwc := chartWebhook(config, "https://"+addr+"/mutate/pods", hooked)
+	mwc := kubeenv.WebhookConfig(config, "https://"+addr+"/mutate/pods", hooked)
 	if _, err := client.AdmissionregistrationV1().MutatingWebhookConfigurations().Create(ctx, mwc, metav1.CreateOptions{}); err != nil {
 		return nil, err
 	}
@@ -201,21 +200,4 @@ func putOverride(ctx context.Context, natsAddr string) error {
 		err = nil
 	}
 	return err
-}
-
-// chartWebhook is the chart's MutatingWebhookConfiguration with a URL client config, called
-// for one namespace.
-func chartWebhook(name, url, namespace string) *admissionregistrationv1.MutatingWebhookConfiguration {
-	ignore, none := admissionregistrationv1.Ignore, admissionregistrationv1.SideEffectClassNone
-	timeout := int32(2)
-	return &admissionregistrationv1.MutatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: name},
-		Webhooks: []admissionregistrationv1.MutatingWebhook{{
-			Name: "pods.podmedic.io", ClientConfig: admissionregistrationv1.WebhookClientConfig{URL: &url},
-			Rules: []admissionregistrationv1.RuleWithOperations{{Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create},
-				Rule: admissionregistrationv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"pods"}}}},
-			FailurePolicy: &ignore, SideEffects: &none, TimeoutSeconds: &timeout, AdmissionReviewVersions: []string{"v1"},
-			ObjectSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"kubernetes_executor": "True"}},
-			NamespaceSelector: &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{
-				Key: "kubernetes.io/metadata.name", Operator: metav1.LabelSelectorOpIn, Values: []string{namespace}}}},
-		}}}
 }
