@@ -112,6 +112,9 @@ func (p PatchSparkMemory) Execute(ctx context.Context, r *Request) (string, erro
 	if apierrors.IsConflict(err) {
 		return "", &TargetChangedError{Target: r.Target.String(), What: "changed since it was read (resourceVersion " + app.ResourceVersion + ")"}
 	}
+	if apierrors.IsForbidden(err) {
+		return "", fmt.Errorf("patch %s: podmedic is not allowed to patch SparkApplications (the chart grants it with actions.patchSparkApplications): %w", r.Target, err)
+	}
 	if err != nil {
 		return "", fmt.Errorf("patch %s: %w", r.Target, err)
 	}

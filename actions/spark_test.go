@@ -2,15 +2,18 @@ package actions
 
 import (
 	"context"
+	"errors"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	dynamicfake "k8s.io/client-go/dynamic/fake"
+	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/podmedic/podmedic/finding"
 	"github.com/podmedic/podmedic/overrides"
@@ -67,6 +70,13 @@ func TestPatchSparkMemory(t *testing.T) {
 	_, err = PatchSparkMemory{Dynamic: newClient()}.Execute(ctx, sparkRequest("2688m"))
 	var gone *TargetGoneError
 	require.ErrorAs(t, err, &gone)
+
+	forbidden := newClient(sparkApp(""))
+	forbidden.PrependReactor("patch", "sparkapplications", func(k8stesting.Action) (bool, runtime.Object, error) {
+		return true, nil, apierrors.NewForbidden(spark.ApplicationResource.GroupResource(), "sales", errors.New("RBAC: not allowed"))
+	})
+	_, err = PatchSparkMemory{Dynamic: forbidden}.Execute(ctx, sparkRequest("2688m"))
+	assert.ErrorContains(t, err, "podmedic is not allowed to patch SparkApplications (the chart grants it with actions.patchSparkApplications)")
 
 	_, err = p.Execute(ctx, &Request{Target: sparkRequest("1g").Target, Action: finding.Action{Params: map[string]string{"role": "worker"}}})
 	assert.ErrorContains(t, err, `Spark role "worker" is neither driver nor executor`)
