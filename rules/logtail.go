@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"fmt"
 	"strings"
 	"time"
 
@@ -42,10 +43,33 @@ func (l *LogTailer) enrich(ctx context.Context, f *finding.Finding, r *Redactor)
 	if err != nil || len(lines) == 0 {
 		return
 	}
+	if heap := heapOOM(f, lines); heap != "" {
+		f.Evidence = append(f.Evidence, heap)
+	}
 	f.Evidence = append(f.Evidence, "last log lines of "+f.Container+":")
 	for _, line := range r.RedactLines(lines) {
 		f.Evidence = append(f.Evidence, "  | "+line)
 	}
+}
+
+// heapOOM says what a JVM's java.lang.OutOfMemoryError in a Spark driver's or executor's log
+// means: the heap (spec.<role>.memory) is too small — unlike a kernel OOM kill, where the
+// process as a whole outgrew the pod's limit and the off-heap memoryOverhead is what to raise.
+// "" when the log shows none.
+func heapOOM(f *finding.Finding, lines []string) string {
+	if f.Spark == nil || (f.Spark.Role != "driver" && f.Spark.Role != "executor") {
+		return ""
+	}
+	for _, l := range lines {
+		if strings.Contains(l, "java.lang.OutOfMemoryError") {
+			where := "spark." + f.Spark.Role + ".memory"
+			if f.Spark.AppName != "" && f.Owner.Kind == "SparkApplication" {
+				where = "spec." + f.Spark.Role + ".memory of SparkApplication " + f.Owner.Name
+			}
+			return fmt.Sprintf("the %s's JVM ran out of heap (java.lang.OutOfMemoryError in its log): raise %s (the heap), not memoryOverhead", f.Spark.Role, where)
+		}
+	}
+	return ""
 }
 
 // tail returns at most logTailLines lines and logTailBytes bytes from the end of the log.

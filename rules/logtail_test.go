@@ -37,3 +37,19 @@ func TestLogTailerEnrichesTaskFailedOnly(t *testing.T) {
 	l.enrich(context.Background(), o, nil)
 	require.Empty(t, o.Evidence)
 }
+
+// TestHeapOOMInTheLog: a Spark driver whose log shows java.lang.OutOfMemoryError ran out of
+// heap: the evidence says to raise its memory, not its overhead; other pods' logs say nothing.
+func TestHeapOOMInTheLog(t *testing.T) {
+	log := "26/11/20 02:11:38 ERROR SparkContext: Error initializing SparkContext.\nException in thread \"main\" java.lang.OutOfMemoryError: Java heap space\n\tat java.base/java.util.Arrays.copyOf(Arrays.java:3537)\n"
+	l := &LogTailer{Source: func(context.Context, string, string, string, int64, int64) ([]byte, error) { return []byte(log), nil }}
+	f := &finding.Finding{Kind: finding.TaskFailed, Namespace: "spark-jobs", Pod: "sales-driver", Container: "spark-kubernetes-driver",
+		Owner: finding.Owner{Kind: "SparkApplication", Name: "sales-daily-aggregate-20261120"},
+		Spark: &finding.SparkApp{AppName: "sales-daily-aggregate-20261120", Role: "driver"}}
+	l.enrich(context.Background(), f, nil)
+	require.Equal(t, "the driver's JVM ran out of heap (java.lang.OutOfMemoryError in its log): raise spec.driver.memory of SparkApplication sales-daily-aggregate-20261120 (the heap), not memoryOverhead", f.Evidence[0])
+
+	worker := &finding.Finding{Kind: finding.TaskFailed, Namespace: "airflow", Pod: "p", Container: "base"}
+	l.enrich(context.Background(), worker, nil)
+	require.Equal(t, "last log lines of base:", worker.Evidence[0], "not a Spark pod: the log only")
+}
