@@ -8,6 +8,7 @@ import (
 
 	"go.uber.org/zap"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/dynamic/dynamicinformer"
 	"k8s.io/client-go/tools/cache"
@@ -39,9 +40,15 @@ func (s *sparkWatch) store(namespace string) cache.Store {
 	return nil
 }
 
-// served reports whether the API server serves sparkoperator.k8s.io/v1beta2 sparkapplications.
-func (w *Watcher) sparkServed() (bool, error) {
-	list, err := w.o.Client.Discovery().ServerResourcesForGroupVersion(spark.ApplicationResource.GroupVersion().String())
+// sparkServed reports whether the API server serves sparkoperator.k8s.io/v1beta2
+// sparkapplications. The request is made with ctx (discovery's own methods take none): it
+// waits in the client's rate limiter with everything else, and a stop must not wait for it.
+func (w *Watcher) sparkServed(ctx context.Context) (bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	var list metav1.APIResourceList
+	err := w.o.Client.Discovery().RESTClient().Get().AbsPath("/apis", spark.ApplicationResource.Group, spark.ApplicationResource.Version).
+		Do(ctx).Into(&list)
 	if apierrors.IsNotFound(err) {
 		return false, nil
 	}
@@ -66,11 +73,13 @@ func (w *Watcher) runSpark(ctx context.Context) {
 	}
 	told := false
 	for {
-		ok, err := w.sparkServed()
+		ok, err := w.sparkServed(ctx)
 		if ok {
 			break
 		}
 		switch {
+		case ctx.Err() != nil:
+			return
 		case err != nil:
 			w.o.Logger.Warn("looking for the SparkApplication CRD failed; will look again", zap.Error(err))
 		case !told:
