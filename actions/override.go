@@ -48,6 +48,23 @@ func (m MemoryOverride) ttl() time.Duration {
 	return overrides.DefaultTTL
 }
 
+func (m MemoryOverride) now() time.Time {
+	if m.Now != nil {
+		return m.Now()
+	}
+	return time.Now()
+}
+
+// put stores o; an audit record that could not be written does not undo the change: it is
+// said in the returned note (" (…)"), and the error is nil.
+func (m MemoryOverride) put(ctx context.Context, o *overrides.Override) (*overrides.Override, string, error) {
+	stored, err := m.Store.Put(ctx, o)
+	if errors.Is(err, overrides.ErrAudit) && stored != nil {
+		return stored, " (" + err.Error() + ")", nil // stored: the action is taken
+	}
+	return stored, "", err
+}
+
 // override is the override r makes.
 func (m MemoryOverride) override(r *Request) (*overrides.Override, error) {
 	f := r.Finding
@@ -58,10 +75,7 @@ func (m MemoryOverride) override(r *Request) (*overrides.Override, error) {
 	if err != nil {
 		return nil, err
 	}
-	now := time.Now()
-	if m.Now != nil {
-		now = m.Now()
-	}
+	now := m.now()
 	tk := overrides.Task{Cluster: m.Cluster, Namespace: f.Namespace, DagID: f.Airflow.DagID, TaskID: f.Airflow.TaskID, Container: name}
 	o := &overrides.Override{ID: tk.ID(), Task: tk, Limit: limit.String(), Rule: f.Rule, Pod: f.Pod, ProposalID: r.ID, ApprovedBy: r.ApprovedBy,
 		CreatedAt: now, UpdatedAt: now, ExpiresAt: now.Add(m.ttl())}
@@ -82,11 +96,7 @@ func (m MemoryOverride) Execute(ctx context.Context, r *Request) (string, error)
 	if err != nil {
 		return "", err
 	}
-	stored, err := m.Store.Put(ctx, o)
-	auditNote := ""
-	if errors.Is(err, overrides.ErrAudit) && stored != nil {
-		auditNote, err = " ("+err.Error()+")", nil // stored: the action is taken
-	}
+	stored, auditNote, err := m.put(ctx, o)
 	if err != nil {
 		return "", err
 	}

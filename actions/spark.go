@@ -3,7 +3,6 @@ package actions
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 
@@ -37,11 +36,8 @@ func SparkPatchable(r *Request) bool {
 // gives those the same settings (POST /mutate/sparkapplications).
 type PatchSparkMemory struct {
 	Dynamic dynamic.Interface
-	// Overrides stores the task's override (nil: none); Cluster, TTL and Now as MemoryOverride's.
-	Overrides OverrideStore
-	Cluster   string
-	TTL       time.Duration
-	Now       func() time.Time
+	// Overrides stores the task's override (its Store, Cluster, TTL and clock); nil: none.
+	Overrides *MemoryOverride
 }
 
 var (
@@ -154,30 +150,21 @@ func (p PatchSparkMemory) override(ctx context.Context, r *Request, app *spark.A
 	if p.Overrides == nil || l == nil {
 		return ""
 	}
-	now := time.Now()
-	if p.Now != nil {
-		now = p.Now()
-	}
-	ttl := p.TTL
-	if ttl <= 0 {
-		ttl = overrides.DefaultTTL
-	}
-	tk := overrides.Task{Cluster: p.Cluster, Namespace: app.Namespace, DagID: l["dag_id"], TaskID: l["task_id"], Role: role}
+	m := p.Overrides
+	now := m.now()
+	tk := overrides.Task{Cluster: m.Cluster, Namespace: app.Namespace, DagID: l["dag_id"], TaskID: l["task_id"], Role: role}
 	o := &overrides.Override{ID: tk.ID(), Task: tk, Limit: resource.NewQuantity(memory+overhead, resource.BinarySI).String(),
 		Memory: spark.FormatMemory(memory), MemoryOverhead: spark.FormatMemory(overhead), ProposalID: r.ID, ApprovedBy: r.ApprovedBy,
-		CreatedAt: now, UpdatedAt: now, ExpiresAt: now.Add(ttl)}
+		CreatedAt: now, UpdatedAt: now, ExpiresAt: now.Add(m.ttl())}
 	if r.Finding != nil {
 		o.Rule, o.Pod = r.Finding.Rule, r.Finding.Pod
 	}
-	stored, err := p.Overrides.Put(ctx, o)
-	if errors.Is(err, overrides.ErrAudit) && stored != nil {
-		err = nil
-	}
+	stored, auditNote, err := m.put(ctx, o)
 	if err != nil {
 		return "; storing the memory override of Airflow task " + tk.DagID + "." + tk.TaskID + " failed (" + err.Error() + "): its next applications keep their settings"
 	}
-	return fmt.Sprintf("; memory override %s: the next applications of Airflow task %s.%s run the %s with memory %s, memoryOverhead %s until %s",
-		stored.ID, tk.DagID, tk.TaskID, role, stored.Memory, stored.MemoryOverhead, stored.ExpiresAt.UTC().Format(time.DateOnly))
+	return fmt.Sprintf("; memory override %s: the next applications of Airflow task %s.%s run the %s with memory %s, memoryOverhead %s until %s%s",
+		stored.ID, tk.DagID, tk.TaskID, role, stored.Memory, stored.MemoryOverhead, stored.ExpiresAt.UTC().Format(time.DateOnly), auditNote)
 }
 
 // Describe implements Describer.

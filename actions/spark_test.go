@@ -91,7 +91,7 @@ func TestPatchSparkMemoryStoresTheTasksOverride(t *testing.T) {
 		"spark_kubernetes_operator": "True", "try_number": "1"}, "spec", "driver", "labels"))
 	store := overrideStore(t)
 	p := PatchSparkMemory{Dynamic: dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(),
-		map[schema.GroupVersionResource]string{spark.ApplicationResource: "SparkApplicationList"}, app), Overrides: store, Cluster: "prod-eu"}
+		map[schema.GroupVersionResource]string{spark.ApplicationResource: "SparkApplicationList"}, app), Overrides: &MemoryOverride{Store: store, Cluster: "prod-eu"}}
 	r := sparkRequest("2688m")
 	r.ApprovedBy = "U0ALICE"
 	msg, err := p.Execute(ctx, r)

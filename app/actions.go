@@ -102,10 +102,7 @@ func newActions(ctx context.Context, o ActionsOptions, cfg *config.Config, clien
 		memory.Override = &actions.MemoryOverride{Store: o.Overrides, Cluster: cfg.Cluster, TTL: cfg.Overrides.TTL.Duration, Now: live.Now, Airflow: ac, MaxLimit: ruleMaxLimit(live)}
 	}
 	if o.Dynamic != nil {
-		memory.Spark = &actions.PatchSparkMemory{Dynamic: o.Dynamic, Cluster: cfg.Cluster, TTL: cfg.Overrides.TTL.Duration, Now: live.Now}
-		if o.Overrides != nil {
-			memory.Spark.Overrides = o.Overrides
-		}
+		memory.Spark = &actions.PatchSparkMemory{Dynamic: o.Dynamic, Overrides: memory.Override}
 	}
 	execs[finding.ActionProposeMemoryLimit] = memory
 	kv := actions.JetStreamKV{KV: b.Proposals()}

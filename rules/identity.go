@@ -56,22 +56,30 @@ func AirflowIdentity(m *metav1.ObjectMeta) *finding.AirflowTask {
 		}
 		return m.Labels[k]
 	}
-	t := &finding.AirflowTask{DagID: get("dag_id"), TaskID: get("task_id"), RunID: get("run_id")}
-	if t.RunID == "" {
+	t := airflowTask(get)
+	if t == nil {
+		return nil
+	}
+	if t.RunID = get("run_id"); t.RunID == "" {
 		// Workers of Airflow 1.10, 2.0 and 2.1 name the run by its execution date: exact in
 		// the annotation, label-safe in the label.
 		t.ExecutionDate = executionDate(m.Annotations["execution_date"], m.Labels["execution_date"])
 	}
+	return t
+}
+
+// airflowTask reads a task instance's dag_id, task_id, try_number and map_index with get;
+// nil when it names neither a DAG nor a task.
+func airflowTask(get func(string) string) *finding.AirflowTask {
+	t := &finding.AirflowTask{DagID: get("dag_id"), TaskID: get("task_id")}
+	if t.DagID == "" && t.TaskID == "" {
+		return nil
+	}
 	if n, err := strconv.Atoi(get("try_number")); err == nil {
 		t.TryNumber = n
 	}
-	if v := get("map_index"); v != "" {
-		if n, err := strconv.Atoi(v); err == nil && n >= 0 {
-			t.MapIndex = &n
-		}
-	}
-	if t.DagID == "" && t.TaskID == "" {
-		return nil
+	if n, err := strconv.Atoi(get("map_index")); err == nil && n >= 0 {
+		t.MapIndex = &n
 	}
 	return t
 }

@@ -3,7 +3,6 @@ package rules
 import (
 	"fmt"
 	"maps"
-	"strconv"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -109,14 +108,7 @@ func SparkAppAirflowTask(app *spark.Application) *finding.AirflowTask {
 	if l == nil {
 		return nil
 	}
-	t := &finding.AirflowTask{DagID: l["dag_id"], TaskID: l["task_id"]}
-	if n, err := strconv.Atoi(l["try_number"]); err == nil {
-		t.TryNumber = n
-	}
-	if n, err := strconv.Atoi(l["map_index"]); err == nil && n >= 0 {
-		t.MapIndex = &n
-	}
-	return t
+	return airflowTask(func(k string) string { return l[k] })
 }
 
 // sparkAppMeta is the metadata rules match an application by: its labels, its driver's

@@ -149,14 +149,11 @@ func (a *Application) Executors() string {
 	return strings.Join(parts, ", ")
 }
 
-// LabelSparkKubernetesOperator is set to "True", with dag_id, task_id, run_id (label-safe) and
-// try_number, on the driver's and executors' labels of a SparkApplication that Airflow's
-// SparkKubernetesOperator created (apache-airflow-providers-cncf-kubernetes, task context
-// labels in spec.driver.labels and spec.executor.labels).
-const LabelSparkKubernetesOperator = "spark_kubernetes_operator"
-
 // AirflowLabels returns the labels that name the Airflow task that created the application
 // (dag_id, task_id, try_number, map_index): its driver's, else its own; nil when none do.
+// SparkKubernetesOperator (apache-airflow-providers-cncf-kubernetes) puts these task context
+// labels, with a label-safe run_id and spark_kubernetes_operator: "True", in
+// spec.driver.labels and spec.executor.labels.
 func (a *Application) AirflowLabels() map[string]string {
 	for _, l := range []map[string]string{a.Spec.Driver.Labels, a.Labels} {
 		if l["dag_id"] != "" && l["task_id"] != "" {

@@ -168,7 +168,26 @@ func (m *Mutator) Admit(req *admissionv1.AdmissionRequest) *admissionv1.Admissio
 		}
 		return resp
 	}
-	b, err := json.Marshal(patch)
+	return withPatch(resp, patch, applied, req, log)
+}
+
+// sortedPatch is the JSON patch from orig to next. CreatePatch walks maps in no particular
+// order: the operations are sorted by path, so the same object always gets the same patch (a
+// dry run and the real admission, every replica).
+func sortedPatch(orig, next []byte) ([]jsonpatch.Operation, error) {
+	ops, err := jsonpatch.CreatePatch(orig, next)
+	if err != nil {
+		return nil, err
+	}
+	slices.SortFunc(ops, func(a, b jsonpatch.Operation) int { return strings.Compare(a.Path, b.Path) })
+	return ops, nil
+}
+
+// withPatch answers with ops as a JSON patch and the overrides applied in the audit
+// annotations (unchanged, when the patch does not encode).
+func withPatch(resp *admissionv1.AdmissionResponse, ops []jsonpatch.Operation, applied []string, req *admissionv1.AdmissionRequest,
+	log *zap.Logger) *admissionv1.AdmissionResponse {
+	b, err := json.Marshal(ops)
 	if err != nil {
 		log.Error("webhook: patch does not encode; admitted unchanged", zap.Error(err))
 		return resp
@@ -271,13 +290,10 @@ func (m *Mutator) mutate(ns string, pod *corev1.Pod) ([]jsonpatch.Operation, []s
 	if err != nil {
 		return nil, nil, err.Error()
 	}
-	ops, err := jsonpatch.CreatePatch(orig, next)
+	ops, err := sortedPatch(orig, next)
 	if err != nil {
 		return nil, nil, err.Error()
 	}
-	// CreatePatch walks maps in no particular order: sort, so the same pod always gets the
-	// same patch (a dry run and the real admission, every replica).
-	slices.SortFunc(ops, func(a, b jsonpatch.Operation) int { return strings.Compare(a.Path, b.Path) })
 	return ops, applied, ""
 }
 

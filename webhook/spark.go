@@ -2,11 +2,10 @@ package webhook
 
 import (
 	"encoding/json"
-	"slices"
+	"maps"
 	"strings"
 
 	"go.uber.org/zap"
-	"gomodules.xyz/jsonpatch/v2"
 	admissionv1 "k8s.io/api/admission/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -54,9 +53,9 @@ func (m *Mutator) admitSparkApp(req *admissionv1.AdmissionRequest, resp *admissi
 		return resp
 	}
 	mod := *app // the roles' settings are replaced, never written through (raiseRole)
-	mod.Annotations = map[string]string{}
-	for k, v := range app.Annotations {
-		mod.Annotations[k] = v
+	mod.Annotations = maps.Clone(app.Annotations)
+	if mod.Annotations == nil {
+		mod.Annotations = map[string]string{}
 	}
 	var applied []string
 	for _, o := range roles {
@@ -74,21 +73,12 @@ func (m *Mutator) admitSparkApp(req *admissionv1.AdmissionRequest, resp *admissi
 	if err != nil {
 		return resp
 	}
-	ops, err := jsonpatch.CreatePatch(orig, next)
+	ops, err := sortedPatch(orig, next)
 	if err != nil {
 		log.Error("webhook: patch of a SparkApplication not made; admitted unchanged", zap.Error(err))
 		return resp
 	}
-	slices.SortFunc(ops, func(a, b jsonpatch.Operation) int { return strings.Compare(a.Path, b.Path) })
-	b, err := json.Marshal(ops)
-	if err != nil {
-		return resp
-	}
-	pt := admissionv1.PatchTypeJSONPatch
-	resp.Patch, resp.PatchType = b, &pt
-	resp.AuditAnnotations = map[string]string{"memory-override": strings.Join(applied, ",")}
-	log.Info("webhook: Spark memory raised by override", zap.Strings("overrides", applied), zap.Bool("dry_run", req.DryRun != nil && *req.DryRun))
-	return resp
+	return withPatch(resp, ops, applied, req, log)
 }
 
 // raiseRole sets the memory and memoryOverhead of o's Spark role to o's where they are more
