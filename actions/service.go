@@ -20,6 +20,7 @@ import (
 	"github.com/podmedic/podmedic/finding"
 	"github.com/podmedic/podmedic/internal/retry"
 	"github.com/podmedic/podmedic/overrides"
+	"github.com/podmedic/podmedic/spark"
 )
 
 // Notifier delivers notices of the actions stage (new findings with their proposal or
@@ -367,6 +368,11 @@ type guardDone struct{ error }
 func (g *guardDone) Unwrap() error { return g.error }
 
 func recorded(r *Request, now time.Time) *finding.Outcome {
+	if p := r.Action.Params; p["target"] == spark.KindApplication {
+		return &finding.Outcome{Result: finding.ResultRecorded, At: now, Message: fmt.Sprintf(
+			"decision recorded; podmedic does not patch %s (--patch-spark-applications is off): make the change in the proposal's advice (spec.%s: memory %s, memoryOverhead %s)",
+			r.Target, p["role"], p["memory"], p["memoryOverhead"])}
+	}
 	return &finding.Outcome{Result: finding.ResultRecorded, At: now, Message: fmt.Sprintf(
 		"decision recorded; podmedic does not patch %s: make the change in the proposal's advice (container %s: memory limit %s, request %s)",
 		r.Target, r.Action.Params["container"], r.Action.Params["limit"], r.Action.Params["request"])}

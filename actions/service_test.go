@@ -3,6 +3,7 @@ package actions
 import (
 	"context"
 	"fmt"
+	"maps"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -573,6 +574,30 @@ func TestServiceMemoryLimitAdvisory(t *testing.T) {
 	require.Contains(t, got.Outcome.Message, "decision recorded; podmedic does not patch Pod airflow/etl-load-1")
 	require.Zero(t, e.execs.Load())
 	require.True(t, podExists(t, e.client, "airflow", "etl-load-1"))
+}
+
+// TestServiceSparkMemoryAdvisory: without --patch-spark-applications, a proposal in a
+// SparkApplication's settings is advice: it says which spec fields to set, and approving it
+// records the decision without patching anything.
+func TestServiceSparkMemoryAdvisory(t *testing.T) {
+	ctx := context.Background()
+	e := newServiceEnv(t, serviceConfig{})
+	pod := e.createPod(stuckPod("spark-jobs", "sales-driver"))
+	f := oomFinding(pod, finding.ModeApprove, "5222Mi", "5222Mi")
+	f.Owner = finding.Owner{Kind: "SparkApplication", Name: "sales"}
+	maps.Copy(f.Action.Params, map[string]string{"container": "spark-kubernetes-driver", "target": "SparkApplication", "role": "driver",
+		"memory": "4g", "memoryOverhead": "1126m"})
+	require.NoError(t, e.svc.Handle(ctx, f))
+	p := e.only()
+	require.Equal(t, "SparkApplication", p.Target.Kind)
+	require.Contains(t, p.Advice, "Set in SparkApplication spark-jobs/sales (the pod's limit becomes 5222Mi):\n\nspec:\n  driver:\n    memory: 4g\n    memoryOverhead: 1126m")
+
+	got, err := e.svc.Decide(ctx, p.ID, "U1", true)
+	require.NoError(t, err)
+	require.Equal(t, finding.StateExecuted, got.State)
+	require.Equal(t, finding.ResultRecorded, got.Outcome.Result)
+	require.Equal(t, "decision recorded; podmedic does not patch SparkApplication spark-jobs/sales (--patch-spark-applications is off): make the change in the proposal's advice (spec.driver: memory 4g, memoryOverhead 1126m)", got.Outcome.Message)
+	require.Zero(t, e.execs.Load())
 }
 
 func TestServiceProposalsList(t *testing.T) {

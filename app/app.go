@@ -68,6 +68,10 @@ type Options struct {
 	Workers int
 	// Resync re-publishes pods and PVCs for time-based detectors. Default 1m.
 	Resync time.Duration
+	// PatchSparkApplications executes approved memory proposals for Spark drivers and
+	// executors as patches of their SparkApplication (and its ScheduledSparkApplication);
+	// off, they are advice: the approval records the decision and says what to change.
+	PatchSparkApplications bool
 	// DiscoveryInterval is how often to look for the SparkApplication CRD while it is not
 	// installed. Default 1m.
 	DiscoveryInterval time.Duration
@@ -239,7 +243,9 @@ func Run(ctx context.Context, o Options) error {
 		defer func() { _ = wh.ln.Close() }()
 		o.Actions.Overrides = wh.store
 	}
-	o.Actions.Dynamic = dyn
+	if o.PatchSparkApplications {
+		o.Actions.Dynamic = dyn
+	}
 	act, err := newActions(ctx, o.Actions, cfg, client, b, live, n, log.Named("actions"), metrics)
 	if err != nil {
 		return err

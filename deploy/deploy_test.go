@@ -625,5 +625,10 @@ func TestRBACLeastPrivilege(t *testing.T) {
 			sort.Strings(w)
 			require.Equal(t, w, got, c.set)
 		}
+		// The permission to patch SparkApplications and the flag that uses it come together.
+		for _, on := range []bool{false, true} {
+			out := template(t, "--set", fmt.Sprintf("actions.patchSparkApplications=%t", on))
+			require.Equal(t, on, strings.Contains(string(out), "- --patch-spark-applications"), "actions.patchSparkApplications=%t", on)
+		}
 	})
 }

@@ -214,7 +214,7 @@ rules:
 	mwc.Webhooks[0].Rules[0].Rule = admissionregistrationv1.Rule{APIGroups: []string{"sparkoperator.k8s.io"}, APIVersions: []string{"v1beta2"}, Resources: []string{"sparkapplications"}}
 	createWebhookConfig(t, c, mwc)
 	pm := startPodmedicEnv(t, env, t.TempDir(), []string{"POD_NAMESPACE=" + own}, "--config", cfg, "--inbox-addr", inbox,
-		"--webhook-addr", addr, "--webhook-host", "127.0.0.1", "--webhook-config", ns)
+		"--webhook-addr", addr, "--webhook-host", "127.0.0.1", "--webhook-config", ns, "--patch-spark-applications")
 	require.Eventually(t, func() bool { return strings.Contains(pm.logs(), "watching SparkApplications\"") }, 15*time.Second, 50*time.Millisecond)
 
 	app := writeSparkApp(t, dyn, ns, salesApp, map[string]any{"applicationState": map[string]any{"state": "RUNNING"},

@@ -151,6 +151,16 @@ func (e *Engine) evaluate(object string, meta *metav1.ObjectMeta, in Input) []fi
 	return kept
 }
 
+// ruleNamed returns the enabled rule called name, or nil.
+func (e *Engine) ruleNamed(name string) *config.Rule {
+	for _, cr := range e.rules {
+		if cr.rule.Name == name {
+			return cr.rule
+		}
+	}
+	return nil
+}
+
 func (e *Engine) specificity(k finding.Kind) int {
 	for _, cr := range e.rules {
 		if cr.plugin.Kind == k {
@@ -243,6 +253,11 @@ func (e *Engine) complete(f *finding.Finding, cr compiledRule, in Input) {
 			a.Params["force"] = "true"
 		}
 	case finding.ActionProposeMemoryLimit:
+		if f.Kind == finding.TaskFailed {
+			// A failed task's memory is proposed from its log, once the handler has read it:
+			// a Spark driver whose log shows java.lang.OutOfMemoryError (planHeap).
+			return
+		}
 		c := containerSpec(in.Pod, f.Container)
 		if c == nil {
 			f.Evidence = append(f.Evidence, "no memory limit proposed: container spec not found")

@@ -161,7 +161,7 @@ func (p *Handler) Handle(ctx context.Context, o *bus.Observation) error {
 		}
 	}
 	for i := range found {
-		if err := p.deliver(ctx, e, &found[i], o.MsgID()); err != nil {
+		if err := p.deliver(ctx, e, view, &found[i], o.MsgID()); err != nil {
 			return err
 		}
 	}
@@ -179,7 +179,7 @@ func (p *Handler) Handle(ctx context.Context, o *bus.Observation) error {
 // handler dies between claim and settle (a killed replica, a NATS node lost with the answer
 // to the claim), the observation comes back and its owner wins the claim again: the finding
 // is delivered, not lost.
-func (p *Handler) deliver(ctx context.Context, e *Engine, f *finding.Finding, owner string) error {
+func (p *Handler) deliver(ctx context.Context, e *Engine, view View, f *finding.Finding, owner string) error {
 	key := f.Key()
 	won, err := p.store.ClaimFor(ctx, "finding."+key, owner, DedupTTL)
 	if err != nil {
@@ -189,9 +189,7 @@ func (p *Handler) deliver(ctx context.Context, e *Engine, f *finding.Finding, ow
 		p.repeats.Inc()
 		return nil
 	}
-	if e.Config().Evidence.Tails() {
-		p.logs.enrich(ctx, f, e.Redactor())
-	}
+	p.logs.enrich(ctx, f, e, view)
 	subject := audit.FindingSubject(p.cluster, f.Kind)
 	err = p.store.PublishJSON(ctx, subject, key, f)
 	if err == nil {

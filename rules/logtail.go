@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 	"time"
 
@@ -12,6 +14,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/podmedic/podmedic/finding"
+	"github.com/podmedic/podmedic/spark"
 )
 
 // Bounds of the log tail added to a TaskFailed finding.
@@ -34,42 +37,85 @@ type LogTailer struct {
 // bytes).
 type LogSource func(ctx context.Context, namespace, pod, container string, tailLines, limitBytes int64) ([]byte, error)
 
-// enrich adds the log tail, cleaned of secrets by r, to TaskFailed findings about a container.
-func (l *LogTailer) enrich(ctx context.Context, f *finding.Finding, r *Redactor) {
-	if l == nil || (l.Client == nil && l.Source == nil) || f.Kind != finding.TaskFailed || f.Pod == "" || f.Container == "" {
+// enrich reads the log of a failed task's container once, for what needs it: its last lines,
+// cleaned of secrets, in the evidence (evidence.log_tails); what a Spark JVM's
+// java.lang.OutOfMemoryError in it means; and the memory proposal of a rule that proposes
+// memory for failed tasks, which waits for the log (planHeap).
+func (l *LogTailer) enrich(ctx context.Context, f *finding.Finding, e *Engine, view View) {
+	if f.Kind != finding.TaskFailed || f.Pod == "" || f.Container == "" {
 		return
 	}
-	lines, err := l.tail(ctx, f.Namespace, f.Pod, f.Container)
-	if err != nil || len(lines) == 0 {
+	tails, heap := e.cfg.Evidence.Tails(), e.wantsHeap(f)
+	if !tails && !heap {
 		return
 	}
-	if heap := heapOOM(f, lines); heap != "" {
-		f.Evidence = append(f.Evidence, heap)
+	var (
+		lines []string
+		err   = errors.New("no log API")
+	)
+	if l != nil && (l.Client != nil || l.Source != nil) {
+		lines, err = l.tail(ctx, f.Namespace, f.Pod, f.Container)
+	}
+	role := heapRole(f, lines)
+	if role != "" {
+		f.Evidence = append(f.Evidence, heapOOM(f, role))
+	}
+	if heap {
+		if err != nil {
+			f.Evidence = append(f.Evidence, "no memory proposed: the log of "+f.Container+" could not be read ("+err.Error()+"), and only it tells a heap that ran out")
+		} else {
+			e.planHeap(f, role, view)
+		}
+	}
+	if !tails || len(lines) == 0 {
+		return
 	}
 	f.Evidence = append(f.Evidence, "last log lines of "+f.Container+":")
-	for _, line := range r.RedactLines(lines) {
+	for _, line := range e.redactor.RedactLines(lines) {
 		f.Evidence = append(f.Evidence, "  | "+line)
 	}
 }
 
-// heapOOM says what a JVM's java.lang.OutOfMemoryError in a Spark driver's or executor's log
-// means: the heap (spec.<role>.memory) is too small — unlike a kernel OOM kill, where the
-// process as a whole outgrew the pod's limit and the off-heap memoryOverhead is what to raise.
-// "" when the log shows none.
-func heapOOM(f *finding.Finding, lines []string) string {
+// executorHeap is how a Spark driver's log tells an executor's java.lang.OutOfMemoryError: a
+// lost task names its executor, "Lost task 0.0 in stage 1.0 (TID 4) (10.0.3.7 executor 2):
+// java.lang.OutOfMemoryError: Java heap space" (TaskSetManager.handleFailedTask; before Spark
+// 3.1 "(TID 4, 10.0.3.7, executor 2): ..."), also inside "Job aborted due to stage failure".
+var executorHeap = regexp.MustCompile(`executor [^\s)]+\): .*java\.lang\.OutOfMemoryError`)
+
+// heapRole says whose JVM a Spark driver's or executor's log shows out of heap: "executor" when
+// the last java.lang.OutOfMemoryError is an executor's lost task, else the pod's own role; ""
+// when the log shows none. A "Caused by:" line restates the exception above it.
+func heapRole(f *finding.Finding, lines []string) string {
 	if f.Spark == nil || (f.Spark.Role != "driver" && f.Spark.Role != "executor") {
 		return ""
 	}
+	role := ""
 	for _, l := range lines {
-		if strings.Contains(l, "java.lang.OutOfMemoryError") {
-			where := "spark." + f.Spark.Role + ".memory"
-			if f.Spark.AppName != "" && f.Owner.Kind == "SparkApplication" {
-				where = "spec." + f.Spark.Role + ".memory of SparkApplication " + f.Owner.Name
-			}
-			return fmt.Sprintf("the %s's JVM ran out of heap (java.lang.OutOfMemoryError in its log): raise %s (the heap), not memoryOverhead", f.Spark.Role, where)
+		switch {
+		case !strings.Contains(l, "java.lang.OutOfMemoryError"):
+		case executorHeap.MatchString(l):
+			role = "executor"
+		case role != "" && strings.HasPrefix(strings.TrimSpace(l), "Caused by:"):
+		default:
+			role = f.Spark.Role
 		}
 	}
-	return ""
+	return role
+}
+
+// heapOOM says what a JVM's java.lang.OutOfMemoryError means: the heap (spec.<role>.memory) is
+// too small — unlike a kernel OOM kill, where the process as a whole outgrew the pod's limit
+// and the off-heap memoryOverhead is what to raise.
+func heapOOM(f *finding.Finding, role string) string {
+	where := "spark." + role + ".memory"
+	if f.Spark.AppName != "" && f.Owner.Kind == spark.KindApplication {
+		where = "spec." + role + ".memory of SparkApplication " + f.Owner.Name
+	}
+	whose := "the " + role + "'s JVM"
+	if role != f.Spark.Role {
+		whose = "an " + role + "'s JVM" // an executor's, seen in the driver's log
+	}
+	return fmt.Sprintf("%s ran out of heap (java.lang.OutOfMemoryError in the log): raise %s (the heap), not memoryOverhead", whose, where)
 }
 
 // tail returns at most logTailLines lines and logTailBytes bytes from the end of the log.

@@ -169,3 +169,79 @@ func sparkMemory(f *finding.Finding, in Input, c *corev1.Container, params map[s
 		role, cur.String(), spark.FormatMemory(rm.Memory), spark.FormatMemory(rm.Overhead), how, role,
 		spark.FormatMemory(rm.Overhead), params["memoryOverhead"], next.String()))
 }
+
+// wantsHeap reports whether f's rule proposes memory for a failed task: the proposal waits for
+// the task's log, which says whose heap ran out (planHeap).
+func (e *Engine) wantsHeap(f *finding.Finding) bool {
+	r := e.ruleNamed(f.Rule)
+	return f.Kind == finding.TaskFailed && r != nil && r.Action != nil && r.Action.Type == finding.ActionProposeMemoryLimit
+}
+
+// planHeap plans the memory proposal of a failed Spark driver whose rule proposes memory, once
+// its log has said whose JVM ran out of heap (role "driver" or "executor"; "" when the log
+// shows no java.lang.OutOfMemoryError): that role's spec.<role>.memory of the driver's
+// SparkApplication, raised by what the rule's policy raises a pod's limit of memory +
+// memoryOverhead (bump_ratio, min_bump, max_limit). The overhead is kept as it is, written out
+// when it was Spark's default, which would otherwise grow with the heap past the planned limit.
+// A failure that is not the heap's gets no memory proposal: more memory would not mend it.
+func (e *Engine) planHeap(f *finding.Finding, role string, view View) {
+	r := e.ruleNamed(f.Rule)
+	if r == nil || r.Action == nil || r.Action.Type != finding.ActionProposeMemoryLimit {
+		return
+	}
+	no := func(why string) { f.Evidence = append(f.Evidence, "no memory proposed: "+why) }
+	switch {
+	case role == "":
+		no("the log shows no java.lang.OutOfMemoryError; more memory would not mend this failure")
+		return
+	case f.Owner.Kind != spark.KindApplication:
+		no("the driver is not a SparkApplication's (spark-submit's own settings are not podmedic's to change)")
+		return
+	}
+	var app *spark.Application
+	if view != nil {
+		app = view.SparkApp(f.Namespace, f.Owner.Name)
+	}
+	if app == nil {
+		no(fmt.Sprintf("SparkApplication %s is not known (its CRD not installed or not watched)", f.Owner.Name))
+		return
+	}
+	rm, err := app.MemoryOf(role)
+	if err != nil {
+		no("Spark's memory settings unreadable: " + err.Error())
+		return
+	}
+	// The role's pod as Spark sizes it: the rule's policy raises its limit.
+	pod := resource.NewQuantity(rm.Limit(), resource.BinarySI)
+	c := &corev1.Container{Name: driverContainer, Resources: corev1.ResourceRequirements{
+		Limits: corev1.ResourceList{corev1.ResourceMemory: *pod}, Requests: corev1.ResourceList{corev1.ResourceMemory: *pod}}}
+	if role == "executor" {
+		c.Name = executorContainer
+	}
+	params, err := e.planner.PlanMemory(c, r.Action.Params)
+	if err != nil {
+		no(err.Error())
+		return
+	}
+	next, err := resource.ParseQuantity(params["limit"])
+	if err != nil || next.Value() <= rm.Limit() {
+		no("the planned limit " + params["limit"] + " is no larger than the pod's " + pod.String())
+		return
+	}
+	memory := rm.Memory + next.Value() - rm.Limit()
+	params["target"], params["role"] = spark.KindApplication, role
+	params["memory"], params["memoryOverhead"] = spark.FormatMemory(memory), spark.FormatMemory(rm.Overhead)
+	mode := r.Action.Mode
+	if mode == "" {
+		mode = finding.ModeApprove
+	}
+	f.Action = &finding.Action{Type: r.Action.Type, Mode: mode, Params: params}
+	kept := "kept"
+	if rm.DefaultOverhead {
+		kept = "kept, written out: Spark's default would grow with the heap"
+	}
+	f.Evidence = append(f.Evidence, fmt.Sprintf(
+		"Spark memory of the %s: pod limit %s = memory %s + memoryOverhead %s; the heap ran out, so it is raised: spec.%s.memory %s -> %s, memoryOverhead %s (%s), pod limit %s",
+		role, pod.String(), spark.FormatMemory(rm.Memory), spark.FormatMemory(rm.Overhead), role,
+		spark.FormatMemory(rm.Memory), params["memory"], params["memoryOverhead"], kept, next.String()))
+}

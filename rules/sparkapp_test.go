@@ -1,6 +1,8 @@
 package rules
 
 import (
+	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -128,4 +130,85 @@ func TestSparkMemoryProposal(t *testing.T) {
 	bare := e.EvaluatePod(driver, NewStaticView(d.Pods, nil, nil), nightNow)
 	require.NotEmpty(t, bare)
 	assert.Empty(t, bare[0].Action.Params["target"])
+}
+
+// TestSparkHeapProposal: a Spark driver that failed (exit 1, not killed) under a rule proposing
+// memory gets its proposal once its log is read: the heap of the role whose JVM ran out
+// (the driver's own, or an executor's lost task), raised by what the policy raises the pod's
+// limit, the overhead kept and written out. A failure the log does not show as the heap's gets
+// none, and says why; an unreadable log too.
+func TestSparkHeapProposal(t *testing.T) {
+	d := loadFixture(t, "testdata/replay/spark-apps.json")
+	reg := NewDefaultRegistry()
+	cfg := allRules(t, reg)
+	for i := range cfg.Rules {
+		if cfg.Rules[i].Detect.Kind == finding.TaskFailed {
+			cfg.Rules[i].Action = &config.RuleAction{Type: finding.ActionProposeMemoryLimit, Mode: finding.ModeApprove}
+		}
+	}
+	e, err := NewEngine(cfg, reg, actions.MemoryPlanner{})
+	require.NoError(t, err)
+	driver := fixturePod(t, d, "spark-jobs", "sales-daily-aggregate-20261120-driver").DeepCopy()
+	for i := range driver.Status.ContainerStatuses {
+		if term := driver.Status.ContainerStatuses[i].State.Terminated; term != nil {
+			term.ExitCode, term.Reason = 1, "Error"
+		}
+	}
+	failed := func(log string, logErr error) *finding.Finding {
+		t.Helper()
+		var tf *finding.Finding
+		for _, f := range e.EvaluatePod(driver, d.View(), nightNow) {
+			if f.Kind == finding.TaskFailed {
+				tf = &f
+			}
+		}
+		require.NotNil(t, tf)
+		require.Nil(t, tf.Action, "planned only once the log is read")
+		l := &LogTailer{Source: func(context.Context, string, string, string, int64, int64) ([]byte, error) {
+			return []byte(log), logErr
+		}}
+		l.enrich(context.Background(), tf, e, d.View())
+		return tf
+	}
+
+	own := failed("Exception in thread \"main\" java.lang.OutOfMemoryError: Java heap space\n", nil)
+	require.NotNil(t, own.Action, "%v", own.Evidence)
+	p := own.Action.Params
+	assert.Equal(t, "SparkApplication", p["target"])
+	assert.Equal(t, "driver", p["role"])
+	assert.Equal(t, "409m", p["memoryOverhead"], "the default overhead, written out")
+	memory, err := spark.ParseMemory(p["memory"])
+	require.NoError(t, err)
+	limit := resource.MustParse(p["limit"])
+	assert.Greater(t, memory, int64(4<<30), "the heap is raised")
+	assert.Equal(t, limit.Value(), memory+409<<20, "the pod's new limit is the new heap + the same overhead")
+	assert.Contains(t, own.Evidence, "the driver's JVM ran out of heap (java.lang.OutOfMemoryError in the log): raise spec.driver.memory of SparkApplication sales-daily-aggregate-20261120 (the heap), not memoryOverhead")
+	assert.Contains(t, own.Evidence, "Spark memory of the driver: pod limit 4505Mi = memory 4g + memoryOverhead 409m; the heap ran out, so it is raised: spec.driver.memory 4g -> "+p["memory"]+", memoryOverhead 409m (kept, written out: Spark's default would grow with the heap), pod limit "+p["limit"])
+
+	ex := failed("WARN TaskSetManager: Lost task 3.0 in stage 2.0 (TID 41) (10.0.3.7 executor 2): java.lang.OutOfMemoryError: Java heap space\n", nil)
+	require.NotNil(t, ex.Action, "%v", ex.Evidence)
+	assert.Equal(t, "executor", ex.Action.Params["role"])
+	app := d.View().SparkApp("spark-jobs", "sales-daily-aggregate-20261120")
+	rm, err := app.MemoryOf("executor")
+	require.NoError(t, err)
+	exMemory, err := spark.ParseMemory(ex.Action.Params["memory"])
+	require.NoError(t, err)
+	assert.Greater(t, exMemory, rm.Memory, "the executors' heap is raised")
+	assert.Equal(t, spark.FormatMemory(rm.Overhead), ex.Action.Params["memoryOverhead"])
+	assert.Contains(t, ex.Evidence, "an executor's JVM ran out of heap (java.lang.OutOfMemoryError in the log): raise spec.executor.memory of SparkApplication sales-daily-aggregate-20261120 (the heap), not memoryOverhead")
+
+	other := failed("Exception in thread \"main\" java.io.FileNotFoundException: s3a://sales/2026-11-20/_SUCCESS\n", nil)
+	assert.Nil(t, other.Action)
+	assert.Contains(t, other.Evidence, "no memory proposed: the log shows no java.lang.OutOfMemoryError; more memory would not mend this failure")
+
+	unread := failed("", errors.New("the kubelet did not answer"))
+	assert.Nil(t, unread.Action)
+	assert.Contains(t, unread.Evidence, "no memory proposed: the log of spark-kubernetes-driver could not be read (the kubelet did not answer), and only it tells a heap that ran out")
+
+	// Without the application in the view: no proposal, and why.
+	tf := e.EvaluatePod(driver, NewStaticView(d.Pods, nil, nil), nightNow)
+	require.NotEmpty(t, tf)
+	e.planHeap(&tf[0], "driver", NewStaticView(d.Pods, nil, nil))
+	assert.Nil(t, tf[0].Action)
+	assert.Contains(t, tf[0].Evidence, "no memory proposed: SparkApplication sales-daily-aggregate-20261120 is not known (its CRD not installed or not watched)")
 }

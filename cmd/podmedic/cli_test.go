@@ -94,7 +94,7 @@ func TestReplayNotJSON(t *testing.T) {
 func TestCheck(t *testing.T) {
 	code, out, _ := cli(t, "check", "../../rules.yaml")
 	require.Equal(t, 0, code)
-	require.Contains(t, out, "../../rules.yaml: ok (14 rules, 14 enabled; 3 schedules, 3 enabled)")
+	require.Contains(t, out, "../../rules.yaml: ok (15 rules, 15 enabled; 3 schedules, 3 enabled)")
 
 	bad := filepath.Join(t.TempDir(), "rules.yaml")
 	require.NoError(t, os.WriteFile(bad, []byte("version: 1\nrules:\n  - name: oom\n    detect:\n      kind: OOMKiled\n    actoin: {}\n"), 0o600))

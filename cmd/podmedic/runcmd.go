@@ -60,6 +60,7 @@ func newRunCmd(g *globalFlags) *cobra.Command {
 	f.StringVar(&o.ConsoleFormat, "console-format", "text", "console notices: text or json")
 	f.IntVar(&o.Workers, "workers", 16, "observations handled concurrently (their handling waits mostly on NATS and the API server)")
 	f.DurationVar(&o.Resync, "resync", 0, "re-evaluate every pod and PVC this often (default 1m)")
+	f.BoolVar(&o.PatchSparkApplications, "patch-spark-applications", false, "execute approved memory proposals for Spark drivers and executors as patches of their SparkApplication (needs RBAC to patch sparkapplications; off: they are advice)")
 	f.DurationVar(&o.DiscoveryInterval, "discovery-interval", 0, "look for the SparkApplication CRD this often while it is not installed (default 1m)")
 	return cmd
 }

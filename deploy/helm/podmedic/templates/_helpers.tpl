@@ -115,7 +115,7 @@ existing ConfigMap. */}}
 {{- $t := $r.action.type -}}
 {{- $mode := default "approve" $r.action.mode -}}
 {{- if ne $mode "notify" -}}
-{{- if or (and (eq $t "delete-pod") (not $a.deletePods)) (and (eq $t "evict-pod") (not $a.evictPods)) (and (eq $t "airflow-clear-task") (not $a.airflowClear)) (and (eq $t "propose-memory-limit") (not $a.patchWorkloads) (ne (toString (dig "match" "workload" "" $r)) "airflow")) -}}
+{{- if or (and (eq $t "delete-pod") (not $a.deletePods)) (and (eq $t "evict-pod") (not $a.evictPods)) (and (eq $t "airflow-clear-task") (not $a.airflowClear)) (and (eq $t "propose-memory-limit") (not $a.patchWorkloads) (not (has (toString (dig "match" "workload" "" $r)) (list "airflow" "spark")))) -}}
 {{- $out = append $out (printf "%s (%s)" $r.name $t) -}}
 {{- end -}}
 {{- end -}}
