@@ -33,8 +33,12 @@ type Options struct {
 	Config *config.Config
 	// Registry holds the detectors (default rules.NewDefaultRegistry()).
 	Registry *rules.Registry
-	// Client talks to the cluster. When nil it is built from Kubeconfig/Context.
-	Client     kubernetes.Interface
+	// Client talks to the cluster. When nil it is built from Kubeconfig/Context, and so is
+	// Dynamic.
+	Client kubernetes.Interface
+	// Dynamic reads (and, with PatchSparkApplications, patches) SparkApplications, with a
+	// given Client; nil: none are watched.
+	Dynamic    dynamic.Interface
 	Kubeconfig string
 	Context    string
 	// NATSURL of an external server; empty starts the embedded one in DataDir.
@@ -168,8 +172,7 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 
-	client := o.Client
-	var dyn dynamic.Interface // SparkApplications; none with a given Client (the demo)
+	client, dyn := o.Client, o.Dynamic
 	if client == nil {
 		rc, err := KubeConfig(o.Kubeconfig, o.Context)
 		if err != nil {

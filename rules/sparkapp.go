@@ -231,6 +231,7 @@ func (e *Engine) planHeap(f *finding.Finding, role string, view View) {
 	memory := rm.Memory + next.Value() - rm.Limit()
 	params["target"], params["role"] = spark.KindApplication, role
 	params["memory"], params["memoryOverhead"] = spark.FormatMemory(memory), spark.FormatMemory(rm.Overhead)
+	delete(params, "request") // Spark sets the role's pods' request to their limit itself
 	mode := r.Action.Mode
 	if mode == "" {
 		mode = finding.ModeApprove

@@ -120,7 +120,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		plural(len(o.Config.Rules), "rule"), o.ConfigName)
 	fmt.Fprintf(out, "Nothing here touches a real cluster.\n")
 
-	cluster, client, err := newCluster(clk.now)
+	cluster, client, dyn, err := newCluster(clk.now)
 	if err != nil {
 		return nil, err
 	}
@@ -141,7 +141,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	done := make(chan error, 1)
 	go func() {
 		done <- app.Run(runCtx, app.Options{
-			Config: &cfg, Client: client, DataDir: dataDir, Notifier: notify, Logger: log,
+			Config: &cfg, Client: client, Dynamic: dyn, PatchSparkApplications: true, DataDir: dataDir, Notifier: notify, Logger: log,
 			Now: clk.now, Resync: 2 * time.Second, Workers: 2, InboxAddr: o.Inbox, InboxReady: o.InboxReady,
 			// The night plays on a simulated clock; cron schedules run on the real one.
 			Schedule: app.ScheduleOptions{Disabled: true},
@@ -166,7 +166,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 				cluster.SetLog(ns, pod, container, l) // served by the log API, as the kubelet would
 			}
 		}
-		pods, err := apply(ctx, client, st)
+		pods, err := apply(ctx, client, dyn, st)
 		if err != nil {
 			stop()
 			<-done
@@ -227,6 +227,6 @@ func summary(out io.Writer, res *Result) {
 	fmt.Fprintf(out, "  findings            %d (%s)\n", len(res.Findings), strings.Join(kinds, ", "))
 	fmt.Fprintf(out, "  proposals           %d waiting for approval, %d automatic\n", proposals, autos)
 	fmt.Fprintf(out, "  pods without finding %d of %d: %s\n", len(healthy), len(res.Pods), strings.Join(healthy, ", "))
-	fmt.Fprintf(out, "\nNext: `podmedic replay --input dump.json` on a dump of your cluster (kubectl get pods,pvc,events -A -o json),\n")
+	fmt.Fprintf(out, "\nNext: `podmedic replay --input dump.json` on a dump of your cluster (kubectl get pods,pvc,events,sparkapplications -A -o json),\n")
 	fmt.Fprintf(out, "or `podmedic run --kubeconfig ~/.kube/config --dry-run` to watch it live without acting.\n")
 }

@@ -35,16 +35,18 @@ func TestDemoNight(t *testing.T) {
 
 	var got []string
 	for _, f := range res.Findings {
-		got = append(got, string(f.Kind)+" "+f.Namespace+"/"+f.Pod+f.PVC)
+		got = append(got, string(f.Kind)+" "+f.Name())
 	}
 	sort.Strings(got)
 	require.Equal(t, []string{
 		"Evicted spark/nightly-agg-exec-3",
 		"InitStuck spark/nightly-agg-driver",
-		"OOMKilled airflow/etl-load-7f9c",
+		"OOMKilled airflow/etl-load-7f9c/base",
 		"PVCPending spark/spark-checkpoints-pvc",
-		"SIGKILL airflow/reports-render-2b8e",
-		"TaskFailed airflow/etl-publish-5c1d",
+		"SIGKILL airflow/reports-render-2b8e/base",
+		"SparkAppFailed spark/customer-churn-model",
+		"TaskFailed airflow/etl-publish-5c1d/base",
+		"TaskFailed spark/sales-daily-aggregate-20261120-driver/spark-kubernetes-driver",
 	}, got, out.String())
 
 	text := out.String()
@@ -54,8 +56,15 @@ func TestDemoNight(t *testing.T) {
 	require.Contains(t, text, "| botocore.exceptions.ClientError: An error occurred (AccessDenied) when calling the PutObject operation: Access Denied",
 		"the failed task's log tail")
 	require.NotContains(t, text, "etl-extract-9d2a  (rule", "the healthy worker has no finding")
-	require.Contains(t, text, "findings            6 (OOMKilled 1, SIGKILL 1, InitStuck 1, Evicted 1, TaskFailed 1, PVCPending 1)")
-	require.Contains(t, text, "pods without finding 2 of 7: airflow/etl-extract-9d2a, reporting/report-api-6c9f7d-x2x7q")
+	// The Spark driver's failure: the executors' heap ran out (the driver's log says so), so
+	// their memory is proposed; the application's FAILED state is the same run, not a second
+	// finding; the application that could not be submitted is one, with the operator's message.
+	require.Contains(t, text, "an executor's JVM ran out of heap (java.lang.OutOfMemoryError in the log): raise spec.executor.memory of SparkApplication sales-daily-aggregate-20261120")
+	require.Contains(t, text, "spec.executor.memory 6g -> 9626m, memoryOverhead 614m (kept, written out: Spark's default would grow with the heap), pod limit 10Gi")
+	require.Contains(t, text, "CRITICAL SparkAppFailed  spark/customer-churn-model  (rule spark-app-failed)")
+	require.Contains(t, text, `is SUBMISSION_FAILED after 1 submission attempt(s): failed to run spark-submit: pods "customer-churn-model-driver" is forbidden: exceeded quota: spark-quota`)
+	require.Contains(t, text, "findings            8 (OOMKilled 1, SIGKILL 1, InitStuck 1, Evicted 1, TaskFailed 2, PVCPending 1, SparkAppFailed 1)")
+	require.Contains(t, text, "pods without finding 2 of 8: airflow/etl-extract-9d2a, reporting/report-api-6c9f7d-x2x7q")
 	// Findings are printed under the step that caused them.
 	require.Less(t, strings.Index(text, "01:12  The load task"), strings.Index(text, "OOMKilled  airflow/etl-load-7f9c"))
 	require.Less(t, strings.Index(text, "OOMKilled  airflow/etl-load-7f9c"), strings.Index(text, "01:14  The extract task"))
@@ -112,7 +121,7 @@ func TestDemoInboxApproval(t *testing.T) {
 	page := httpGet(t, "http://"+addr+"/")
 	token := regexp.MustCompile(`name="token" value="([0-9a-f]+)"`).FindStringSubmatch(page)[1]
 	cards := regexp.MustCompile(`(?s)<div class="card" id="proposal-([a-z0-9]+)">.*?</form>\s*</div>`).FindAllStringSubmatch(page, -1)
-	require.Len(t, cards, 3, "three proposals wait in the inbox")
+	require.Len(t, cards, 4, "four proposals wait in the inbox")
 	var airflowID string
 	for _, c := range cards {
 		if strings.Contains(c[0], "airflow-clear-task") {
@@ -126,7 +135,7 @@ func TestDemoInboxApproval(t *testing.T) {
 	require.Eventually(t, func() bool {
 		return strings.Contains(out.String(), "Airflow (simulated): cleared etl_daily.publish in run scheduled__2026-11-20T00:00:00+00:00")
 	}, 30*time.Second, 50*time.Millisecond, out.String())
-	require.Contains(t, httpGet(t, "http://"+addr+"/"), "Pending (2)")
+	require.Contains(t, httpGet(t, "http://"+addr+"/"), "Pending (3)")
 
 	// Approving the stuck driver's deletion deletes it through the API, with its uid and
 	// resourceVersion as preconditions.
@@ -142,6 +151,21 @@ func TestDemoInboxApproval(t *testing.T) {
 	resp.Body.Close()
 	require.Eventually(t, func() bool { return strings.Contains(out.String(), "pod spark/nightly-agg-driver deleted") },
 		30*time.Second, 50*time.Millisecond, out.String())
+
+	// Approving the executors' heap patches the SparkApplication in the simulated cluster.
+	var sparkID string
+	for _, c := range cards {
+		if strings.Contains(c[0], "sales-daily-aggregate-20261120") {
+			sparkID = c[1]
+		}
+	}
+	require.NotEmpty(t, sparkID)
+	resp, err = http.PostForm("http://"+addr+"/proposals/"+sparkID+"/approve", url.Values{"token": {token}})
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Eventually(t, func() bool {
+		return strings.Contains(out.String(), "SparkApplication spark/sales-daily-aggregate-20261120: spec.executor memory 6g -> 9626m, memoryOverhead 614m -> 614m")
+	}, 30*time.Second, 50*time.Millisecond, out.String())
 	cancel()
 	require.NoError(t, <-done)
 }

@@ -30,10 +30,12 @@ type Step struct {
 	At string `json:"at"`
 	// Say narrates the step.
 	Say string `json:"say"`
-	// Create lists objects (Pod, PersistentVolumeClaim, Event) to create.
+	// Create lists objects (Pod, PersistentVolumeClaim, Event, SparkApplication) to create.
 	Create []json.RawMessage `json:"create,omitempty"`
 	// Status lists pod statuses to write, as a kubelet would.
 	Status []StatusWrite `json:"status,omitempty"`
+	// Apps lists SparkApplication statuses to write, as the Spark operator would.
+	Apps []AppStatusWrite `json:"apps,omitempty"`
 
 	time time.Time
 }
@@ -44,6 +46,12 @@ type StatusWrite struct {
 	Status corev1.PodStatus `json:"status"`
 	// Logs are what each container wrote (container name -> text), served as its log.
 	Logs map[string]string `json:"logs,omitempty"`
+}
+
+// AppStatusWrite writes the status of SparkApplication NAMESPACE/NAME.
+type AppStatusWrite struct {
+	App    string         `json:"app"`
+	Status map[string]any `json:"status"`
 }
 
 // Time is when the step happens.
@@ -79,6 +87,11 @@ func ParseScenario(data []byte) (*Scenario, error) {
 		for j, w := range st.Status {
 			if ns, name, ok := strings.Cut(w.Pod, "/"); !ok || ns == "" || name == "" {
 				return nil, fmt.Errorf("scenario: steps[%d].status[%d].pod: %q is not NAMESPACE/NAME", i, j, w.Pod)
+			}
+		}
+		for j, w := range st.Apps {
+			if ns, name, ok := strings.Cut(w.App, "/"); !ok || ns == "" || name == "" {
+				return nil, fmt.Errorf("scenario: steps[%d].apps[%d].app: %q is not NAMESPACE/NAME", i, j, w.App)
 			}
 		}
 	}

@@ -23,11 +23,13 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
+	utiljson "k8s.io/apimachinery/pkg/util/json"
 	"k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/apimachinery/pkg/util/strategicpatch"
 	"k8s.io/apimachinery/pkg/util/uuid"
@@ -48,6 +50,8 @@ type apiResource struct {
 	fields func(runtime.Object) fields.Set
 	// selectable are the field labels a field selector may use.
 	selectable map[string]bool
+	// custom: a custom resource (a CRD's), handled as unstructured JSON.
+	custom bool
 }
 
 func (r *apiResource) apiVersion() string {
@@ -63,6 +67,9 @@ func (r *apiResource) groupResource() schema.GroupResource {
 
 // new returns an empty object of the resource's type.
 func (r *apiResource) new() (runtime.Object, error) {
+	if r.custom {
+		return &unstructured.Unstructured{Object: map[string]any{}}, nil
+	}
 	return scheme.Scheme.New(schema.GroupVersionKind{Group: r.group, Version: r.version, Kind: r.kind})
 }
 
@@ -93,7 +100,7 @@ func (r *apiResource) decode(body []byte) (runtime.Object, metav1.Object, error)
 	if err != nil {
 		return nil, nil, apierrors.NewInternalError(err)
 	}
-	if err := json.Unmarshal(body, obj); err != nil {
+	if err := unmarshal(body, obj); err != nil {
 		return nil, nil, apierrors.NewBadRequest(fmt.Sprintf("%s in version %q cannot be handled as a %s: %v",
 			r.kind, r.apiVersion(), r.kind, err))
 	}
@@ -126,6 +133,9 @@ func init() {
 		{group: "batch", version: "v1", name: "jobs", kind: "Job", status: true},
 		{group: "batch", version: "v1", name: "cronjobs", kind: "CronJob", status: true},
 		{group: "coordination.k8s.io", version: "v1", name: "leases", kind: "Lease"},
+		// The Spark operator's custom resources, as if its CRDs were installed.
+		{group: "sparkoperator.k8s.io", version: "v1beta2", name: "sparkapplications", kind: "SparkApplication", status: true, custom: true},
+		{group: "sparkoperator.k8s.io", version: "v1beta2", name: "scheduledsparkapplications", kind: "ScheduledSparkApplication", status: true, custom: true},
 	} {
 		obj, err := r.new()
 		if err != nil {
@@ -326,6 +336,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeObject(w, http.StatusOK, versionInfo())
 		return
 	}
+	if list := discovery(r.URL.Path); list != nil {
+		if r.Method != http.MethodGet {
+			writeError(w, apierrors.NewMethodNotSupported(schema.GroupResource{Resource: "apiresources"}, r.Method))
+			return
+		}
+		writeObject(w, http.StatusOK, list)
+		return
+	}
 	t, err := parsePath(r.URL.Path)
 	if err != nil {
 		writeError(w, err)
@@ -375,6 +393,38 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
 	_, _ = w.Write(body)
+}
+
+// discovery returns the resources served in group version /api/v1 or /apis/GROUP/VERSION (what
+// discovery clients read to learn whether a CRD is installed), or nil for another path.
+func discovery(path string) *metav1.APIResourceList {
+	parts := strings.Split(strings.Trim(path, "/"), "/")
+	var gv string
+	switch {
+	case len(parts) == 2 && parts[0] == "api" && parts[1] == "v1":
+		gv = "v1"
+	case len(parts) == 3 && parts[0] == "apis":
+		gv = parts[1] + "/" + parts[2]
+	default:
+		return nil
+	}
+	list := &metav1.APIResourceList{TypeMeta: metav1.TypeMeta{Kind: "APIResourceList", APIVersion: "v1"}, GroupVersion: gv}
+	for _, r := range resources {
+		if r.apiVersion() != gv {
+			continue
+		}
+		verbs := metav1.Verbs{"create", "delete", "get", "list", "patch", "update", "watch"}
+		list.APIResources = append(list.APIResources, metav1.APIResource{Name: r.name, Namespaced: true, Kind: r.kind, Verbs: verbs})
+		if r.status {
+			list.APIResources = append(list.APIResources, metav1.APIResource{Name: r.name + "/status", Namespaced: true, Kind: r.kind,
+				Verbs: metav1.Verbs{"get", "patch", "update"}})
+		}
+	}
+	if len(list.APIResources) == 0 {
+		return nil // a group version not served: 404, as the apiserver answers
+	}
+	sort.Slice(list.APIResources, func(i, j int) bool { return list.APIResources[i].Name < list.APIResources[j].Name })
+	return list
 }
 
 func versionInfo() version.Info {
@@ -489,7 +539,12 @@ func newObject(res *apiResource, obj runtime.Object) (*object, error) {
 	if err != nil {
 		return nil, err
 	}
-	obj.GetObjectKind().SetGroupVersionKind(schema.GroupVersionKind{})
+	if u, ok := obj.(*unstructured.Unstructured); ok {
+		delete(u.Object, "kind")
+		delete(u.Object, "apiVersion")
+	} else {
+		obj.GetObjectKind().SetGroupVersionKind(schema.GroupVersionKind{})
+	}
 	raw, err := json.Marshal(obj)
 	if err != nil {
 		return nil, err
@@ -511,7 +566,7 @@ func decodeStored(res *apiResource, o *object) (runtime.Object, metav1.Object, e
 	if err != nil {
 		return nil, nil, apierrors.NewInternalError(err)
 	}
-	if err := json.Unmarshal(o.raw, obj); err != nil {
+	if err := unmarshal(o.raw, obj); err != nil {
 		return nil, nil, apierrors.NewInternalError(err)
 	}
 	m, err := meta.Accessor(obj)
@@ -635,19 +690,52 @@ func (s *Server) create(t target, r *http.Request) (int, []byte, error) {
 
 // resetStatus sets the status of a new object as the apiserver does on create.
 func resetStatus(obj runtime.Object) {
+	switch o := obj.(type) {
+	case *unstructured.Unstructured:
+		delete(o.Object, "status")
+		return
+	case *corev1.Pod:
+		o.Status = corev1.PodStatus{Phase: corev1.PodPending}
+		return
+	case *corev1.PersistentVolumeClaim:
+		o.Status = corev1.PersistentVolumeClaimStatus{Phase: corev1.ClaimPending}
+		return
+	}
 	st := reflect.ValueOf(obj).Elem().FieldByName("Status")
 	st.Set(reflect.Zero(st.Type()))
-	switch o := obj.(type) {
-	case *corev1.Pod:
-		o.Status.Phase = corev1.PodPending
-	case *corev1.PersistentVolumeClaim:
-		o.Status.Phase = corev1.ClaimPending
-	}
 }
 
-func specOf(obj runtime.Object) reflect.Value { return reflect.ValueOf(obj).Elem().FieldByName("Spec") }
-func statusOf(obj runtime.Object) reflect.Value {
-	return reflect.ValueOf(obj).Elem().FieldByName("Status")
+// part returns an object's spec or status ("spec", "status"): a typed object's field, a custom
+// resource's key (nil when absent).
+func part(obj runtime.Object, name string) any {
+	if u, ok := obj.(*unstructured.Unstructured); ok {
+		return u.Object[name]
+	}
+	return reflect.ValueOf(obj).Elem().FieldByName(strings.ToUpper(name[:1]) + name[1:]).Interface()
+}
+
+// setPart sets an object's spec or status to v, as part returned it (of an object of the same
+// resource).
+func setPart(obj runtime.Object, name string, v any) {
+	if u, ok := obj.(*unstructured.Unstructured); ok {
+		if v == nil {
+			delete(u.Object, name)
+		} else {
+			u.Object[name] = v
+		}
+		return
+	}
+	reflect.ValueOf(obj).Elem().FieldByName(strings.ToUpper(name[:1]) + name[1:]).Set(reflect.ValueOf(v))
+}
+
+// unmarshal decodes JSON into obj: a custom resource's object as plain JSON with whole numbers
+// as int64, as unstructured holds them (its own decoder wants a kind, which stored objects do
+// not carry).
+func unmarshal(raw []byte, obj runtime.Object) error {
+	if u, ok := obj.(*unstructured.Unstructured); ok {
+		return utiljson.Unmarshal(raw, &u.Object)
+	}
+	return json.Unmarshal(raw, obj)
 }
 
 // merge returns what an update of cur to obj stores: for the status subresource, cur with obj's
@@ -659,7 +747,7 @@ func merge(t target, cur *object, obj runtime.Object) (runtime.Object, error) {
 		return nil, err
 	}
 	if t.sub == "status" {
-		statusOf(old).Set(statusOf(obj))
+		setPart(old, "status", part(obj, "status"))
 		return old, nil
 	}
 	m, err := meta.Accessor(obj)
@@ -671,9 +759,9 @@ func merge(t target, cur *object, obj runtime.Object) (runtime.Object, error) {
 	m.SetDeletionTimestamp(oldMeta.GetDeletionTimestamp())
 	m.SetGeneration(oldMeta.GetGeneration())
 	if t.res.status {
-		statusOf(obj).Set(statusOf(old))
-		before, err1 := json.Marshal(specOf(old).Interface())
-		after, err2 := json.Marshal(specOf(obj).Interface())
+		setPart(obj, "status", part(old, "status"))
+		before, err1 := json.Marshal(part(old, "spec"))
+		after, err2 := json.Marshal(part(obj, "spec"))
 		if err1 != nil || err2 != nil || !bytes.Equal(before, after) {
 			m.SetGeneration(oldMeta.GetGeneration() + 1)
 		}
@@ -770,6 +858,10 @@ func (s *Server) patch(t target, r *http.Request) ([]byte, error) {
 	var patched []byte
 	switch ct {
 	case strategicMergePatch:
+		if t.res.custom { // as the apiserver: a custom resource has no patch strategy
+			return nil, statusError(http.StatusUnsupportedMediaType, metav1.StatusReasonUnsupportedMediaType,
+				fmt.Sprintf("the body of the request was in an unknown format - accepted media types include: %s, %s, application/apply-patch+yaml", jsonPatch, mergePatch))
+		}
 		var schemaObj runtime.Object
 		if schemaObj, err = t.res.new(); err == nil {
 			patched, err = strategicpatch.StrategicMergePatch(orig, body, schemaObj)

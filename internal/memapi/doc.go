@@ -4,10 +4,14 @@
 //
 //   - core/v1 pods (with status, log and eviction), persistentvolumeclaims (with status) and
 //     events; apps/v1 deployments, statefulsets, daemonsets and replicasets, batch/v1 jobs and
-//     cronjobs (with status); events.k8s.io/v1 events; coordination.k8s.io/v1 leases;
+//     cronjobs (with status); events.k8s.io/v1 events; coordination.k8s.io/v1 leases; the Spark
+//     operator's sparkoperator.k8s.io/v1beta2 sparkapplications and scheduledsparkapplications
+//     (custom resources, as if their CRDs were installed: unstructured JSON, with status; through
+//     Server.Dynamic); the discovery of each group version (/api/v1, /apis/GROUP/VERSION);
 //     /version.
 //   - get, list, watch (namespaced and across namespaces), create, update, patch (strategic
-//     merge, JSON merge and JSON patch) and delete (with preconditions).
+//     merge, JSON merge and JSON patch; a custom resource refuses strategic merge, as the
+//     apiserver does) and delete (with preconditions).
 //
 // It behaves like a kube-apiserver where a client can tell: one resourceVersion counter for every
 // write; uid, creationTimestamp and generation set on create; 409 on a stale update, a duplicate

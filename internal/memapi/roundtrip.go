@@ -7,6 +7,7 @@ import (
 	"net/http"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 )
@@ -14,15 +15,24 @@ import (
 // Clientset returns client-go's real clientset talking to s through RoundTripper. host (default
 // http://memapi.invalid) is only what the client's URLs and errors show: nothing is dialled.
 func (s *Server) Clientset(host string) (*kubernetes.Clientset, error) {
+	return kubernetes.NewForConfigAndClient(restConfig(host), &http.Client{Transport: s.RoundTripper()})
+}
+
+// Dynamic returns client-go's dynamic client talking to s, as Clientset does (for the custom
+// resources: SparkApplications).
+func (s *Server) Dynamic(host string) (*dynamic.DynamicClient, error) {
+	return dynamic.NewForConfigAndClient(restConfig(host), &http.Client{Transport: s.RoundTripper()})
+}
+
+func restConfig(host string) *rest.Config {
 	if host == "" {
 		host = "http://memapi.invalid"
 	}
-	cfg := &rest.Config{
+	return &rest.Config{
 		Host:          host,
 		ContentConfig: rest.ContentConfig{ContentType: "application/json", AcceptContentTypes: "application/json"},
 		QPS:           -1, // no client-side rate limit: the server is in memory
 	}
-	return kubernetes.NewForConfigAndClient(cfg, &http.Client{Transport: s.RoundTripper()})
 }
 
 // RoundTripper returns a transport that serves each request with s in memory, as a client sees
