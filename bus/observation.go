@@ -31,6 +31,8 @@ const (
 	KindEvent = "Event"
 	// KindSparkApp is a SparkApplication (sparkoperator.k8s.io/v1beta2), as JSON.
 	KindSparkApp = "SparkApplication"
+	// KindScheduledSparkApp is a ScheduledSparkApplication, as JSON.
+	KindScheduledSparkApp = "ScheduledSparkApplication"
 )
 
 // Observation is the versioned envelope of one observed object.
@@ -120,7 +122,7 @@ func (o *Observation) check() error {
 	switch {
 	case o.Version != EnvelopeVersion:
 		return fmt.Errorf("%w: envelope version %d, want %d", ErrMalformed, o.Version, EnvelopeVersion)
-	case o.Kind != KindPod && o.Kind != KindPVC && o.Kind != KindEvent && o.Kind != KindSparkApp:
+	case o.Kind != KindPod && o.Kind != KindPVC && o.Kind != KindEvent && o.Kind != KindSparkApp && o.Kind != KindScheduledSparkApp:
 		return fmt.Errorf("%w: unknown kind %q", ErrMalformed, o.Kind)
 	case o.Type != Added && o.Type != Updated && o.Type != Deleted && o.Type != Resync:
 		return fmt.Errorf("%w: unknown type %q", ErrMalformed, o.Type)

@@ -545,6 +545,7 @@ func TestRBACLeastPrivilege(t *testing.T) {
 		"/pods get", "/pods list", "/pods watch",
 		"events.k8s.io/events create", "events.k8s.io/events patch",
 		"sparkoperator.k8s.io/sparkapplications get", "sparkoperator.k8s.io/sparkapplications list", "sparkoperator.k8s.io/sparkapplications watch",
+		"sparkoperator.k8s.io/scheduledsparkapplications get", "sparkoperator.k8s.io/scheduledsparkapplications list", "sparkoperator.k8s.io/scheduledsparkapplications watch",
 	}
 	// The webhook's TLS (on by default): its Secret and configuration, by name.
 	webhook := []string{"/secrets get", "/secrets update",

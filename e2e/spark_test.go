@@ -32,30 +32,41 @@ var crdResource = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Ver
 func installSparkCRD(t *testing.T, env *kubeenv.Env, dyn dynamic.Interface) {
 	t.Helper()
 	ctx := context.Background()
-	raw, err := os.ReadFile("testdata/sparkapplication-crd.yaml")
-	require.NoError(t, err)
-	var obj map[string]any
-	require.NoError(t, yaml.Unmarshal(raw, &obj))
-	_, err = dyn.Resource(crdResource).Create(ctx, &unstructured.Unstructured{Object: obj}, metav1.CreateOptions{})
-	require.NoError(t, err)
+	// The ScheduledSparkApplication CRD first: podmedic starts watching once sparkapplications
+	// are served, and then watches what is served with them.
+	for _, c := range []struct {
+		file string
+		gvr  schema.GroupVersionResource
+	}{
+		{"testdata/scheduledsparkapplication-crd.yaml", spark.ScheduledApplicationResource},
+		{"testdata/sparkapplication-crd.yaml", spark.ApplicationResource},
+	} {
+		raw, err := os.ReadFile(c.file)
+		require.NoError(t, err)
+		var obj map[string]any
+		require.NoError(t, yaml.Unmarshal(raw, &obj))
+		_, err = dyn.Resource(crdResource).Create(ctx, &unstructured.Unstructured{Object: obj}, metav1.CreateOptions{})
+		require.NoError(t, err)
+		require.Eventually(t, func() bool {
+			_, err := dyn.Resource(c.gvr).Namespace("default").List(ctx, metav1.ListOptions{})
+			return err == nil
+		}, 30*time.Second, 100*time.Millisecond, "the %s CRD is not served", c.gvr.Resource)
+	}
 	t.Cleanup(func() { removeSparkCRD(t, dyn) })
-	require.Eventually(t, func() bool {
-		_, err := dyn.Resource(spark.ApplicationResource).Namespace("default").List(ctx, metav1.ListOptions{})
-		return err == nil
-	}, 30*time.Second, 100*time.Millisecond, "the SparkApplication CRD is not served")
 }
 
-// removeSparkCRD deletes the CRD (if present) and waits until it is gone.
+// removeSparkCRD deletes the CRDs (if present) and waits until they are gone.
 func removeSparkCRD(t *testing.T, dyn dynamic.Interface) {
 	ctx := context.Background()
-	const name = "sparkapplications.sparkoperator.k8s.io"
-	if err := dyn.Resource(crdResource).Delete(ctx, name, metav1.DeleteOptions{}); apierrors.IsNotFound(err) {
-		return
+	for _, name := range []string{"sparkapplications.sparkoperator.k8s.io", "scheduledsparkapplications.sparkoperator.k8s.io"} {
+		if err := dyn.Resource(crdResource).Delete(ctx, name, metav1.DeleteOptions{}); apierrors.IsNotFound(err) {
+			continue
+		}
+		require.Eventually(t, func() bool {
+			_, err := dyn.Resource(crdResource).Get(ctx, name, metav1.GetOptions{})
+			return apierrors.IsNotFound(err)
+		}, 60*time.Second, 200*time.Millisecond, "the CRD %s was not removed", name)
 	}
-	require.Eventually(t, func() bool {
-		_, err := dyn.Resource(crdResource).Get(ctx, name, metav1.GetOptions{})
-		return apierrors.IsNotFound(err)
-	}, 60*time.Second, 200*time.Millisecond, "the CRD was not removed")
 }
 
 // writeSparkApp creates a SparkApplication as Airflow's SparkKubernetesOperator does, then
@@ -158,6 +169,36 @@ rules:
 	_, err = dyn.Resource(spark.ApplicationResource).Namespace(ns).UpdateStatus(context.Background(), cur, metav1.UpdateOptions{})
 	require.NoError(t, err)
 	require.Never(t, func() bool { return len(failed()) > 1 }, 3*time.Second, 100*time.Millisecond, "the same run reported twice")
+
+	// A ScheduledSparkApplication the operator refused (its cron schedule does not parse)
+	// creates no runs: one finding about it, with the operator's reason.
+	sched := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "sparkoperator.k8s.io/v1beta2", "kind": "ScheduledSparkApplication",
+		"metadata": map[string]any{"name": "events-hourly", "namespace": ns},
+		"spec": map[string]any{"schedule": "0 */1 * * * MON", "concurrencyPolicy": "Forbid",
+			"template": map[string]any{"type": "Python", "sparkVersion": "3.5.1", "driver": map[string]any{"memory": "2g"}, "executor": map[string]any{"memory": "4g"}}},
+	}}
+	sres := dyn.Resource(spark.ScheduledApplicationResource).Namespace(ns)
+	sched, err = sres.Create(context.Background(), sched, metav1.CreateOptions{})
+	require.NoError(t, err)
+	const reason = `failed to parse schedule 0 */1 * * * MON: expected exactly 5 fields, found 6: [0 */1 * * * MON]`
+	sched.Object["status"] = map[string]any{"scheduleState": "FailedValidation", "reason": reason}
+	_, err = sres.UpdateStatus(context.Background(), sched, metav1.UpdateOptions{})
+	require.NoError(t, err)
+	invalid := func() []finding.Finding {
+		var out []finding.Finding
+		for _, f := range pm.all() {
+			if f.Kind == finding.SparkAppFailed && f.Spark != nil && f.Spark.Application == "events-hourly" {
+				out = append(out, f)
+			}
+		}
+		return out
+	}
+	require.Eventually(t, func() bool { return len(invalid()) == 1 }, 30*time.Second, 50*time.Millisecond, "no finding for the refused schedule\n%s", pm.logs())
+	f = invalid()[0]
+	assert.Equal(t, "FailedValidation", f.Spark.State)
+	assert.Equal(t, `ScheduledSparkApplication events-hourly (schedule "0 */1 * * * MON") failed the Spark operator's validation: `+reason+"; it creates no runs until its spec is mended", f.Evidence[0])
+	require.Never(t, func() bool { return len(invalid()) > 1 }, 2*time.Second, 100*time.Millisecond, "the refused schedule reported twice")
 }
 
 const salesApp = `apiVersion: sparkoperator.k8s.io/v1beta2

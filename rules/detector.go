@@ -25,15 +25,19 @@ type View interface {
 	EventsFor(kind, namespace, name string, uid string) []*corev1.Event
 	// SparkApp returns the SparkApplication, or nil when it is not known (or not watched).
 	SparkApp(namespace, name string) *spark.Application
+	// ScheduledSparkApp returns the ScheduledSparkApplication, or nil when it is not known.
+	ScheduledSparkApp(namespace, name string) *spark.ScheduledApplication
 }
 
-// Input is what a detector evaluates: exactly one of Pod, PVC or App is set.
+// Input is what a detector evaluates: exactly one of Pod, PVC, App or Schedule is set.
 type Input struct {
-	Pod  *corev1.Pod
-	PVC  *corev1.PersistentVolumeClaim
-	App  *spark.Application
-	View View
-	Now  time.Time
+	Pod *corev1.Pod
+	PVC *corev1.PersistentVolumeClaim
+	App *spark.Application
+	// Schedule is a ScheduledSparkApplication (its runs are Apps), evaluated as an application.
+	Schedule *spark.ScheduledApplication
+	View     View
+	Now      time.Time
 
 	// events remembers the pod's events for the detectors of one evaluation (set by the
 	// engine; nil in an Input made elsewhere, which then asks the view each time).

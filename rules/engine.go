@@ -104,7 +104,7 @@ func (e *Engine) EvaluateSparkApp(app *spark.Application, view View, now time.Ti
 		return nil
 	}
 	in := Input{App: app, View: view, Now: now}
-	out := e.evaluate(config.ObjectSparkApp, sparkAppMeta(app), in)
+	out := e.evaluate(config.ObjectSparkApp, sparkAppMeta(app.ObjectMeta, &app.Spec.Driver), in)
 	if len(out) == 0 || view == nil || app.Status.DriverInfo.PodName == "" {
 		return out
 	}
@@ -118,6 +118,16 @@ func (e *Engine) EvaluateSparkApp(app *spark.Application, view View, now time.Ti
 		}
 	}
 	return out
+}
+
+// EvaluateScheduledSparkApp returns the findings for one ScheduledSparkApplication: one
+// refused by the operator (FailedValidation) creates no runs, which no failed run would tell.
+// It is matched and reported as an application (SparkAppFailed rules).
+func (e *Engine) EvaluateScheduledSparkApp(s *spark.ScheduledApplication, view View, now time.Time) []finding.Finding {
+	if s == nil || !e.cfg.Namespaces.Allows(s.Namespace) {
+		return nil
+	}
+	return e.evaluate(config.ObjectSparkApp, sparkAppMeta(s.ObjectMeta, &s.Spec.Template.Driver), Input{Schedule: s, View: view, Now: now})
 }
 
 func (e *Engine) evaluate(object string, meta *metav1.ObjectMeta, in Input) []finding.Finding {

@@ -142,6 +142,15 @@ func (p *Handler) Handle(ctx context.Context, o *bus.Observation) error {
 			return fmt.Errorf("%w: %s/%s: %v", bus.ErrPermanent, o.Namespace, o.Name, err)
 		}
 		found = e.EvaluateSparkApp(app, view, now)
+	case bus.KindScheduledSparkApp:
+		if o.Type == bus.Deleted {
+			return nil
+		}
+		s, err := spark.DecodeScheduled(o.Object)
+		if err != nil {
+			return fmt.Errorf("%w: %s/%s: %v", bus.ErrPermanent, o.Namespace, o.Name, err)
+		}
+		found = e.EvaluateScheduledSparkApp(s, view, now)
 	case bus.KindEvent:
 		// An event re-evaluates the object it is about, as the view knows it now.
 		var ev corev1.Event

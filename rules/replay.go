@@ -24,6 +24,8 @@ type Dump struct {
 	// Apps are the SparkApplications (`kubectl get ...,sparkapplications`), as podmedic reads
 	// them (package spark: the rest of each object is not decoded).
 	Apps []*spark.Application
+	// Schedules are the ScheduledSparkApplications (`...,scheduledsparkapplications`).
+	Schedules []*spark.ScheduledApplication
 	// Skipped counts items of other kinds, which replay ignores.
 	Skipped int
 
@@ -180,6 +182,11 @@ func (d *Dump) add(index int, kind string, raw json.RawMessage) error {
 		if a, err = spark.Decode(raw); err == nil {
 			d.Apps = append(d.Apps, a)
 		}
+	case spark.KindScheduledApplication:
+		var s *spark.ScheduledApplication
+		if s, err = spark.DecodeScheduled(raw); err == nil {
+			d.Schedules = append(d.Schedules, s)
+		}
 	default:
 		d.Skipped++
 	}
@@ -246,13 +253,19 @@ func (d *Dump) Newest() time.Time {
 		see(a.Status.LastSubmissionAttemptTime)
 		see(a.Status.TerminationTime)
 	}
+	for _, s := range d.Schedules {
+		see(s.CreationTimestamp)
+		see(s.Status.LastRun)
+	}
 	return t
 }
 
 // View returns a View over the dump.
-func (d *Dump) View() *StaticView { return NewStaticView(d.Pods, d.PVCs, d.Events).WithApps(d.Apps) }
+func (d *Dump) View() *StaticView {
+	return NewStaticView(d.Pods, d.PVCs, d.Events).WithApps(d.Apps).WithSchedules(d.Schedules)
+}
 
-// Replay runs the engine over every pod, PVC and SparkApplication of the dump at time now and returns the
+// Replay runs the engine over every pod, PVC, SparkApplication and ScheduledSparkApplication of the dump at time now and returns the
 // findings in a stable order (namespace, pod/pvc, kind, container). As in the daemon, a
 // finding whose Key was already reported is not reported again: a per-owner advisory such as
 // LimitRatio appears once for all the owner's pods.
@@ -267,6 +280,9 @@ func Replay(e *Engine, d *Dump, now time.Time) []finding.Finding {
 	}
 	for _, a := range d.Apps {
 		all = append(all, e.EvaluateSparkApp(a, v, now)...)
+	}
+	for _, s := range d.Schedules {
+		all = append(all, e.EvaluateScheduledSparkApp(s, v, now)...)
 	}
 	seen := make(map[string]bool, len(all))
 	out := all[:0]

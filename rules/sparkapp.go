@@ -3,6 +3,7 @@ package rules
 import (
 	"fmt"
 	"maps"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -26,7 +27,10 @@ func SparkAppFailedPlugin() Plugin {
 		Kind: finding.SparkAppFailed,
 		Summary: func(f *finding.Finding, r finding.SummaryRefs) string {
 			state := "failed"
-			if f.Spark != nil && f.Spark.State == string(spark.StateSubmissionFailed) {
+			switch {
+			case f.Spark != nil && f.Spark.State == string(spark.ScheduleFailedValidation):
+				return "ScheduledSparkApplication " + r.Object + " failed validation: it creates no runs."
+			case f.Spark != nil && f.Spark.State == string(spark.StateSubmissionFailed):
 				state = "could not be submitted"
 			}
 			return "SparkApplication " + r.Object + " " + state + "."
@@ -43,6 +47,9 @@ var _ Detector = SparkAppFailedDetector{}
 
 // Detect implements Detector.
 func (SparkAppFailedDetector) Detect(in Input) []finding.Finding {
+	if in.Schedule != nil {
+		return invalidSchedule(in.Schedule)
+	}
 	app := in.App
 	if app == nil || !app.Failed() || app.DeletionTimestamp != nil {
 		return nil
@@ -66,6 +73,9 @@ func (SparkAppFailedDetector) Detect(in Input) []finding.Finding {
 	if ex := app.Executors(); ex != "" {
 		f.Evidence = append(f.Evidence, "executors: "+ex)
 	}
+	if ref := metav1.GetControllerOf(app); ref != nil && ref.Kind == spark.KindScheduledApplication {
+		f.Evidence = append(f.Evidence, scheduleEvidence(in.View, app.Namespace, ref.Name))
+	}
 	if t := SparkAppAirflowTask(app); t != nil {
 		f.Airflow = t
 		f.Evidence = append(f.Evidence, fmt.Sprintf("created by Airflow task %s.%s (try %d, SparkKubernetesOperator)", t.DagID, t.TaskID, t.TryNumber))
@@ -74,6 +84,52 @@ func (SparkAppFailedDetector) Detect(in Input) []finding.Finding {
 		f.Evidence = append(f.Evidence, "terminated at "+st.TerminationTime.UTC().Format(time.RFC3339))
 	}
 	return []finding.Finding{f}
+}
+
+// invalidSchedule is the finding of a ScheduledSparkApplication the operator refused
+// (FailedValidation: its cron schedule does not parse): it creates no runs, so no failed run
+// would ever tell. One finding per version of its spec.
+func invalidSchedule(s *spark.ScheduledApplication) []finding.Finding {
+	if !s.Invalid() || s.DeletionTimestamp != nil {
+		return nil
+	}
+	f := finding.Finding{Kind: finding.SparkAppFailed, Namespace: s.Namespace, UID: string(s.UID), Occurrence: s.Version(),
+		Spark: &finding.SparkApp{Application: s.Name, State: string(s.Status.ScheduleState)}}
+	line := fmt.Sprintf("ScheduledSparkApplication %s (schedule %q) failed the Spark operator's validation", s.Name, s.Spec.Schedule)
+	if s.Status.Reason != "" {
+		line += ": " + clipText(s.Status.Reason)
+	}
+	f.Evidence = append(f.Evidence, line+"; it creates no runs until its spec is mended")
+	if !s.Status.LastRun.IsZero() {
+		f.Evidence = append(f.Evidence, fmt.Sprintf("last run %s at %s", s.Status.LastRunName, s.Status.LastRun.UTC().Format(time.RFC3339)))
+	}
+	return []finding.Finding{f}
+}
+
+// scheduleEvidence says which ScheduledSparkApplication a run belongs to and how its runs went,
+// as the view knows it.
+func scheduleEvidence(v View, ns, name string) string {
+	var s *spark.ScheduledApplication
+	if v != nil {
+		s = v.ScheduledSparkApp(ns, name)
+	}
+	if s == nil {
+		return "a run of ScheduledSparkApplication " + name
+	}
+	line := fmt.Sprintf("a run of ScheduledSparkApplication %s (schedule %q", name, s.Spec.Schedule)
+	if s.Suspended() {
+		line += ", suspended"
+	} else if !s.Status.NextRun.IsZero() {
+		line += ", next run at " + s.Status.NextRun.UTC().Format(time.RFC3339)
+	}
+	line += ")"
+	if failed := s.Status.PastFailedRunNames; len(failed) > 0 {
+		line += fmt.Sprintf("; failed runs it keeps: %s", strings.Join(failed, ", "))
+	}
+	if ok := s.Status.PastSuccessfulRunNames; len(ok) > 0 {
+		line += fmt.Sprintf("; successful runs it keeps: %s", strings.Join(ok, ", "))
+	}
+	return line
 }
 
 // driverEvidence says how the driver pod ended, as the view knows it.
@@ -114,14 +170,13 @@ func SparkAppAirflowTask(app *spark.Application) *finding.AirflowTask {
 // sparkAppMeta is the metadata rules match an application by: its labels, its driver's
 // (where the task context labels are), and the operator's app-name label its pods carry, so
 // that `workload: spark` selects it.
-func sparkAppMeta(app *spark.Application) *metav1.ObjectMeta {
-	m := app.ObjectMeta
-	m.Labels = maps.Clone(app.Labels)
+func sparkAppMeta(m metav1.ObjectMeta, driver *spark.PodSpec) *metav1.ObjectMeta {
+	m.Labels = maps.Clone(m.Labels)
 	if m.Labels == nil {
 		m.Labels = map[string]string{}
 	}
-	maps.Copy(m.Labels, app.Spec.Driver.Labels)
-	m.Labels[LabelSparkOperator] = app.Name
+	maps.Copy(m.Labels, driver.Labels)
+	m.Labels[LabelSparkOperator] = m.Name
 	return &m
 }
 

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/podmedic/podmedic/actions"
 	"github.com/podmedic/podmedic/config"
@@ -32,7 +33,8 @@ func TestSparkAppFailed(t *testing.T) {
 	for _, f := range Replay(e, d, nightNow) {
 		byKind[f.Kind] = append(byKind[f.Kind], f)
 	}
-	require.Len(t, byKind[finding.SparkAppFailed], 1, "the failed submission; the OOM-killed run is its driver's finding")
+	require.Len(t, byKind[finding.SparkAppFailed], 2, "the failed submission and the refused schedule; the OOM-killed run is its driver's finding")
+	require.Len(t, d.Schedules, 1)
 	require.Len(t, byKind[finding.OOMKilled], 1)
 	oom := byKind[finding.OOMKilled][0]
 	assert.Equal(t, "spark-jobs/sales-daily-aggregate-20261120-driver/spark-kubernetes-driver", oom.Name())
@@ -211,4 +213,44 @@ func TestSparkHeapProposal(t *testing.T) {
 	e.planHeap(&tf[0], "driver", NewStaticView(d.Pods, nil, nil))
 	assert.Nil(t, tf[0].Action)
 	assert.Contains(t, tf[0].Evidence, "no memory proposed: SparkApplication sales-daily-aggregate-20261120 is not known (its CRD not installed or not watched)")
+}
+
+// TestScheduledSparkApplications: a schedule the operator refused is one SparkAppFailed finding
+// per version of its spec, with the reason; a failed run of a schedule says which schedule, its
+// next run and the runs it keeps; a valid schedule is no finding.
+func TestScheduledSparkApplications(t *testing.T) {
+	e := allRulesEngine(t)
+	sched := &spark.ScheduledApplication{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "spark-jobs", Name: "sales-hourly", UID: "s-1", Generation: 3},
+		Spec:       spark.ScheduledSpec{Schedule: "0 * * * *"},
+		Status: spark.ScheduledStatus{ScheduleState: spark.ScheduleScheduled, NextRun: metav1.Date(2026, 11, 20, 3, 0, 0, 0, time.UTC),
+			PastFailedRunNames: []string{"sales-hourly-1763600400"}, PastSuccessfulRunNames: []string{"sales-hourly-1763596800"}},
+	}
+	ctl := true
+	run := &spark.Application{ObjectMeta: metav1.ObjectMeta{Namespace: "spark-jobs", Name: "sales-hourly-1763604000", UID: "a-1",
+		OwnerReferences: []metav1.OwnerReference{{Kind: "ScheduledSparkApplication", Name: "sales-hourly", UID: "s-1", Controller: &ctl}}},
+		Status: spark.Status{SubmissionID: "r-1", AppState: spark.ApplicationState{State: spark.StateFailed, ErrorMessage: "driver pod failed"}}}
+	v := NewStaticView(nil, nil, nil).WithApps([]*spark.Application{run}).WithSchedules([]*spark.ScheduledApplication{sched})
+
+	assert.Empty(t, e.EvaluateScheduledSparkApp(sched, v, nightNow), "a valid schedule is no finding")
+	found := e.EvaluateSparkApp(run, v, nightNow)
+	require.Len(t, found, 1)
+	assert.Contains(t, found[0].Evidence, `a run of ScheduledSparkApplication sales-hourly (schedule "0 * * * *", next run at 2026-11-20T03:00:00Z); failed runs it keeps: sales-hourly-1763600400; successful runs it keeps: sales-hourly-1763596800`)
+
+	bad := *sched
+	bad.Spec.Schedule = "0 * * * * MON"
+	bad.Status = spark.ScheduledStatus{ScheduleState: spark.ScheduleFailedValidation, Reason: "failed to parse schedule 0 * * * * MON: expected exactly 5 fields, found 6"}
+	got := e.EvaluateScheduledSparkApp(&bad, v, nightNow)
+	require.Len(t, got, 1)
+	f := got[0]
+	assert.Equal(t, finding.SparkAppFailed, f.Kind)
+	assert.Equal(t, "spark-jobs/sales-hourly", f.Name())
+	assert.Equal(t, &finding.SparkApp{Application: "sales-hourly", State: "FailedValidation"}, f.Spark)
+	assert.Equal(t, []string{`ScheduledSparkApplication sales-hourly (schedule "0 * * * * MON") failed the Spark operator's validation: failed to parse schedule 0 * * * * MON: expected exactly 5 fields, found 6; it creates no runs until its spec is mended`}, f.Evidence)
+	again := bad
+	again.ResourceVersion = "99" // the operator writes its status again: the same finding
+	assert.Equal(t, f.Key(), e.EvaluateScheduledSparkApp(&again, v, nightNow)[0].Key())
+	edited := bad
+	edited.Generation = 4 // a new spec, refused again: a new finding
+	assert.NotEqual(t, f.Key(), e.EvaluateScheduledSparkApp(&edited, v, nightNow)[0].Key())
 }

@@ -15,6 +15,7 @@ type StaticView struct {
 	pvcs   map[string]*corev1.PersistentVolumeClaim
 	events map[string][]*corev1.Event // by involvedObject uid, and by kind/namespace/name
 	apps   map[string]*spark.Application
+	scheds map[string]*spark.ScheduledApplication
 }
 
 var _ View = (*StaticView)(nil)
@@ -51,6 +52,22 @@ func (v *StaticView) WithApps(apps []*spark.Application) *StaticView {
 		v.apps[a.Namespace+"/"+a.Name] = a
 	}
 	return v
+}
+
+// WithSchedules adds ScheduledSparkApplications to the view and returns it.
+func (v *StaticView) WithSchedules(scheds []*spark.ScheduledApplication) *StaticView {
+	if v.scheds == nil {
+		v.scheds = make(map[string]*spark.ScheduledApplication, len(scheds))
+	}
+	for _, s := range scheds {
+		v.scheds[s.Namespace+"/"+s.Name] = s
+	}
+	return v
+}
+
+// ScheduledSparkApp implements View.
+func (v *StaticView) ScheduledSparkApp(namespace, name string) *spark.ScheduledApplication {
+	return v.scheds[namespace+"/"+name]
 }
 
 // SparkApp implements View.

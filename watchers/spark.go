@@ -10,6 +10,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic/dynamicinformer"
 	"k8s.io/client-go/tools/cache"
 
@@ -21,46 +22,60 @@ import (
 // it is not installed.
 const DefaultDiscoveryInterval = time.Minute
 
-// sparkWatch holds the SparkApplication informers, one per watched namespace (or one
-// cluster-wide), made once the CRD is served.
+// sparkWatch holds the informers of the Spark operator's resources (SparkApplications and
+// ScheduledSparkApplications), one per watched namespace (or one cluster-wide), made once their
+// CRDs are served.
 type sparkWatch struct {
 	mu        sync.RWMutex
-	informers map[string]cache.SharedIndexInformer // by scope namespace
+	informers map[string]map[string]cache.SharedIndexInformer // by bus kind, then scope namespace
 }
 
-func (s *sparkWatch) store(namespace string) cache.Store {
+// sparkKinds are the operator's resources watched, by the bus kind they are published as.
+var sparkKinds = []struct {
+	kind string
+	gvr  schema.GroupVersionResource
+	trim cache.TransformFunc
+}{
+	{bus.KindSparkApp, spark.ApplicationResource, TrimSparkApp},
+	{bus.KindScheduledSparkApp, spark.ScheduledApplicationResource, TrimScheduledSparkApp},
+}
+
+func (s *sparkWatch) store(kind, namespace string) cache.Store {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	if inf, ok := s.informers[namespace]; ok {
+	if inf, ok := s.informers[kind][namespace]; ok {
 		return inf.GetStore()
 	}
-	if inf, ok := s.informers[""]; ok {
+	if inf, ok := s.informers[kind][""]; ok {
 		return inf.GetStore()
 	}
 	return nil
 }
 
-// sparkServed reports whether the API server serves sparkoperator.k8s.io/v1beta2
-// sparkapplications. The request is made with ctx (discovery's own methods take none): it
-// waits in the client's rate limiter with everything else, and a stop must not wait for it.
-func (w *Watcher) sparkServed(ctx context.Context) (bool, error) {
+// sparkServed returns the resources of sparkoperator.k8s.io/v1beta2 the API server serves
+// (nil when not sparkapplications). The request is made with ctx (discovery's own methods take
+// none): it waits in the client's rate limiter with everything else, and a stop must not wait
+// for it.
+func (w *Watcher) sparkServed(ctx context.Context) (map[string]bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	var list metav1.APIResourceList
 	err := w.o.Client.Discovery().RESTClient().Get().AbsPath("/apis", spark.ApplicationResource.Group, spark.ApplicationResource.Version).
 		Do(ctx).Into(&list)
 	if apierrors.IsNotFound(err) {
-		return false, nil
+		return nil, nil
 	}
 	if err != nil {
-		return false, err
+		return nil, err
 	}
+	served := map[string]bool{}
 	for _, r := range list.APIResources {
-		if r.Name == spark.ApplicationResource.Resource {
-			return true, nil
-		}
+		served[r.Name] = true
 	}
-	return false, nil
+	if !served[spark.ApplicationResource.Resource] {
+		return nil, nil
+	}
+	return served, nil
 }
 
 // runSpark watches SparkApplications once their CRD is installed: it looks for it at the start
@@ -72,9 +87,10 @@ func (w *Watcher) runSpark(ctx context.Context) {
 		return
 	}
 	told := false
+	var served map[string]bool
 	for {
-		ok, err := w.sparkServed(ctx)
-		if ok {
+		var err error
+		if served, err = w.sparkServed(ctx); served != nil {
 			break
 		}
 		switch {
@@ -93,26 +109,35 @@ func (w *Watcher) runSpark(ctx context.Context) {
 		case <-time.After(w.o.DiscoveryInterval):
 		}
 	}
-	var run []cache.SharedIndexInformer
+	var (
+		run     []cache.SharedIndexInformer
+		watched []string
+	)
 	w.spark.mu.Lock()
-	w.spark.informers = map[string]cache.SharedIndexInformer{}
-	for _, s := range w.scopes {
-		inf := dynamicinformer.NewFilteredDynamicInformer(w.o.Dynamic, spark.ApplicationResource, s.namespace, 0, cache.Indexers{}, nil).Informer()
-		if err := inf.SetTransform(TrimSparkApp); err != nil {
-			w.spark.mu.Unlock()
-			w.o.Logger.Error("SparkApplication informer", zap.Error(err))
-			return
+	w.spark.informers = map[string]map[string]cache.SharedIndexInformer{}
+	for _, k := range sparkKinds {
+		if !served[k.gvr.Resource] {
+			continue // a ScheduledSparkApplication CRD not installed with the other
 		}
-		if _, err := inf.AddEventHandler(w.sparkHandler()); err != nil {
-			w.spark.mu.Unlock()
-			w.o.Logger.Error("SparkApplication informer", zap.Error(err))
-			return
+		watched = append(watched, k.kind+"s")
+		w.spark.informers[k.kind] = map[string]cache.SharedIndexInformer{}
+		for _, s := range w.scopes {
+			inf := dynamicinformer.NewFilteredDynamicInformer(w.o.Dynamic, k.gvr, s.namespace, 0, cache.Indexers{}, nil).Informer()
+			err := inf.SetTransform(k.trim)
+			if err == nil {
+				_, err = inf.AddEventHandler(w.sparkHandler(k.kind))
+			}
+			if err != nil {
+				w.spark.mu.Unlock()
+				w.o.Logger.Error(k.kind+" informer", zap.Error(err))
+				return
+			}
+			w.spark.informers[k.kind][s.namespace] = inf
+			run = append(run, inf)
 		}
-		w.spark.informers[s.namespace] = inf
-		run = append(run, inf)
 	}
 	w.spark.mu.Unlock()
-	w.o.Logger.Info("watching SparkApplications")
+	w.o.Logger.Info("watching SparkApplications", zap.Strings("resources", watched))
 	var wg sync.WaitGroup
 	for _, inf := range run {
 		wg.Go(func() { inf.RunWithContext(ctx) })
@@ -120,23 +145,23 @@ func (w *Watcher) runSpark(ctx context.Context) {
 	wg.Wait()
 }
 
-// sparkHandler enqueues every application listed or changed (the initial list included).
-func (w *Watcher) sparkHandler() cache.ResourceEventHandler {
+// sparkHandler enqueues every object of kind listed or changed (the initial list included).
+func (w *Watcher) sparkHandler(kind string) cache.ResourceEventHandler {
 	return cache.ResourceEventHandlerFuncs{
-		AddFunc: func(obj any) { w.enqueue(bus.KindSparkApp, obj, bus.Added) },
+		AddFunc: func(obj any) { w.enqueue(kind, obj, bus.Added) },
 		UpdateFunc: func(oldObj, newObj any) {
 			o, ok1 := oldObj.(object)
 			n, ok2 := newObj.(object)
 			if ok1 && ok2 && n.GetResourceVersion() != "" && o.GetResourceVersion() == n.GetResourceVersion() {
 				return // a relist of an unchanged application
 			}
-			w.enqueue(bus.KindSparkApp, newObj, bus.Updated)
+			w.enqueue(kind, newObj, bus.Updated)
 		},
 		DeleteFunc: func(obj any) {
 			if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 				obj = tomb.Obj
 			}
-			w.enqueue(bus.KindSparkApp, obj, bus.Deleted)
+			w.enqueue(kind, obj, bus.Deleted)
 		},
 	}
 }
@@ -159,4 +184,24 @@ func TrimSparkApp(obj any) (any, error) {
 	a.ManagedFields = nil
 	a.Annotations = nil
 	return a, nil
+}
+
+// TrimScheduledSparkApp turns a ScheduledSparkApplication from the dynamic client into the part
+// podmedic reads, as TrimSparkApp does.
+func TrimScheduledSparkApp(obj any) (any, error) {
+	u, ok := obj.(*unstructured.Unstructured)
+	if !ok {
+		return obj, nil
+	}
+	raw, err := json.Marshal(u.Object)
+	if err != nil {
+		return nil, err
+	}
+	s, err := spark.DecodeScheduled(raw)
+	if err != nil {
+		return nil, err
+	}
+	s.ManagedFields = nil
+	s.Annotations = nil
+	return s, nil
 }

@@ -680,8 +680,8 @@ func (w *Watcher) get(it item) object {
 		if obj, ok, _ = s.podEvents.GetStore().GetByKey(key); !ok {
 			obj, ok, _ = s.pvcEvents.GetStore().GetByKey(key)
 		}
-	case bus.KindSparkApp:
-		if st := w.spark.store(s.namespace); st != nil {
+	case bus.KindSparkApp, bus.KindScheduledSparkApp:
+		if st := w.spark.store(it.kind, s.namespace); st != nil {
 			obj, ok, _ = st.GetByKey(key)
 		}
 	}
@@ -703,16 +703,23 @@ func (w *Watcher) scopeFor(namespace string) *scope {
 
 // SparkApp returns the cached SparkApplication, or nil (unknown, or not watched).
 func (w *Watcher) SparkApp(namespace, name string) *spark.Application {
-	st := w.spark.store(namespace)
+	a, _ := w.sparkObject(bus.KindSparkApp, namespace, name).(*spark.Application)
+	return a
+}
+
+// ScheduledSparkApp returns the cached ScheduledSparkApplication, or nil.
+func (w *Watcher) ScheduledSparkApp(namespace, name string) *spark.ScheduledApplication {
+	s, _ := w.sparkObject(bus.KindScheduledSparkApp, namespace, name).(*spark.ScheduledApplication)
+	return s
+}
+
+func (w *Watcher) sparkObject(kind, namespace, name string) any {
+	st := w.spark.store(kind, namespace)
 	if st == nil {
 		return nil
 	}
-	obj, ok, _ := st.GetByKey(namespace + "/" + name)
-	if !ok {
-		return nil
-	}
-	a, _ := obj.(*spark.Application)
-	return a
+	obj, _, _ := st.GetByKey(namespace + "/" + name)
+	return obj
 }
 
 // Pod returns the cached (trimmed) pod, or nil.

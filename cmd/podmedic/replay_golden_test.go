@@ -26,9 +26,10 @@ func TestReplayBadNightJSON(t *testing.T) {
 	require.Equal(t, string(want), out, "go test ./cmd/podmedic -run TestReplayBadNightJSON -update rewrites %s", golden)
 }
 
-// TestReplaySparkApps: `kubectl get pods,sparkapplications -A -o json` replays with the
-// default rules: an application whose submission failed is a finding about it, without a pod;
-// one whose driver was OOM-killed is the driver's OOMKilled, naming the application.
+// TestReplaySparkApps: `kubectl get pods,sparkapplications,scheduledsparkapplications -A -o json`
+// replays with the default rules: an application whose submission failed is a finding about it,
+// without a pod; one whose driver was OOM-killed is the driver's OOMKilled, naming the
+// application; a schedule the operator refused is a finding about it.
 func TestReplaySparkApps(t *testing.T) {
 	code, out, errOut := cli(t, "replay", "--config", "../../rules.yaml",
 		"--input", "../../rules/testdata/replay/spark-apps.json", "--output", "json")
@@ -37,5 +38,6 @@ func TestReplaySparkApps(t *testing.T) {
 	require.Contains(t, out, `"spark":{"application":"events-backfill-20261120","state":"SUBMISSION_FAILED","attempts":3}`)
 	require.Contains(t, out, `"kind":"OOMKilled","rule":"oom-other","severity":"warning","namespace":"spark-jobs","pod":"sales-daily-aggregate-20261120-driver",`)
 	require.Contains(t, out, `"owner":{"kind":"SparkApplication","name":"sales-daily-aggregate-20261120"}`)
-	require.Equal(t, 2, strings.Count(out, "\n"), "one finding per failed run:\n%s", out)
+	require.Contains(t, out, `"spark":{"application":"inventory-hourly","state":"FailedValidation"}`)
+	require.Equal(t, 3, strings.Count(out, "\n"), "one finding per failed run, one for the schedule the operator refused:\n%s", out)
 }
