@@ -7,6 +7,7 @@ import (
 
 	"go.uber.org/zap"
 	admissionv1 "k8s.io/api/admission/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/podmedic/podmedic/overrides"
@@ -57,9 +58,25 @@ func (m *Mutator) admitSparkApp(req *admissionv1.AdmissionRequest, resp *admissi
 	if mod.Annotations == nil {
 		mod.Annotations = map[string]string{}
 	}
+	// A role's pods are created by the operator from these settings: a raise past the
+	// namespace's LimitRange maximum (container or pod) would make the operator's pod creation
+	// fail, so it is capped there, and at the rule's max_limit in force.
+	var nsMax resource.Quantity
+	if m.o.Bounds != nil {
+		var podMax resource.Quantity
+		if nsMax, podMax = m.o.Bounds.MaxMemory(ns); !podMax.IsZero() {
+			nsMax = smaller(nsMax, podMax)
+		}
+	}
 	var applied []string
 	for _, o := range roles {
-		if raiseRole(&mod, o) {
+		bound := nsMax
+		if m.o.MaxLimit != nil && o.Rule != "" {
+			if q, ok := m.o.MaxLimit(o.Rule); ok && !q.IsZero() {
+				bound = smaller(bound, q)
+			}
+		}
+		if raiseRole(&mod, o, bound.Value()) {
 			applied = append(applied, o.ID)
 		}
 	}
@@ -82,9 +99,10 @@ func (m *Mutator) admitSparkApp(req *admissionv1.AdmissionRequest, resp *admissi
 }
 
 // raiseRole sets the memory and memoryOverhead of o's Spark role to o's where they are more
-// than the application's (its overhead as Spark computes it when unset), and reports whether
-// anything changed.
-func raiseRole(app *spark.Application, o overrides.Override) bool {
+// than the application's (its overhead as Spark computes it when unset), never lowering
+// either, and reports whether anything changed. bound (bytes; 0: none) caps the pods' limit,
+// memory + memoryOverhead: what the override raises is shortened to fit, in whole MiB.
+func raiseRole(app *spark.Application, o overrides.Override, bound int64) bool {
 	ps, ok := app.Role(o.Task.Role)
 	if !ok {
 		return false
@@ -98,6 +116,17 @@ func raiseRole(app *spark.Application, o overrides.Override) bool {
 	if err1 != nil || err2 != nil {
 		return false
 	}
+	mem, over = max(mem, cur.Memory), max(over, cur.Overhead)
+	if excess := mem + over - bound; bound > 0 && excess > 0 {
+		if bound <= cur.Limit() {
+			return false // at the bound already: nothing to raise within it
+		}
+		// Shorten the overhead's raise first, then the heap's, down to whole MiB.
+		cut := min(excess, over-cur.Overhead)
+		over -= cut
+		mem -= excess - cut
+		over, mem = max(cur.Overhead, over/mib*mib), max(cur.Memory, mem/mib*mib)
+	}
 	changed := false
 	if mem > cur.Memory {
 		v := spark.FormatMemory(mem)
@@ -109,3 +138,5 @@ func raiseRole(app *spark.Application, o overrides.Override) bool {
 	}
 	return changed
 }
+
+const mib = int64(1) << 20

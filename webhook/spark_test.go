@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 	jsonpatchapply "gopkg.in/evanphx/json-patch.v4"
 	admissionv1 "k8s.io/api/admission/v1"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 
@@ -68,4 +69,43 @@ func TestSparkApplicationGetsTheOverride(t *testing.T) {
 		assert.True(t, resp.Allowed, name)
 		assert.Nil(t, resp.Patch, name)
 	}
+}
+
+// TestSparkApplicationWithinBounds: the raise of a role is capped at the namespace's
+// LimitRange maximum (the pods the operator creates from the settings would be refused past
+// it), shortening what the override raised, in whole MiB; an application already at the bound
+// is left as it is.
+func TestSparkApplicationWithinBounds(t *testing.T) {
+	admit := func(o overrides.Override, b Bounds, raw string) map[string]any {
+		t.Helper()
+		m := New(Options{Cluster: "prod-eu", Overrides: cache(o), Now: func() time.Time { return now }, Bounds: b})
+		resp := m.Admit(sparkReview(raw))
+		require.True(t, resp.Allowed)
+		if resp.Patch == nil {
+			return nil
+		}
+		p, err := jsonpatchapply.DecodePatch(resp.Patch)
+		require.NoError(t, err)
+		out, err := p.Apply([]byte(raw))
+		require.NoError(t, err)
+		var got map[string]any
+		require.NoError(t, json.Unmarshal(out, &got))
+		return got["spec"].(map[string]any)["driver"].(map[string]any)
+	}
+	// The driver asks for 4g and Spark's default overhead (409m); the override, 4g + 2688m.
+	driver := admit(sparkRoleOverride("driver", "4g", "2688m"), bounds(t, limitRange(corev1.LimitTypeContainer, "6Gi")), airflowSparkApp)
+	assert.Equal(t, "4g", driver["memory"])
+	assert.Equal(t, "2g", driver["memoryOverhead"], "4g + 2g = the LimitRange's 6Gi")
+
+	// A heap override (memory raised, overhead kept), under a pod maximum of 10G (not whole MiB).
+	driver = admit(sparkRoleOverride("driver", "12g", "409m"), bounds(t, limitRange(corev1.LimitTypePod, "10G")), airflowSparkApp)
+	assert.Equal(t, "9127m", driver["memory"], "10G = 9536.7Mi, less the 409m overhead, in whole MiB")
+	assert.NotContains(t, driver, "memoryOverhead", "the overhead was not raised")
+
+	// Within the bound: as approved.
+	driver = admit(sparkRoleOverride("driver", "4g", "2688m"), bounds(t, limitRange(corev1.LimitTypeContainer, "16Gi")), airflowSparkApp)
+	assert.Equal(t, "2688m", driver["memoryOverhead"])
+
+	// At the bound already: unchanged.
+	assert.Nil(t, admit(sparkRoleOverride("driver", "4g", "2688m"), bounds(t, limitRange(corev1.LimitTypeContainer, "4Gi")), airflowSparkApp))
 }
