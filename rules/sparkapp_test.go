@@ -100,15 +100,7 @@ func TestSparkAppFailed(t *testing.T) {
 // is raised, in Spark's units, with the memory model in the evidence.
 func TestSparkMemoryProposal(t *testing.T) {
 	d := loadFixture(t, "testdata/replay/spark-apps.json")
-	reg := NewDefaultRegistry()
-	cfg := allRules(t, reg)
-	for i := range cfg.Rules {
-		if cfg.Rules[i].Detect.Kind == finding.OOMKilled {
-			cfg.Rules[i].Action = &config.RuleAction{Type: finding.ActionProposeMemoryLimit, Mode: finding.ModeApprove}
-		}
-	}
-	e, err := NewEngine(cfg, reg, actions.MemoryPlanner{})
-	require.NoError(t, err)
+	e := proposingEngine(t, finding.OOMKilled)
 	driver := fixturePod(t, d, "spark-jobs", "sales-daily-aggregate-20261120-driver")
 	var oom *finding.Finding
 	for _, f := range e.EvaluatePod(driver, d.View(), nightNow) {
@@ -141,15 +133,7 @@ func TestSparkMemoryProposal(t *testing.T) {
 // none, and says why; an unreadable log too.
 func TestSparkHeapProposal(t *testing.T) {
 	d := loadFixture(t, "testdata/replay/spark-apps.json")
-	reg := NewDefaultRegistry()
-	cfg := allRules(t, reg)
-	for i := range cfg.Rules {
-		if cfg.Rules[i].Detect.Kind == finding.TaskFailed {
-			cfg.Rules[i].Action = &config.RuleAction{Type: finding.ActionProposeMemoryLimit, Mode: finding.ModeApprove}
-		}
-	}
-	e, err := NewEngine(cfg, reg, actions.MemoryPlanner{})
-	require.NoError(t, err)
+	e := proposingEngine(t, finding.TaskFailed)
 	driver := fixturePod(t, d, "spark-jobs", "sales-daily-aggregate-20261120-driver").DeepCopy()
 	for i := range driver.Status.ContainerStatuses {
 		if term := driver.Status.ContainerStatuses[i].State.Terminated; term != nil {
@@ -253,4 +237,19 @@ func TestScheduledSparkApplications(t *testing.T) {
 	edited := bad
 	edited.Generation = 4 // a new spec, refused again: a new finding
 	assert.NotEqual(t, f.Key(), e.EvaluateScheduledSparkApp(&edited, v, nightNow)[0].Key())
+}
+
+// proposingEngine is an engine with every rule, the one of kind proposing memory.
+func proposingEngine(t *testing.T, kind finding.Kind) *Engine {
+	t.Helper()
+	reg := NewDefaultRegistry()
+	cfg := allRules(t, reg)
+	for i := range cfg.Rules {
+		if cfg.Rules[i].Detect.Kind == kind {
+			cfg.Rules[i].Action = &config.RuleAction{Type: finding.ActionProposeMemoryLimit, Mode: finding.ModeApprove}
+		}
+	}
+	e, err := NewEngine(cfg, reg, actions.MemoryPlanner{})
+	require.NoError(t, err)
+	return e
 }

@@ -166,42 +166,30 @@ func (w *Watcher) sparkHandler(kind string) cache.ResourceEventHandler {
 	}
 }
 
-// TrimSparkApp turns a SparkApplication from the dynamic client into the part podmedic reads
-// (package spark), as a SharedInformer transform; anything else passes through unchanged.
-func TrimSparkApp(obj any) (any, error) {
-	u, ok := obj.(*unstructured.Unstructured)
-	if !ok {
-		return obj, nil
-	}
-	raw, err := json.Marshal(u.Object)
-	if err != nil {
-		return nil, err
-	}
-	a, err := spark.Decode(raw)
-	if err != nil {
-		return nil, err
-	}
-	a.ManagedFields = nil
-	a.Annotations = nil
-	return a, nil
-}
+// Trimmers of the Spark operator's objects, as SharedInformer transforms: an object from the
+// dynamic client becomes the part podmedic reads (package spark), without managed fields and
+// annotations; anything else passes through unchanged.
+var (
+	TrimSparkApp          = sparkTrimmer(spark.Decode)
+	TrimScheduledSparkApp = sparkTrimmer(spark.DecodeScheduled)
+)
 
-// TrimScheduledSparkApp turns a ScheduledSparkApplication from the dynamic client into the part
-// podmedic reads, as TrimSparkApp does.
-func TrimScheduledSparkApp(obj any) (any, error) {
-	u, ok := obj.(*unstructured.Unstructured)
-	if !ok {
-		return obj, nil
+func sparkTrimmer[T metav1.Object](decode func([]byte) (T, error)) cache.TransformFunc {
+	return func(obj any) (any, error) {
+		u, ok := obj.(*unstructured.Unstructured)
+		if !ok {
+			return obj, nil
+		}
+		raw, err := json.Marshal(u.Object)
+		if err != nil {
+			return nil, err
+		}
+		o, err := decode(raw)
+		if err != nil {
+			return nil, err
+		}
+		o.SetManagedFields(nil)
+		o.SetAnnotations(nil)
+		return o, nil
 	}
-	raw, err := json.Marshal(u.Object)
-	if err != nil {
-		return nil, err
-	}
-	s, err := spark.DecodeScheduled(raw)
-	if err != nil {
-		return nil, err
-	}
-	s.ManagedFields = nil
-	s.Annotations = nil
-	return s, nil
 }

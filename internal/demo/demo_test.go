@@ -122,50 +122,31 @@ func TestDemoInboxApproval(t *testing.T) {
 	token := regexp.MustCompile(`name="token" value="([0-9a-f]+)"`).FindStringSubmatch(page)[1]
 	cards := regexp.MustCompile(`(?s)<div class="card" id="proposal-([a-z0-9]+)">.*?</form>\s*</div>`).FindAllStringSubmatch(page, -1)
 	require.Len(t, cards, 4, "four proposals wait in the inbox")
-	var airflowID string
-	for _, c := range cards {
-		if strings.Contains(c[0], "airflow-clear-task") {
-			airflowID = c[1]
+	// approve approves the one proposal whose card mentions what, and waits until the demo
+	// prints outcome.
+	approve := func(what, outcome string) {
+		t.Helper()
+		var id string
+		for _, c := range cards {
+			if strings.Contains(c[0], what) {
+				require.Empty(t, id, "two proposals mention %s", what)
+				id = c[1]
+			}
 		}
+		require.NotEmpty(t, id, "no proposal mentions %s", what)
+		resp, err := http.PostForm("http://"+addr+"/proposals/"+id+"/approve", url.Values{"token": {token}})
+		require.NoError(t, err)
+		resp.Body.Close()
+		require.Eventually(t, func() bool { return strings.Contains(out.String(), outcome) }, 30*time.Second, 50*time.Millisecond, out.String())
 	}
-	require.NotEmpty(t, airflowID)
-	resp, err := http.PostForm("http://"+addr+"/proposals/"+airflowID+"/approve", url.Values{"token": {token}})
-	require.NoError(t, err)
-	resp.Body.Close()
-	require.Eventually(t, func() bool {
-		return strings.Contains(out.String(), "Airflow (simulated): cleared etl_daily.publish in run scheduled__2026-11-20T00:00:00+00:00")
-	}, 30*time.Second, 50*time.Millisecond, out.String())
+	approve("airflow-clear-task", "Airflow (simulated): cleared etl_daily.publish in run scheduled__2026-11-20T00:00:00+00:00")
 	require.Contains(t, httpGet(t, "http://"+addr+"/"), "Pending (3)")
-
-	// Approving the stuck driver's deletion deletes it through the API, with its uid and
-	// resourceVersion as preconditions.
-	var deleteID string
-	for _, c := range cards {
-		if strings.Contains(c[0], "delete-pod") {
-			deleteID = c[1]
-		}
-	}
-	require.NotEmpty(t, deleteID)
-	resp, err = http.PostForm("http://"+addr+"/proposals/"+deleteID+"/approve", url.Values{"token": {token}})
-	require.NoError(t, err)
-	resp.Body.Close()
-	require.Eventually(t, func() bool { return strings.Contains(out.String(), "pod spark/nightly-agg-driver deleted") },
-		30*time.Second, 50*time.Millisecond, out.String())
-
-	// Approving the executors' heap patches the SparkApplication in the simulated cluster.
-	var sparkID string
-	for _, c := range cards {
-		if strings.Contains(c[0], "sales-daily-aggregate-20261120") {
-			sparkID = c[1]
-		}
-	}
-	require.NotEmpty(t, sparkID)
-	resp, err = http.PostForm("http://"+addr+"/proposals/"+sparkID+"/approve", url.Values{"token": {token}})
-	require.NoError(t, err)
-	resp.Body.Close()
-	require.Eventually(t, func() bool {
-		return strings.Contains(out.String(), "SparkApplication spark/sales-daily-aggregate-20261120: spec.executor memory 6g -> 9626m, memoryOverhead 614m -> 614m")
-	}, 30*time.Second, 50*time.Millisecond, out.String())
+	// The stuck driver's deletion deletes it through the API, with its uid and resourceVersion
+	// as preconditions.
+	approve("delete-pod", "pod spark/nightly-agg-driver deleted")
+	// The executors' heap patches the SparkApplication in the simulated cluster.
+	approve("sales-daily-aggregate-20261120",
+		"SparkApplication spark/sales-daily-aggregate-20261120: spec.executor memory 6g -> 9626m, memoryOverhead 614m -> 614m")
 	cancel()
 	require.NoError(t, <-done)
 }
