@@ -120,15 +120,14 @@ type burstResult struct {
 	pods int
 	// chat is, per pod, the time from its status write to the first chat call naming it;
 	// detect the time to its finding on the console.
-	chat, detect               millis
-	chatAfterAnswer            millis  // from the write's answer to the first chat call (>= 0)
-	write                      millis  // each status write, sent to answered
-	writesSeconds              float64 // from the first write sent to the last answered
-	firstMessageMs             float64 // from the first status write to the first chat call
-	allRepresented             float64 // seconds from the first status write until every pod is named
-	chatCalls, rateLimited     int     // chat.postMessage and chat.update calls; those answered 429
-	lost, duplicates           int
-	representedBy, duplicateOf map[string]int
+	chat, detect           millis
+	chatAfterAnswer        millis  // from the write's answer to the first chat call (>= 0)
+	write                  millis  // each status write, sent to answered
+	writesSeconds          float64 // from the first write sent to the last answered
+	firstMessageMs         float64 // from the first status write to the first chat call
+	allRepresented         float64 // seconds from the first status write until every pod is named
+	chatCalls, rateLimited int     // chat.postMessage and chat.update calls; those answered 429
+	lost, duplicates       int
 }
 
 // burst creates n running Airflow workers of one mapped task in namespace, waits until the
