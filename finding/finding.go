@@ -97,6 +97,9 @@ type SparkApp struct {
 	Application string `json:"application,omitempty"`
 	State       string `json:"state,omitempty"`
 	Attempts    int    `json:"attempts,omitempty"`
+	// Schedule is true when Application is a ScheduledSparkApplication (State its
+	// scheduleState), not a run.
+	Schedule bool `json:"schedule,omitempty"`
 }
 
 // Finding is one recognised failure of one object. Its JSON form is the replay output

@@ -145,7 +145,9 @@ func RenderText(f *finding.Finding) string {
 		}
 		b.WriteByte('\n')
 	}
-	if s := f.Spark; s != nil && s.Application != "" {
+	if s := f.Spark; s != nil && s.Schedule {
+		fmt.Fprintf(&b, "  spark     ScheduledSparkApplication %s, %s\n", s.Application, s.State)
+	} else if s != nil && s.Application != "" {
 		fmt.Fprintf(&b, "  spark     application %s, %s after %d attempt(s)\n", s.Application, s.State, s.Attempts)
 	} else if s != nil {
 		fmt.Fprintf(&b, "  spark     app %s (%s), role %s\n", s.AppName, s.AppID, s.Role)

@@ -26,3 +26,14 @@ func TestConsoleReport(t *testing.T) {
 	require.NoError(t, json.Unmarshal(buf.Bytes(), &got))
 	assert.Equal(t, *n, got)
 }
+
+// TestConsoleSparkLines: a finding about a SparkApplication run says its state and attempts;
+// one about a ScheduledSparkApplication says it is the schedule, and its state.
+func TestConsoleSparkLines(t *testing.T) {
+	run := &finding.Finding{Kind: finding.SparkAppFailed, Namespace: "spark", Severity: finding.SeverityCritical,
+		Spark: &finding.SparkApp{Application: "sales-20261120", State: "FAILED", Attempts: 2}}
+	assert.Contains(t, RenderText(run), "  spark     application sales-20261120, FAILED after 2 attempt(s)\n")
+	sched := &finding.Finding{Kind: finding.SparkAppFailed, Namespace: "spark", Severity: finding.SeverityCritical,
+		Spark: &finding.SparkApp{Application: "sales-hourly", State: "FailedValidation", Schedule: true}}
+	assert.Contains(t, RenderText(sched), "  spark     ScheduledSparkApplication sales-hourly, FailedValidation\n")
+}

@@ -28,7 +28,7 @@ func SparkAppFailedPlugin() Plugin {
 		Summary: func(f *finding.Finding, r finding.SummaryRefs) string {
 			state := "failed"
 			switch {
-			case f.Spark != nil && f.Spark.State == string(spark.ScheduleFailedValidation):
+			case f.Spark != nil && f.Spark.Schedule:
 				return "ScheduledSparkApplication " + r.Object + " failed validation: it creates no runs."
 			case f.Spark != nil && f.Spark.State == string(spark.StateSubmissionFailed):
 				state = "could not be submitted"
@@ -94,7 +94,7 @@ func invalidSchedule(s *spark.ScheduledApplication) []finding.Finding {
 		return nil
 	}
 	f := finding.Finding{Kind: finding.SparkAppFailed, Namespace: s.Namespace, UID: string(s.UID), Occurrence: s.Version(),
-		Spark: &finding.SparkApp{Application: s.Name, State: string(s.Status.ScheduleState)}}
+		Spark: &finding.SparkApp{Application: s.Name, State: string(s.Status.ScheduleState), Schedule: true}}
 	line := fmt.Sprintf("ScheduledSparkApplication %s (schedule %q) failed the Spark operator's validation", s.Name, s.Spec.Schedule)
 	if s.Status.Reason != "" {
 		line += ": " + clipText(s.Status.Reason)

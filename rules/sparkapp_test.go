@@ -229,7 +229,7 @@ func TestScheduledSparkApplications(t *testing.T) {
 	f := got[0]
 	assert.Equal(t, finding.SparkAppFailed, f.Kind)
 	assert.Equal(t, "spark-jobs/sales-hourly", f.Name())
-	assert.Equal(t, &finding.SparkApp{Application: "sales-hourly", State: "FailedValidation"}, f.Spark)
+	assert.Equal(t, &finding.SparkApp{Application: "sales-hourly", State: "FailedValidation", Schedule: true}, f.Spark)
 	assert.Equal(t, []string{`ScheduledSparkApplication sales-hourly (schedule "0 * * * * MON") failed the Spark operator's validation: failed to parse schedule 0 * * * * MON: expected exactly 5 fields, found 6; it creates no runs until its spec is mended`}, f.Evidence)
 	again := bad
 	again.ResourceVersion = "99" // the operator writes its status again: the same finding

@@ -38,6 +38,6 @@ func TestReplaySparkApps(t *testing.T) {
 	require.Contains(t, out, `"spark":{"application":"events-backfill-20261120","state":"SUBMISSION_FAILED","attempts":3}`)
 	require.Contains(t, out, `"kind":"OOMKilled","rule":"oom-other","severity":"warning","namespace":"spark-jobs","pod":"sales-daily-aggregate-20261120-driver",`)
 	require.Contains(t, out, `"owner":{"kind":"SparkApplication","name":"sales-daily-aggregate-20261120"}`)
-	require.Contains(t, out, `"spark":{"application":"inventory-hourly","state":"FailedValidation"}`)
+	require.Contains(t, out, `"spark":{"application":"inventory-hourly","state":"FailedValidation","schedule":true}`)
 	require.Equal(t, 3, strings.Count(out, "\n"), "one finding per failed run, one for the schedule the operator refused:\n%s", out)
 }

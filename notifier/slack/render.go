@@ -183,7 +183,9 @@ func fields(f *finding.Finding) []*slack.TextBlockObject {
 			add("Execution date", code(a.ExecutionDate)+" (a worker from before run ids)")
 		}
 	}
-	if s := f.Spark; s != nil && s.Application != "" {
+	if s := f.Spark; s != nil && s.Schedule {
+		add("Spark", fmt.Sprintf("ScheduledSparkApplication %s, %s", code(s.Application), esc(s.State)))
+	} else if s != nil && s.Application != "" {
 		v := fmt.Sprintf("application %s, %s after %d attempt(s)", code(s.Application), esc(s.State), s.Attempts)
 		if s.AppID != "" {
 			v += "\n" + code(s.AppID)

@@ -280,3 +280,16 @@ func TestSecretsNeverPrinted(t *testing.T) {
 		assert.NotContains(t, s, "shh")
 	}
 }
+
+// TestScheduleField: a finding about a ScheduledSparkApplication names the schedule, and its
+// state, not a run's attempts.
+func TestScheduleField(t *testing.T) {
+	f := &finding.Finding{Kind: finding.SparkAppFailed, Namespace: "spark", Severity: finding.SeverityCritical,
+		Spark: &finding.SparkApp{Application: "sales-hourly", State: "FailedValidation", Schedule: true}}
+	var texts []string
+	for _, b := range fields(f) {
+		texts = append(texts, b.Text)
+	}
+	assert.Contains(t, strings.Join(texts, "\n"), "ScheduledSparkApplication `sales-hourly`, FailedValidation")
+	assert.NotContains(t, strings.Join(texts, "\n"), "attempt(s)")
+}
