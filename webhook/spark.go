@@ -132,7 +132,9 @@ func raiseRole(app *spark.Application, o overrides.Override, bound int64) bool {
 		v := spark.FormatMemory(mem)
 		ps.Memory, changed = &v, true
 	}
-	if over > cur.Overhead {
+	// A raised heap under Spark's default overhead would grow the overhead with it, past the
+	// limit approved and checked against the bound: the overhead is written out then.
+	if over > cur.Overhead || (changed && cur.DefaultOverhead) {
 		v := spark.FormatMemory(over)
 		ps.MemoryOverhead, changed = &v, true
 	}
