@@ -215,8 +215,9 @@ func isConflict(err error) bool {
 // webhook answers from it without a NATS round trip.
 type Cache struct {
 	mu       sync.RWMutex
-	byTask   map[string]map[string]*Override // namespace/dag/task -> container -> override
+	byTask   map[string]map[string]*Override // cluster/namespace/dag/task -> target (Task.Column) -> override
 	byID     map[string]*Override
+	revs     map[string]uint64 // the bucket revision of each key the cache holds
 	ready    chan struct{}
 	onChange func(ch Change, revision uint64)
 }
@@ -228,7 +229,7 @@ func (c *Cache) OnChange(fn func(ch Change, revision uint64)) { c.onChange = fn 
 
 // NewCache returns an empty cache; Run fills it.
 func NewCache() *Cache {
-	return &Cache{byTask: map[string]map[string]*Override{}, byID: map[string]*Override{}, ready: make(chan struct{})}
+	return &Cache{byTask: map[string]map[string]*Override{}, byID: map[string]*Override{}, revs: map[string]uint64{}, ready: make(chan struct{})}
 }
 
 // Ready is closed once the cache holds everything the bucket held when Run started.
@@ -269,9 +270,15 @@ func (c *Cache) Run(ctx context.Context, kv jetstream.KeyValue) error {
 func (c *Cache) apply(e jetstream.KeyValueEntry) *Change {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	// A watch that restarts delivers each key's latest value again (last per subject): a
+	// revision the cache holds already is not a change.
+	if r, ok := c.revs[e.Key()]; ok && e.Revision() <= r {
+		return nil
+	}
+	c.revs[e.Key()] = e.Revision()
 	old, had := c.byID[e.Key()]
 	if had {
-		delete(c.byTask[taskKey(old.Task)], old.Task.Container)
+		delete(c.byTask[taskKey(old.Task)], old.Task.Column())
 		delete(c.byID, e.Key())
 	}
 	if e.Operation() != jetstream.KeyValuePut {
@@ -304,22 +311,24 @@ func (c *Cache) setLocked(o *Override) {
 	if c.byTask[k] == nil {
 		c.byTask[k] = map[string]*Override{}
 	}
-	c.byID[o.ID], c.byTask[k][o.Task.Container] = o, o
+	// By target: a container's name, or a Spark role (a task's driver and executors each).
+	c.byID[o.ID], c.byTask[k][o.Task.Column()] = o, o
 }
 
-func taskKey(t Task) string { return t.Namespace + "/" + t.DagID + "/" + t.TaskID }
+func taskKey(t Task) string { return t.Cluster + "/" + t.Namespace + "/" + t.DagID + "/" + t.TaskID }
 
-// Find returns the overrides of a task in force at now (one per container), for cluster.
+// Find returns the overrides of a task in force at now (one per container or Spark role), for
+// cluster.
 func (c *Cache) Find(cluster, namespace, dag, task string, now time.Time) []Override {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	var out []Override
-	for _, o := range c.byTask[namespace+"/"+dag+"/"+task] {
-		if o.Task.Cluster == cluster && o.Active(now) {
+	for _, o := range c.byTask[taskKey(Task{Cluster: cluster, Namespace: namespace, DagID: dag, TaskID: task})] {
+		if o.Active(now) {
 			out = append(out, *o)
 		}
 	}
-	slices.SortFunc(out, func(a, b Override) int { return strings.Compare(a.Task.Container, b.Task.Container) })
+	slices.SortFunc(out, func(a, b Override) int { return strings.Compare(a.Task.Column(), b.Task.Column()) })
 	return out
 }
 

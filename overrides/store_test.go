@@ -2,12 +2,14 @@ package overrides
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap"
@@ -261,22 +263,84 @@ func TestCacheReportsChanges(t *testing.T) {
 	go func() { _ = c.Run(ctx, kv) }()
 	<-c.Ready()
 
+	// Each change is seen before the next is made (overrides change minutes apart): a watch
+	// that restarts delivers only a key's latest value (last per subject), and the revisions
+	// between are not changes it can report.
+	seenN := func(n int) {
+		t.Helper()
+		require.Eventually(t, func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			return len(seen) == n
+		}, 5*time.Second, 10*time.Millisecond)
+	}
 	_, err = s.Put(ctx, override("4Gi", "3Gi", "p-1"))
 	require.NoError(t, err)
+	seenN(1)
 	side := override("1Gi", "512Mi", "p-2")
 	side.Task.Container = "sidecar"
 	side.ID = side.Task.ID()
 	_, err = s.Put(ctx, side)
 	require.NoError(t, err)
+	seenN(2)
 	_, err = s.Revoke(ctx, task("base").ID(), "U0BOB")
 	require.NoError(t, err)
-	require.Eventually(t, func() bool {
-		mu.Lock()
-		defer mu.Unlock()
-		return len(seen) == 3
-	}, 5*time.Second, 10*time.Millisecond)
+	seenN(3)
 	mu.Lock()
 	defer mu.Unlock()
 	assert.Equal(t, []string{"raised 4Gi", "stored 1Gi", "revoked 4Gi"}, seen)
 	assert.Len(t, revs, 3, "each change has its own revision")
+}
+
+// TestCacheKeepsEachTarget: the overrides of one task are one per target — each container, and
+// the driver and the executors of its SparkApplications apart — and the same task in another
+// cluster sharing the bucket is another task.
+func TestCacheKeepsEachTarget(t *testing.T) {
+	c := NewCache()
+	role := func(cluster, r string) Override {
+		tk := Task{Cluster: cluster, Namespace: "airflow", DagID: "etl_daily", TaskID: "load", Role: r}
+		return Override{ID: tk.ID(), Task: tk, Limit: "6Gi", Memory: "5g", MemoryOverhead: "1g", CreatedAt: t0, UpdatedAt: t0, ExpiresAt: t0.Add(DefaultTTL)}
+	}
+	c.Set(*override("3Gi", "2Gi", "p-1"))
+	c.Set(role("prod-eu", "driver"))
+	c.Set(role("prod-eu", "executor"))
+	c.Set(role("prod-us", "driver"))
+	var got []string
+	for _, o := range c.Find("prod-eu", "airflow", "etl_daily", "load", t0) {
+		got = append(got, o.Task.Column())
+	}
+	assert.Equal(t, []string{"base", "spark:driver", "spark:executor"}, got)
+	us := c.Find("prod-us", "airflow", "etl_daily", "load", t0)
+	require.Len(t, us, 1)
+	assert.Equal(t, "prod-us", us[0].Task.Cluster)
+}
+
+// entry is a bucket entry as a watch delivers it.
+type entry struct {
+	jetstream.KeyValueEntry // the methods apply does not call
+	key                     string
+	value                   []byte
+	rev                     uint64
+}
+
+func (e entry) Key() string                     { return e.key }
+func (e entry) Value() []byte                   { return e.value }
+func (e entry) Revision() uint64                { return e.rev }
+func (e entry) Operation() jetstream.KeyValueOp { return jetstream.KeyValuePut }
+
+// TestCacheIgnoresRedeliveries: an entry the cache holds already, delivered again by a watch
+// that restarted, is not reported as a change; a newer revision is.
+func TestCacheIgnoresRedeliveries(t *testing.T) {
+	c := NewCache()
+	o := override("3Gi", "2Gi", "p-1")
+	raw, err := json.Marshal(o)
+	require.NoError(t, err)
+	ch := c.apply(entry{key: o.ID, value: raw, rev: 5})
+	require.NotNil(t, ch)
+	assert.Equal(t, "stored", ch.Change)
+	assert.Nil(t, c.apply(entry{key: o.ID, value: raw, rev: 5}), "the same revision again")
+	assert.Nil(t, c.apply(entry{key: o.ID, value: raw, rev: 4}), "an older one")
+	ch = c.apply(entry{key: o.ID, value: raw, rev: 7})
+	require.NotNil(t, ch)
+	assert.Equal(t, "raised", ch.Change)
 }
