@@ -110,6 +110,20 @@ func (r *Recording) Calls() []Request {
 // Nop is the executor of notify: nothing to change.
 var Nop = ExecutorFunc(func(context.Context, *Request) (string, error) { return "nothing to do", nil })
 
+// Adviser is an executor that only advises on some requests: Advises reports whether it
+// changes nothing for r (a memory proposal for a target it neither patches nor overrides);
+// approving such a request records the decision.
+type Adviser interface {
+	Advises(r *Request) bool
+}
+
+// Advises implements Adviser: whether the executor of r's action type advises on r (an
+// executor that is not an Adviser always acts).
+func (es Executors) Advises(r *Request) bool {
+	a, ok := es[r.Action.Type].(Adviser)
+	return ok && a.Advises(r)
+}
+
 // Referrer is an executor whose action leaves something behind that a later decision may undo
 // (a memory override): Ref names it for r, "" when r leaves nothing.
 type Referrer interface {

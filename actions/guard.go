@@ -92,12 +92,6 @@ type GuardOptions struct {
 	Claimer Claimer
 	// Rechecker re-evaluates a pod's finding before acting on it; nil assumes it holds.
 	Rechecker Rechecker
-	// Overrides: memory proposals of Airflow tasks' worker pods are executed as memory
-	// overrides (the executor is a MemoryLimit with an Override), not recorded as advice.
-	Overrides bool
-	// SparkApps: memory proposals in a SparkApplication's settings are patched (the executor
-	// is a MemoryLimit with Spark), not recorded as advice.
-	SparkApps bool
 	// Namespace is podmedic's own namespace, always protected; default OwnNamespace(
 	// ServiceAccountDir): $POD_NAMESPACE, else the service account's namespace file.
 	Namespace string
@@ -129,8 +123,6 @@ type Guard struct {
 	budgets   *Budgets
 	claimer   Claimer
 	recheck   Rechecker
-	overrides bool
-	sparkApps bool
 	protected []string
 	events    events.EventRecorder
 	now       func() time.Time
@@ -158,7 +150,7 @@ func NewGuard(o GuardOptions) (*Guard, error) {
 	}
 	g := &Guard{
 		client: o.Client, exec: o.Executor, result: finding.ResultExecuted, kv: o.KV,
-		claimer: o.Claimer, recheck: o.Rechecker, overrides: o.Overrides, sparkApps: o.SparkApps, events: o.Events, now: o.Now, metrics: o.Metrics, log: o.Logger,
+		claimer: o.Claimer, recheck: o.Rechecker, events: o.Events, now: o.Now, metrics: o.Metrics, log: o.Logger,
 	}
 	g.SetPolicy(o.Policy)
 	if g.exec == nil {
@@ -186,12 +178,13 @@ func (g *Guard) Policy() Policy { return *g.policy.Load() }
 // DryRun reports whether the guard records instead of executing.
 func (g *Guard) DryRun() bool { return g.result == finding.ResultDryRun }
 
-// Advisory reports whether a request's action is advice only: a memory proposal for a target
-// podmedic neither patches nor overrides (a plain Job, a bare pod that is not an Airflow
-// task's); approving it records the decision.
+// Advisory reports whether a request's action is advice only, as its executor says (Adviser):
+// a memory proposal for a target podmedic neither patches nor overrides (a plain Job, a bare
+// pod that is not an Airflow task's, a SparkApplication without --patch-spark-applications);
+// approving it records the decision.
 func (g *Guard) Advisory(r *Request) bool {
-	return r.Action.Type == finding.ActionProposeMemoryLimit && !Patchable(r.Target) &&
-		!(g.overrides && Overridable(r.Finding, r.Target)) && !(g.sparkApps && SparkPatchable(r))
+	a, ok := g.exec.(Adviser)
+	return ok && a.Advises(r)
 }
 
 // Protected reports whether the guard never acts in namespace ns.

@@ -17,6 +17,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/podmedic/podmedic/finding"
+	"github.com/podmedic/podmedic/spark"
 )
 
 // Workload kinds whose pod template a memory limit proposal patches. Bare pods, plain Jobs
@@ -262,6 +263,10 @@ func (p PatchMemoryLimit) Execute(ctx context.Context, r *Request) (string, erro
 		r.Target, name, limit.String(), request.String()), nil
 }
 
+// Advises implements Adviser: a target that is not a workload's pod template (a bare pod, a
+// plain Job) is not patched.
+func (PatchMemoryLimit) Advises(r *Request) bool { return !Patchable(r.Target) }
+
 // Describe implements Describer.
 func (p PatchMemoryLimit) Describe(r *Request) string {
 	return fmt.Sprintf("patch %s: container %s memory limit %s, request %s",
@@ -293,7 +298,7 @@ func templatePatch(uid string, path []string, list, container string, limit, req
 // pod_override of the task; otherwise the resources of the pod template.
 func MemoryAdvice(f *finding.Finding, a finding.Action, t finding.Target) string {
 	c, l, r := a.Params["container"], a.Params["limit"], a.Params["request"]
-	if a.Params["target"] == "SparkApplication" {
+	if a.Params["target"] == spark.KindApplication {
 		// The operator sizes the pods from these settings (limit = memory + memoryOverhead),
 		// not from pod resources; on a spec change it resubmits the application (its state
 		// becomes INVALIDATING, then it runs again: spark-operator's event filter).

@@ -196,6 +196,12 @@ func (m MemoryLimit) Execute(ctx context.Context, r *Request) (string, error) {
 	return m.Patch.Execute(ctx, r)
 }
 
+// Advises implements Adviser: a memory proposal for a target that none of the executors
+// changes.
+func (m MemoryLimit) Advises(r *Request) bool {
+	return m.Patch.Advises(r) && !(m.Override != nil && Overridable(r.Finding, r.Target)) && !(m.Spark != nil && SparkPatchable(r))
+}
+
 // Describe implements Describer.
 func (m MemoryLimit) Describe(r *Request) string {
 	switch {

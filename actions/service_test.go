@@ -76,7 +76,7 @@ func newServiceEnv(t *testing.T, cfg serviceConfig) *serviceEnv {
 	}
 	g, err := NewGuard(GuardOptions{
 		Client: e.client, DryRun: cfg.dryRun, Policy: cfg.policy, KV: e.kv, Claimer: e.claims, Namespace: "podmedic",
-		Executor: execs, Overrides: cfg.overrides != nil,
+		Executor: execs,
 		Rechecker: RecheckerFunc(func(_ context.Context, f *finding.Finding, pod *corev1.Pod) (bool, string) {
 			if pod.Status.Phase == corev1.PodRunning {
 				return false, "the pod is Running"
@@ -111,6 +111,11 @@ func (c counting) Execute(ctx context.Context, r *Request) (string, error) {
 }
 
 func (c counting) Describe(r *Request) string { return c.Executor.(Describer).Describe(r) }
+
+func (c counting) Advises(r *Request) bool {
+	a, ok := c.Executor.(Adviser)
+	return ok && a.Advises(r)
+}
 
 func (c counting) Ref(r *Request) string {
 	if rf, ok := c.Executor.(Referrer); ok {

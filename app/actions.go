@@ -109,7 +109,7 @@ func newActions(ctx context.Context, o ActionsOptions, cfg *config.Config, clien
 	metrics := actions.NewMetrics(reg)
 	guard, err := actions.NewGuard(actions.GuardOptions{
 		Client: client, Executor: execs, DryRun: cfg.DryRun, Policy: actions.PolicyOf(cfg), KV: kv, Claimer: b,
-		Rechecker: live, Namespace: o.Namespace, Events: recorder, Now: live.Now, Overrides: o.Overrides != nil, SparkApps: o.Dynamic != nil,
+		Rechecker: live, Namespace: o.Namespace, Events: recorder, Now: live.Now,
 		Metrics: metrics, Logger: log.Named("guard"),
 	})
 	if err != nil {

@@ -223,7 +223,7 @@ func overrideEvents(ctx context.Context, client kubernetes.Interface, log *zap.L
 			return // made before overrides named their pod: nothing to regard
 		}
 		reason, action := "MemoryOverrideStored", "Override"
-		note := fmt.Sprintf("memory override %s of Airflow task %s.%s, container %s: limit %s", o.ID, o.Task.DagID, o.Task.TaskID, o.Task.Container, o.Limit)
+		note := fmt.Sprintf("memory override %s of Airflow task %s.%s, %s: limit %s", o.ID, o.Task.DagID, o.Task.TaskID, o.Task.Of(), o.Limit)
 		if o.Request != "" {
 			note += ", request " + o.Request
 		}
@@ -233,8 +233,8 @@ func overrideEvents(ctx context.Context, client kubernetes.Interface, log *zap.L
 			reason = "MemoryOverrideRaised"
 		case "revoked":
 			reason, action = "MemoryOverrideRevoked", "Revoke"
-			note = fmt.Sprintf("memory override %s of Airflow task %s.%s, container %s, revoked by %s: new pods get the memory their task asks for",
-				o.ID, o.Task.DagID, o.Task.TaskID, o.Task.Container, o.RevokedBy)
+			note = fmt.Sprintf("memory override %s of Airflow task %s.%s, %s, revoked by %s: new pods get the memory their task asks for",
+				o.ID, o.Task.DagID, o.Task.TaskID, o.Task.Of(), o.RevokedBy)
 		}
 		ev := &eventsv1.Event{
 			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("podmedic-%s.%d", o.ID, rev), Namespace: o.Task.Namespace},

@@ -42,10 +42,7 @@ type Task struct {
 }
 
 func (t Task) String() string {
-	if t.Role != "" {
-		return fmt.Sprintf("%s/%s %s.%s Spark %s", t.Cluster, t.Namespace, t.DagID, t.TaskID, t.Role)
-	}
-	return fmt.Sprintf("%s/%s %s.%s container %s", t.Cluster, t.Namespace, t.DagID, t.TaskID, t.Container)
+	return fmt.Sprintf("%s/%s %s.%s %s", t.Cluster, t.Namespace, t.DagID, t.TaskID, t.Of())
 }
 
 // Of names what the override raises: "container base" or "Spark driver".

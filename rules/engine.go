@@ -161,6 +161,15 @@ func (e *Engine) evaluate(object string, meta *metav1.ObjectMeta, in Input) []fi
 	return kept
 }
 
+// actionOf is the action a rule's action block makes, its params still to plan.
+func actionOf(ra *config.RuleAction) *finding.Action {
+	mode := ra.Mode
+	if mode == "" {
+		mode = finding.ModeApprove
+	}
+	return &finding.Action{Type: ra.Type, Mode: mode, Params: map[string]string{}}
+}
+
 // ruleNamed returns the enabled rule called name, or nil.
 func (e *Engine) ruleNamed(name string) *config.Rule {
 	for _, cr := range e.rules {
@@ -249,11 +258,7 @@ func (e *Engine) complete(f *finding.Finding, cr compiledRule, in Input) {
 	if r.Action == nil || r.Action.Type == finding.ActionNotify {
 		return
 	}
-	mode := r.Action.Mode
-	if mode == "" {
-		mode = finding.ModeApprove
-	}
-	a := &finding.Action{Type: r.Action.Type, Mode: mode, Params: map[string]string{}}
+	a := actionOf(r.Action)
 	switch a.Type {
 	case finding.ActionDeletePod, finding.ActionEvictPod:
 		if gp := r.Action.Params.GracePeriod; gp != nil {

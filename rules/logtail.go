@@ -45,8 +45,8 @@ func (l *LogTailer) enrich(ctx context.Context, f *finding.Finding, e *Engine, v
 	if f.Kind != finding.TaskFailed || f.Pod == "" || f.Container == "" {
 		return
 	}
-	tails, heap := e.cfg.Evidence.Tails(), e.wantsHeap(f)
-	if !tails && !heap {
+	tails, heap := e.cfg.Evidence.Tails(), e.heapRule(f)
+	if !tails && heap == nil {
 		return
 	}
 	var (
@@ -60,11 +60,11 @@ func (l *LogTailer) enrich(ctx context.Context, f *finding.Finding, e *Engine, v
 	if role != "" {
 		f.Evidence = append(f.Evidence, heapOOM(f, role))
 	}
-	if heap {
+	if heap != nil {
 		if err != nil {
 			f.Evidence = append(f.Evidence, "no memory proposed: the log of "+f.Container+" could not be read ("+err.Error()+"), and only it tells a heap that ran out")
 		} else {
-			e.planHeap(f, role, view)
+			e.planHeap(f, heap, role, view)
 		}
 	}
 	if !tails || len(lines) == 0 {

@@ -15,8 +15,33 @@ import (
 	"github.com/podmedic/podmedic/spark"
 )
 
-// driverContainer is the driver pod's Spark container (spark-submit names it so).
-const driverContainer = "spark-kubernetes-driver"
+// The Spark containers of the driver and executor pods (spark-submit names them so).
+const (
+	driverContainer   = "spark-kubernetes-driver"
+	executorContainer = "spark-kubernetes-executor"
+)
+
+// sparkContainer is the Spark container of a role's pods; "" for another role.
+func sparkContainer(role string) string {
+	switch role {
+	case "driver":
+		return driverContainer
+	case "executor":
+		return executorContainer
+	}
+	return ""
+}
+
+// appUnknown says that the SparkApplication a pod belongs to is not in the view.
+const appUnknown = "SparkApplication %s is not known (its CRD not installed or not watched)"
+
+// ownerApp is the SparkApplication that owns f's pod, as the view knows it, or nil.
+func ownerApp(v View, f *finding.Finding) *spark.Application {
+	if v == nil || f.Owner.Kind != spark.KindApplication {
+		return nil
+	}
+	return v.SparkApp(f.Namespace, f.Owner.Name)
+}
 
 // SparkAppFailedPlugin detects SparkApplications whose run FAILED or SUBMISSION_FAILED: one
 // finding per run of the application (its submission id), with the operator's error message,
@@ -180,9 +205,6 @@ func sparkAppMeta(m metav1.ObjectMeta, driver *spark.PodSpec) *metav1.ObjectMeta
 	return &m
 }
 
-// Spark's containers in the pods spark-submit creates.
-const executorContainer = "spark-kubernetes-executor"
-
 // sparkMemory turns the memory proposal for the Spark container of a driver or executor pod
 // owned by a SparkApplication into Spark's settings, when the view knows the application: the
 // pod's limit is memory + memoryOverhead (package spark), and a kernel OOM kill is the
@@ -194,12 +216,12 @@ func sparkMemory(f *finding.Finding, in Input, c *corev1.Container, params map[s
 		return
 	}
 	role := in.Pod.Labels[LabelSparkRole]
-	if (role == "driver" && c.Name != driverContainer) || (role == "executor" && c.Name != executorContainer) || (role != "driver" && role != "executor") {
+	if want := sparkContainer(role); want == "" || c.Name != want {
 		return // a sidecar: its own resources, not Spark's
 	}
-	app := in.View.SparkApp(f.Namespace, f.Owner.Name)
+	app := ownerApp(in.View, f)
 	if app == nil {
-		f.Evidence = append(f.Evidence, fmt.Sprintf("SparkApplication %s is not known (its CRD not installed or not watched): the proposal is the pod's memory, not Spark's settings", f.Owner.Name))
+		f.Evidence = append(f.Evidence, fmt.Sprintf(appUnknown+": the proposal is the pod's memory, not Spark's settings", f.Owner.Name))
 		return
 	}
 	rm, err := app.MemoryOf(role)
@@ -225,25 +247,26 @@ func sparkMemory(f *finding.Finding, in Input, c *corev1.Container, params map[s
 		spark.FormatMemory(rm.Overhead), params["memoryOverhead"], next.String()))
 }
 
-// wantsHeap reports whether f's rule proposes memory for a failed task: the proposal waits for
-// the task's log, which says whose heap ran out (planHeap).
-func (e *Engine) wantsHeap(f *finding.Finding) bool {
-	r := e.ruleNamed(f.Rule)
-	return f.Kind == finding.TaskFailed && r != nil && r.Action != nil && r.Action.Type == finding.ActionProposeMemoryLimit
+// heapRule returns f's rule when it proposes memory for a failed task, else nil: the proposal
+// waits for the task's log, which says whose heap ran out (planHeap).
+func (e *Engine) heapRule(f *finding.Finding) *config.Rule {
+	if f.Kind != finding.TaskFailed {
+		return nil
+	}
+	if r := e.ruleNamed(f.Rule); r != nil && r.Action != nil && r.Action.Type == finding.ActionProposeMemoryLimit {
+		return r
+	}
+	return nil
 }
 
-// planHeap plans the memory proposal of a failed Spark driver whose rule proposes memory, once
+// planHeap plans the memory proposal of a failed Spark driver under r (its heapRule), once
 // its log has said whose JVM ran out of heap (role "driver" or "executor"; "" when the log
 // shows no java.lang.OutOfMemoryError): that role's spec.<role>.memory of the driver's
 // SparkApplication, raised by what the rule's policy raises a pod's limit of memory +
 // memoryOverhead (bump_ratio, min_bump, max_limit). The overhead is kept as it is, written out
 // when it was Spark's default, which would otherwise grow with the heap past the planned limit.
 // A failure that is not the heap's gets no memory proposal: more memory would not mend it.
-func (e *Engine) planHeap(f *finding.Finding, role string, view View) {
-	r := e.ruleNamed(f.Rule)
-	if r == nil || r.Action == nil || r.Action.Type != finding.ActionProposeMemoryLimit {
-		return
-	}
+func (e *Engine) planHeap(f *finding.Finding, r *config.Rule, role string, view View) {
 	no := func(why string) { f.Evidence = append(f.Evidence, "no memory proposed: "+why) }
 	switch {
 	case role == "":
@@ -253,12 +276,9 @@ func (e *Engine) planHeap(f *finding.Finding, role string, view View) {
 		no("the driver is not a SparkApplication's (spark-submit's own settings are not podmedic's to change)")
 		return
 	}
-	var app *spark.Application
-	if view != nil {
-		app = view.SparkApp(f.Namespace, f.Owner.Name)
-	}
+	app := ownerApp(view, f)
 	if app == nil {
-		no(fmt.Sprintf("SparkApplication %s is not known (its CRD not installed or not watched)", f.Owner.Name))
+		no(fmt.Sprintf(appUnknown, f.Owner.Name))
 		return
 	}
 	rm, err := app.MemoryOf(role)
@@ -268,11 +288,8 @@ func (e *Engine) planHeap(f *finding.Finding, role string, view View) {
 	}
 	// The role's pod as Spark sizes it: the rule's policy raises its limit.
 	pod := resource.NewQuantity(rm.Limit(), resource.BinarySI)
-	c := &corev1.Container{Name: driverContainer, Resources: corev1.ResourceRequirements{
+	c := &corev1.Container{Name: sparkContainer(role), Resources: corev1.ResourceRequirements{
 		Limits: corev1.ResourceList{corev1.ResourceMemory: *pod}, Requests: corev1.ResourceList{corev1.ResourceMemory: *pod}}}
-	if role == "executor" {
-		c.Name = executorContainer
-	}
 	params, err := e.planner.PlanMemory(c, r.Action.Params)
 	if err != nil {
 		no(err.Error())
@@ -287,11 +304,8 @@ func (e *Engine) planHeap(f *finding.Finding, role string, view View) {
 	params["target"], params["role"] = spark.KindApplication, role
 	params["memory"], params["memoryOverhead"] = spark.FormatMemory(memory), spark.FormatMemory(rm.Overhead)
 	delete(params, "request") // Spark sets the role's pods' request to their limit itself
-	mode := r.Action.Mode
-	if mode == "" {
-		mode = finding.ModeApprove
-	}
-	f.Action = &finding.Action{Type: r.Action.Type, Mode: mode, Params: params}
+	f.Action = actionOf(r.Action)
+	f.Action.Params = params
 	kept := "kept"
 	if rm.DefaultOverhead {
 		kept = "kept, written out: Spark's default would grow with the heap"

@@ -194,7 +194,7 @@ func TestSparkHeapProposal(t *testing.T) {
 	// Without the application in the view: no proposal, and why.
 	tf := e.EvaluatePod(driver, NewStaticView(d.Pods, nil, nil), nightNow)
 	require.NotEmpty(t, tf)
-	e.planHeap(&tf[0], "driver", NewStaticView(d.Pods, nil, nil))
+	e.planHeap(&tf[0], e.heapRule(&tf[0]), "driver", NewStaticView(d.Pods, nil, nil))
 	assert.Nil(t, tf[0].Action)
 	assert.Contains(t, tf[0].Evidence, "no memory proposed: SparkApplication sales-daily-aggregate-20261120 is not known (its CRD not installed or not watched)")
 }

@@ -125,7 +125,7 @@ func failedContainer(pod *corev1.Pod) (corev1.ContainerStatus, *corev1.Container
 // taskContainer names the container that runs a task pod's work: Airflow's base, Spark's
 // driver container, else the first container.
 func taskContainer(pod *corev1.Pod) string {
-	for _, name := range []string{"base", "spark-kubernetes-driver"} {
+	for _, name := range []string{"base", driverContainer} {
 		for _, c := range pod.Spec.Containers {
 			if c.Name == name {
 				return name

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/podmedic/podmedic/spark"
 )
@@ -22,17 +23,7 @@ var _ View = (*StaticView)(nil)
 
 // NewStaticView indexes the objects. Events are kept oldest first.
 func NewStaticView(pods []*corev1.Pod, pvcs []*corev1.PersistentVolumeClaim, events []*corev1.Event) *StaticView {
-	v := &StaticView{
-		pods:   make(map[string]*corev1.Pod, len(pods)),
-		pvcs:   make(map[string]*corev1.PersistentVolumeClaim, len(pvcs)),
-		events: map[string][]*corev1.Event{},
-	}
-	for _, p := range pods {
-		v.pods[p.Namespace+"/"+p.Name] = p
-	}
-	for _, c := range pvcs {
-		v.pvcs[c.Namespace+"/"+c.Name] = c
-	}
+	v := &StaticView{pods: byName(nil, pods), pvcs: byName(nil, pvcs), events: map[string][]*corev1.Event{}}
 	sorted := append([]*corev1.Event(nil), events...)
 	sort.SliceStable(sorted, func(i, j int) bool { return EventTime(sorted[i]).Before(EventTime(sorted[j])) })
 	for _, e := range sorted {
@@ -43,25 +34,26 @@ func NewStaticView(pods []*corev1.Pod, pvcs []*corev1.PersistentVolumeClaim, eve
 	return v
 }
 
+// byName adds objs to m (made when nil) by namespace/name and returns it.
+func byName[T metav1.Object](m map[string]T, objs []T) map[string]T {
+	if m == nil {
+		m = make(map[string]T, len(objs))
+	}
+	for _, o := range objs {
+		m[o.GetNamespace()+"/"+o.GetName()] = o
+	}
+	return m
+}
+
 // WithApps adds SparkApplications to the view and returns it.
 func (v *StaticView) WithApps(apps []*spark.Application) *StaticView {
-	if v.apps == nil {
-		v.apps = make(map[string]*spark.Application, len(apps))
-	}
-	for _, a := range apps {
-		v.apps[a.Namespace+"/"+a.Name] = a
-	}
+	v.apps = byName(v.apps, apps)
 	return v
 }
 
 // WithSchedules adds ScheduledSparkApplications to the view and returns it.
 func (v *StaticView) WithSchedules(scheds []*spark.ScheduledApplication) *StaticView {
-	if v.scheds == nil {
-		v.scheds = make(map[string]*spark.ScheduledApplication, len(scheds))
-	}
-	for _, s := range scheds {
-		v.scheds[s.Namespace+"/"+s.Name] = s
-	}
+	v.scheds = byName(v.scheds, scheds)
 	return v
 }
 

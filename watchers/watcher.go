@@ -681,9 +681,8 @@ func (w *Watcher) get(it item) object {
 			obj, ok, _ = s.pvcEvents.GetStore().GetByKey(key)
 		}
 	case bus.KindSparkApp, bus.KindScheduledSparkApp:
-		if st := w.spark.store(it.kind, s.namespace); st != nil {
-			obj, ok, _ = st.GetByKey(key)
-		}
+		obj = w.sparkObject(it.kind, it.namespace, it.name)
+		ok = obj != nil
 	}
 	if !ok {
 		return nil
